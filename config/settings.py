@@ -1,0 +1,87 @@
+"""Settings classes, chosen by ``REMS_ENV`` and overridden by the environment.
+
+``REMS_ENV``: ``development`` (default), ``sandbox``, ``test`` or
+``production``. ``DATABASE_URL`` (default: a SQLite file in the Flask
+instance folder), ``REDIS_URL`` (unset: jobs run inline in-process),
+``REMS_LOG_LEVEL``, ``REMS_PROGRAM_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from config.programs import PROGRAMS_DIR
+
+
+class Config:
+    """Defaults shared by every environment."""
+
+    ENV_NAME = "development"
+    #: Whether ``X-Rems-Now`` may set the evaluation time (sandbox and test only).
+    ALLOW_CLOCK_HEADER = False
+    #: None means the SQLite file ``<instance>/rems.sqlite3``.
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+    PROGRAM_DIR = str(PROGRAMS_DIR)
+    LOG_LEVEL = "INFO"
+
+    # flask-smorest / OpenAPI
+    API_TITLE = "Lenalidomide REMS"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+    JSON_SORT_KEYS = False
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+
+
+class SandboxConfig(Config):
+    ENV_NAME = "sandbox"
+    ALLOW_CLOCK_HEADER = True
+
+
+class TestConfig(Config):
+    ENV_NAME = "test"
+    ALLOW_CLOCK_HEADER = True
+    TESTING = True
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+
+
+CONFIGS: dict[str, type[Config]] = {
+    c.ENV_NAME: c for c in (DevelopmentConfig, SandboxConfig, TestConfig, ProductionConfig)
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a service that can start safely."""
+
+
+def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the settings for ``REMS_ENV`` with environment and explicit overrides applied."""
+    environ = os.environ if environ is None else environ
+    env_name = environ.get("REMS_ENV", "development").strip().lower()
+    if env_name not in CONFIGS:
+        raise ConfigurationError(f"REMS_ENV must be one of {sorted(CONFIGS)}, got {env_name!r}")
+    cls = CONFIGS[env_name]
+    settings = {key: getattr(cls, key) for key in dir(cls) if key.isupper()}
+    for key, env_key in (
+        ("DATABASE_URL", "DATABASE_URL"),
+        ("REDIS_URL", "REDIS_URL"),
+        ("LOG_LEVEL", "REMS_LOG_LEVEL"),
+        ("PROGRAM_DIR", "REMS_PROGRAM_DIR"),
+    ):
+        if environ.get(env_key):
+            settings[key] = environ[env_key]
+    settings.update(overrides or {})
+    if settings["ENV_NAME"] == "production" and not settings.get("DATABASE_URL"):
+        raise ConfigurationError("production needs DATABASE_URL: the embedded SQLite file is for development")
+    return settings

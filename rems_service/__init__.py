@@ -1,0 +1,28 @@
+"""The Lenalidomide REMS workflow service (Flask application)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask
+
+from config.settings import load_settings
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Application factory.
+
+    Settings come from ``REMS_ENV`` and the environment (see
+    ``config.settings``), then ``overrides``. Start-up fails if the program
+    definition is malformed or incomplete.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(load_settings(overrides=overrides))
+
+    from . import api, clock, logs, runtime
+
+    logs.init_app(app)  # first: the request id exists before anything can fail
+    clock.init_app(app)
+    runtime.init_app(app)
+    api.init_app(app)
+    return app

@@ -1,0 +1,108 @@
+"""The error format of API.md, for every error the service returns.
+
+``{"code", "status", "message", "errors": {"<field>": ["..."]}}``; nested
+field errors are flattened to dotted names (``attestations.completed_education``).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, jsonify
+from flask_smorest import Api
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from rems_service.services.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+#: webargs puts errors under the request location; these are stripped.
+_LOCATIONS = ("json", "query", "querystring", "view_args", "headers", "form")
+
+
+def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow's nested error dict into ``{"a.b": ["msg", ...]}``."""
+    if isinstance(errors, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in errors.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema":
+                name = prefix or "body"
+            for field, messages in flatten_errors(value, name).items():
+                flat.setdefault(field, []).extend(messages)
+        return flat
+    if isinstance(errors, (list, tuple)):
+        if all(isinstance(e, str) for e in errors):
+            return {prefix or "body": list(errors)}
+        flat = {}
+        for value in errors:
+            for field, messages in flatten_errors(value, prefix).items():
+                flat.setdefault(field, []).extend(messages)
+        return flat
+    return {prefix or "body": [str(errors)]}
+
+
+def _strip_location(errors: Any) -> Any:
+    if isinstance(errors, dict) and errors and set(errors) <= set(_LOCATIONS):
+        merged: dict[str, Any] = {}
+        for location, value in errors.items():
+            if isinstance(value, dict):
+                merged.update(value)
+            else:
+                merged["body" if location == "json" else location] = value
+        return merged
+    return errors
+
+
+def _summary(errors: dict[str, list[str]]) -> str:
+    parts = [f"{field}: {' '.join(messages)}" for field, messages in errors.items()]
+    return "; ".join(parts)
+
+
+def error_response(code: int, message: str | None = None, errors: dict[str, list[str]] | None = None, headers: Any = None):
+    status = HTTPStatus(code)
+    payload: dict[str, Any] = {"code": code, "status": status.phrase, "message": message or status.description}
+    if errors:
+        payload["errors"] = errors
+    return jsonify(payload), code, headers or {}
+
+
+class RemsApi(Api):
+    """flask-smorest's Api with API.md's error body."""
+
+    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+        data = getattr(error, "data", None) or {}
+        raw = data.get("errors", data.get("messages"))
+        errors = flatten_errors(_strip_location(raw)) if raw else None
+        message = data.get("message")
+        if message is None:
+            if error.code == 422 and errors:
+                message = "Validation failed: " + _summary(errors)
+            elif error.code == 400 and errors:
+                message = "Malformed request: " + _summary(errors)
+            else:
+                message = error.description
+        return error_response(error.code or 500, message, errors, data.get("headers"))
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError):
+        return error_response(exc.status, exc.message, exc.field_errors or None)
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError):
+        # Fail closed: nothing was decided or changed; say so and let the caller retry.
+        log.error("database unavailable", extra={"error": type(exc).__name__})
+        return error_response(503, "The database is unavailable; nothing was changed. Retry later.")
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError):
+        if exc.connection_invalidated:
+            log.error("database connection lost", extra={"error": type(exc).__name__})
+            return error_response(503, "The database connection was lost; nothing was changed. Retry later.")
+        log.exception("database error")
+        return error_response(500, "Internal error; nothing was changed.")

@@ -1,0 +1,143 @@
+"""The ``rems`` command: a Flask CLI group for the app (API.md, Command line)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from uuid import UUID
+
+import click
+from flask.cli import FlaskGroup, with_appcontext
+from sqlmodel import select
+
+from rems_service import create_app
+from rems_service.db import migrate
+from rems_service.db.models import User, UserRole
+from rems_service.runtime import get_runtime
+from rems_service.services import audit, pharmacies, prescribers, users
+from rems_service.services.actor import SYSTEM
+from rems_service.services.errors import ServiceError
+from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _fail(exc: ServiceError) -> None:
+    click.echo(json.dumps({"error": exc.message, "errors": exc.field_errors}), err=True)
+    sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
+def main() -> None:
+    """Lenalidomide REMS service. DATABASE_URL, REDIS_URL and REMS_ENV configure it."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema to REVISION."""
+    migrate.upgrade(get_runtime().engine, revision)
+    click.echo(json.dumps({"revision": migrate.current_revision(get_runtime().engine)}))
+
+
+@main.group("users")
+def users_group() -> None:
+    """API users."""
+
+
+@users_group.command("create")
+@click.option("--name", required=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in UserRole]))
+@click.option("--prescriber-id", type=click.UUID)
+@click.option("--pharmacy-id", type=click.UUID)
+@click.option("--trained", is_flag=True, help="Pharmacists: REMS training completed now.")
+@with_appcontext
+def users_create(name: str, role: str, prescriber_id: UUID | None, pharmacy_id: UUID | None, trained: bool) -> None:
+    """Create a user and print {"id", "token"} (the token is never shown again)."""
+    now = _now()
+    try:
+        user, token = users.create_user(
+            get_runtime().uow(),
+            SYSTEM,
+            now,
+            name=name,
+            role=role,
+            prescriber_id=prescriber_id,
+            pharmacy_id=pharmacy_id,
+            training_completed_at=now if trained else None,
+        )
+    except ServiceError as exc:
+        _fail(exc)
+    click.echo(json.dumps({"id": str(user.id), "token": token}))
+
+
+#: A valid NPI (check digit per the CMS algorithm) and NCPDP id for the demo program.
+DEMO_NPI = "1234567893"
+DEMO_NCPDP = "0000001"
+
+
+@main.group()
+def demo() -> None:
+    """Demo data."""
+
+
+@demo.command("seed")
+@click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) when the database already has users.")
+@with_appcontext
+def demo_seed(if_empty: bool) -> None:
+    """Fill an empty database with a demo program and print its users' tokens."""
+    runtime = get_runtime()
+    with runtime.uow() as uow:
+        has_users = uow.session.exec(select(User.id).limit(1)).first() is not None
+    if has_users:
+        message = "the database already has users; demo tokens were printed when it was seeded (mint more with `rems users create`)"
+        if if_empty:
+            click.echo(json.dumps({"seeded": False, "message": message}))
+            return
+        click.echo(json.dumps({"error": message}), err=True)
+        sys.exit(1)
+    now = _now()
+    prescriber = prescribers.register(runtime.uow(), SYSTEM, now, npi=DEMO_NPI, first_name="Demo", last_name="Prescriber", email="prescriber@example.org")
+    prescribers.certify(runtime.uow(), SYSTEM, now, prescriber.id, {k: True for k in PRESCRIBER_ATTESTATIONS})
+    pharmacy = pharmacies.register(
+        runtime.uow(), SYSTEM, now, ncpdp_id=DEMO_NCPDP, name="Demo Specialty Pharmacy",
+        representative_name="Demo Representative", representative_email="rep@example.org",
+    )
+    pharmacies.certify(runtime.uow(), SYSTEM, now, runtime.program, pharmacy.id, {k: True for k in PHARMACY_ATTESTATIONS})
+    out: dict[str, object] = {"seeded": True, "prescriber_id": str(prescriber.id), "pharmacy_id": str(pharmacy.id), "users": {}}
+    for label, kwargs in (
+        ("admin", {"role": "admin"}),
+        ("prescriber", {"role": "prescriber", "prescriber_id": prescriber.id}),
+        ("pharmacist", {"role": "pharmacist", "pharmacy_id": pharmacy.id, "training_completed_at": now}),
+        ("auditor", {"role": "auditor"}),
+    ):
+        user, token = users.create_user(runtime.uow(), SYSTEM, now, name=f"Demo {label}", **kwargs)
+        out["users"][label] = {"id": str(user.id), "token": token}  # type: ignore[index]
+    click.echo(json.dumps(out, indent=2))
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Check the whole chain; exit 0 when intact, 1 otherwise (JSON summary printed)."""
+    with get_runtime().uow() as uow:
+        check = audit.verify(uow.session)
+    click.echo(json.dumps({
+        "valid": check.valid, "checked": check.checked, "head_seq": check.head_seq,
+        "head_hash": check.head_hash, "first_invalid_seq": check.first_invalid_seq,
+    }))
+    sys.exit(0 if check.valid else 1)

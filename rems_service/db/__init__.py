@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, the engine, the unit of work and migrations."""

@@ -1,0 +1,164 @@
+"""The tables. Validation happens at the API (marshmallow) and in the domain:
+SQLModel table models skip pydantic validation, so these are storage only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Any, Optional
+
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, MetaData, String, Text
+from sqlmodel import Field, SQLModel
+
+from workflows.participants import PharmacyStatus, PrescriberStatus
+
+from .types import EnumText, UTCDateTime
+
+#: Deterministic constraint names, so migrations can drop and alter them
+#: on every backend (SQLite batch mode needs names).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+metadata: MetaData = SQLModel.metadata
+
+
+class UserRole(str, Enum):
+    ADMIN = "admin"
+    PRESCRIBER = "prescriber"
+    PHARMACIST = "pharmacist"
+    AUDITOR = "auditor"
+
+
+def _utc(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Prescriber(SQLModel, table=True):
+    """A prescriber (R-PRES-1), registered by NPI."""
+
+    __tablename__ = "prescribers"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    npi: str = Field(sa_column=Column(String(10), nullable=False, unique=True))
+    first_name: str = Field(sa_type=String(100), nullable=False)
+    last_name: str = Field(sa_type=String(100), nullable=False)
+    email: Optional[str] = Field(default=None, sa_type=String(254), nullable=True)
+    status: PrescriberStatus = Field(sa_type=EnumText(PrescriberStatus), nullable=False)
+    certified_at: Optional[datetime] = _utc(nullable=True)
+    status_changed_at: datetime = _utc()
+    status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
+    created_at: datetime = _utc()
+
+
+class Pharmacy(SQLModel, table=True):
+    """A dispensing pharmacy (R-PHA-1, R-PHA-2), registered by NCPDP id."""
+
+    __tablename__ = "pharmacies"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    ncpdp_id: str = Field(sa_column=Column(String(7), nullable=False, unique=True))
+    name: str = Field(sa_type=String(200), nullable=False)
+    representative_name: str = Field(sa_type=String(200), nullable=False)
+    representative_email: str = Field(sa_type=String(254), nullable=False)
+    status: PharmacyStatus = Field(sa_type=EnumText(PharmacyStatus), nullable=False)
+    certified_at: Optional[datetime] = _utc(nullable=True)
+    # Indexed: the renewal and expiry sweeps select only the rows coming due.
+    certified_until: Optional[datetime] = _utc(nullable=True, index=True)
+    status_changed_at: datetime = _utc()
+    status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
+    created_at: datetime = _utc()
+
+
+class User(SQLModel, table=True):
+    """Someone who calls the API. Only the SHA-256 of the bearer token is kept."""
+
+    __tablename__ = "users"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(sa_type=String(200), nullable=False)
+    role: UserRole = Field(sa_type=EnumText(UserRole), nullable=False)
+    prescriber_id: Optional[uuid.UUID] = Field(
+        default=None, sa_column=Column(ForeignKey("prescribers.id"), nullable=True, index=True)
+    )
+    pharmacy_id: Optional[uuid.UUID] = Field(
+        default=None, sa_column=Column(ForeignKey("pharmacies.id"), nullable=True, index=True)
+    )
+    training_completed_at: Optional[datetime] = _utc(nullable=True)
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created_at: datetime = _utc()
+
+
+class AuditEntry(SQLModel, table=True):
+    """One link of the append-only, hash-chained audit log (R-AUD-1, R-AUD-2).
+
+    ``hash`` covers every other column, so editing any of them, or removing,
+    reordering or inserting entries, is detected by verification. Patients
+    appear only by REMS patient id (R-AUD-3).
+    """
+
+    __tablename__ = "audit_entries"
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    recorded_at: datetime = _utc()
+    effective_at: datetime = _utc()
+    actor_user_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    actor_role: str = Field(sa_type=String(20), nullable=False)
+    action: str = Field(sa_type=String(64), nullable=False)
+    outcome: str = Field(sa_type=String(16), nullable=False)
+    reasons: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    program_version: Optional[str] = Field(default=None, sa_type=String(32), nullable=True)
+    subject: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    prescriber_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    pharmacy_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    rems_patient_id: Optional[str] = Field(default=None, sa_type=String(32), nullable=True)
+    inputs_digest: str = Field(sa_type=String(64), nullable=False)
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    prev_hash: str = Field(sa_type=String(64), nullable=False)
+    hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+
+    __table_args__ = (
+        # The auditor filters, newest first (seq descending within the filter).
+        Index("ix_audit_entries_action_seq", "action", "seq"),
+        Index("ix_audit_entries_prescriber_seq", "prescriber_id", "seq"),
+        Index("ix_audit_entries_pharmacy_seq", "pharmacy_id", "seq"),
+        Index("ix_audit_entries_rems_patient_seq", "rems_patient_id", "seq"),
+        Index("ix_audit_entries_effective_at", "effective_at"),
+    )
+
+
+class AuditChainHead(SQLModel, table=True):
+    """The single row naming the chain's last entry; locking it serializes appends."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    hash: str = Field(sa_type=String(64), nullable=False)
+
+
+class OutboxEvent(SQLModel, table=True):
+    """A domain event written in the transaction that caused it (transactional outbox).
+
+    The relay hands unsent rows to the job queue and stamps ``sent_at``;
+    handlers dedupe on ``id``.
+    """
+
+    __tablename__ = "outbox_events"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    type: str = Field(sa_type=String(64), nullable=False)
+    occurred_at: datetime = _utc()
+    created_at: datetime = _utc()
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    sent_at: Optional[datetime] = _utc(nullable=True)
+    attempts: int = Field(default=0, nullable=False)
+    last_error: Optional[str] = Field(default=None, sa_type=Text, nullable=True)
+
+    __table_args__ = (Index("ix_outbox_events_unsent", "sent_at", "created_at"),)

@@ -1,0 +1,47 @@
+"""The unit of work: one database transaction, committed explicitly.
+
+Services are the only code that opens one. Leaving the ``with`` block
+without ``commit()`` — including by an exception — rolls everything back,
+so a half-made decision or state change never persists.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Callable
+
+from sqlmodel import Session
+
+
+class UnitOfWork:
+    """Wraps a session; ``commit()`` is the only way anything is kept."""
+
+    session: Session
+
+    def __init__(self, session_factory: Callable[[], Session]):
+        self._session_factory = session_factory
+        self._committed = False
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._session_factory()
+        self._committed = False
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed:
+                self.session.rollback()
+        finally:
+            self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+        self._committed = True
+
+    def rollback(self) -> None:
+        self.session.rollback()

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from rems_service.db.models import UserRole
+
+from .common import RequestSchema, text
+
+
+class UserCreateSchema(RequestSchema):
+    name = text(200)
+    role = fields.String(required=True, validate=validate.OneOf([r.value for r in UserRole]))
+    prescriber_id = fields.UUID(load_default=None, allow_none=True, metadata={"description": "Required for role prescriber."})
+    pharmacy_id = fields.UUID(load_default=None, allow_none=True, metadata={"description": "Required for role pharmacist."})
+    training_completed_at = fields.AwareDateTime(
+        load_default=None, allow_none=True, metadata={"description": "Pharmacists: when REMS training was completed (R-PHA-3)."}
+    )
+
+
+class UserSchema(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    role = fields.Function(lambda u: u.role.value)
+    prescriber_id = fields.UUID(allow_none=True)
+    pharmacy_id = fields.UUID(allow_none=True)
+    training_completed_at = fields.AwareDateTime(allow_none=True)
+    created_at = fields.AwareDateTime()
+
+
+class UserCreatedSchema(UserSchema):
+    token = fields.String(metadata={"description": "The bearer token. Shown only in this response."})

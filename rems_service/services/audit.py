@@ -1,0 +1,155 @@
+"""The audit log's append path (R-AUD-1, R-AUD-2, R-AUD-3).
+
+``append`` is called inside the unit of work of the change it records, so
+the entry commits or rolls back with it. Appends are serialized by locking
+the single chain-head row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite
+units of work already hold the database write lock), which is what keeps
+concurrent writers from forking the chain.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any, Iterator, Mapping, Sequence
+
+from sqlmodel import Session, select
+
+from rems_service.db.engine import database_now
+from rems_service.db.models import AuditChainHead, AuditEntry
+from workflows.audit import ChainCheck, GENESIS_HASH, canonical_json, chain_hash, digest, verify_entries
+
+from .actor import Actor
+
+#: Primary key of the one chain-head row (created by the first migration).
+CHAIN_HEAD_ID = 1
+
+#: Subject keys that are copied into indexed columns for the auditor's filters.
+FILTER_KEYS = ("prescriber_id", "pharmacy_id", "rems_patient_id")
+
+#: Subject and detail keys that would carry PHI; refused outright (R-AUD-3).
+PHI_KEYS = frozenset({"first_name", "last_name", "name", "patient_name", "date_of_birth", "dob", "guardian_name"})
+
+
+def _plain(value: Any) -> Any:
+    """The JSON form the database will hand back, so the hash survives a round trip."""
+    return json.loads(canonical_json(value))
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
+
+
+def _refuse_phi(where: str, value: Any) -> None:
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            if key in PHI_KEYS:
+                raise ValueError(f"audit {where} may not carry {key!r} (R-AUD-3)")
+            _refuse_phi(where, inner)
+    elif isinstance(value, (list, tuple)):
+        for inner in value:
+            _refuse_phi(where, inner)
+
+
+def entry_content(entry: AuditEntry) -> dict[str, Any]:
+    """Every column of ``entry`` except ``hash``: what the hash covers."""
+    return {
+        "seq": entry.seq,
+        "recorded_at": entry.recorded_at,
+        "effective_at": entry.effective_at,
+        "actor_user_id": entry.actor_user_id,
+        "actor_role": entry.actor_role,
+        "action": entry.action,
+        "outcome": entry.outcome,
+        "reasons": entry.reasons,
+        "program_version": entry.program_version,
+        "subject": entry.subject,
+        "prescriber_id": entry.prescriber_id,
+        "pharmacy_id": entry.pharmacy_id,
+        "rems_patient_id": entry.rems_patient_id,
+        "inputs_digest": entry.inputs_digest,
+        "details": entry.details,
+        "prev_hash": entry.prev_hash,
+    }
+
+
+def append(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    outcome: str,
+    effective_at: datetime,
+    subject: Mapping[str, Any],
+    reasons: Sequence[Mapping[str, Any]] = (),
+    program_version: str | None = None,
+    inputs: Any = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry to the chain in the caller's transaction and return it.
+
+    ``inputs`` is the snapshot a decision read; only its digest is stored
+    here. Raises ``ValueError`` if the subject or details carry PHI keys.
+    """
+    subject = _plain(dict(subject))
+    details = _plain(dict(details or {}))
+    _refuse_phi("subject", subject)
+    _refuse_phi("details", details)
+    head = session.exec(
+        select(AuditChainHead).where(AuditChainHead.id == CHAIN_HEAD_ID).with_for_update()
+    ).one()
+    entry = AuditEntry(
+        seq=head.seq + 1,
+        recorded_at=database_now(session),
+        effective_at=effective_at,
+        actor_user_id=actor.user_id,
+        actor_role=actor.role,
+        action=action,
+        outcome=outcome,
+        reasons=_plain(list(reasons)),
+        program_version=program_version,
+        subject=subject,
+        prescriber_id=_uuid(subject.get("prescriber_id")),
+        pharmacy_id=_uuid(subject.get("pharmacy_id")),
+        rems_patient_id=subject.get("rems_patient_id"),
+        inputs_digest=digest(inputs if inputs is not None else {}),
+        details=details,
+        prev_hash=head.hash,
+        hash="",
+    )
+    entry.hash = chain_hash(head.hash, entry_content(entry))
+    head.seq, head.hash = entry.seq, entry.hash
+    session.add(entry)
+    session.add(head)
+    session.flush()
+    return entry
+
+
+def iter_entries(session: Session, after_seq: int = 0, batch: int = 5000) -> Iterator[AuditEntry]:
+    """Entries with ``seq > after_seq`` in ascending order, read in keyset batches."""
+    last = after_seq
+    while True:
+        rows = session.exec(
+            select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+def verify(session: Session, after_seq: int = 0, prev_hash: str = GENESIS_HASH) -> ChainCheck:
+    """Check the chain from ``(after_seq, prev_hash)`` to its end, and against the head row."""
+    check = verify_entries(
+        ((e.seq, e.prev_hash, e.hash, entry_content(e)) for e in iter_entries(session, after_seq)),
+        start_seq=after_seq,
+        start_hash=prev_hash,
+    )
+    if not check.valid:
+        return check
+    head = session.get(AuditChainHead, CHAIN_HEAD_ID)
+    if head is None or head.seq != check.head_seq or head.hash != check.head_hash:
+        # The tail was removed (or the head row forged): the first missing entry is invalid.
+        return ChainCheck(False, check.checked, check.head_seq, check.head_hash, check.head_seq + 1)
+    return check

@@ -1,0 +1,121 @@
+"""Prescriber registration and certification (R-PRES-1)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from rems_service.db.models import Prescriber, UserRole
+from rems_service.db.uow import UnitOfWork
+from workflows.audit import OUTCOME_COMPLETED
+from workflows.errors import DomainError
+from workflows.identifiers import npi_problem
+from workflows.lifecycle import StateChange
+from workflows.participants import PrescriberCertification, PrescriberStatus
+
+from . import audit, events
+from .actor import Actor
+from .changes import record_change, translate_domain_error
+from .errors import Conflict, Invalid, NotFound
+
+
+def _subject(row: Prescriber) -> dict[str, Any]:
+    return {"prescriber_id": row.id, "npi": row.npi}
+
+
+def _visible(actor: Actor, prescriber_id: uuid.UUID) -> bool:
+    """Admins see every prescriber; a prescriber user sees only its own."""
+    return actor.is_admin or (actor.role == UserRole.PRESCRIBER.value and actor.prescriber_id == prescriber_id)
+
+
+def register(
+    uow: UnitOfWork, actor: Actor, now: datetime, *, npi: str, first_name: str, last_name: str, email: str | None = None
+) -> Prescriber:
+    """Register a pending prescriber. Raises ``Invalid`` (bad NPI) or ``Conflict`` (NPI taken)."""
+    problem = npi_problem(npi)
+    if problem:
+        raise Invalid(problem, {"npi": [problem]})
+    with uow:
+        session = uow.session
+        if session.exec(select(Prescriber.id).where(Prescriber.npi == npi)).first() is not None:
+            raise Conflict("A prescriber with this NPI is already registered.", {"npi": ["Already registered."]})
+        row = Prescriber(
+            npi=npi,
+            first_name=first_name,
+            last_name=last_name,
+            email=email,
+            status=PrescriberStatus.PENDING,
+            status_changed_at=now,
+            created_at=now,
+        )
+        session.add(row)
+        session.flush()
+        audit.append(
+            session,
+            actor=actor,
+            action="prescriber.registered",
+            outcome=OUTCOME_COMPLETED,
+            effective_at=now,
+            subject=_subject(row),
+            inputs=_subject(row),
+            details={"to_state": PrescriberStatus.PENDING.value},
+        )
+        events.record(session, "prescriber.registered", now, _subject(row))
+        try:
+            uow.commit()
+        except IntegrityError:
+            # The unique constraint is the backstop for two concurrent registrations.
+            raise Conflict("A prescriber with this NPI is already registered.", {"npi": ["Already registered."]}) from None
+        return row
+
+
+def get(uow: UnitOfWork, actor: Actor, prescriber_id: uuid.UUID) -> Prescriber:
+    """Return the prescriber if the actor may see it; else ``NotFound``."""
+    with uow:
+        row = uow.session.get(Prescriber, prescriber_id) if _visible(actor, prescriber_id) else None
+        if row is None:
+            raise NotFound("Prescriber not found.")
+        return row
+
+
+def _transition(
+    uow: UnitOfWork,
+    actor: Actor,
+    prescriber_id: uuid.UUID,
+    command: Callable[[PrescriberCertification], StateChange],
+) -> Prescriber:
+    with uow:
+        session = uow.session
+        row = session.get(Prescriber, prescriber_id, with_for_update=True) if _visible(actor, prescriber_id) else None
+        if row is None:
+            raise NotFound("Prescriber not found.")
+        machine = PrescriberCertification(row.status.value, certified_at=row.certified_at)
+        try:
+            change = command(machine)
+        except DomainError as exc:
+            raise translate_domain_error(exc) from None
+        row.certified_at = machine.certified_at
+        record_change(session, actor, row, change, _subject(row))
+        uow.commit()
+        return row
+
+
+def certify(uow: UnitOfWork, actor: Actor, now: datetime, prescriber_id: uuid.UUID, attestations: dict[str, Any]) -> Prescriber:
+    """R-PRES-1: certify a pending prescriber whose four attestations are all true."""
+    return _transition(uow, actor, prescriber_id, lambda m: m.certify(attestations, now))
+
+
+def suspend(uow: UnitOfWork, actor: Actor, now: datetime, prescriber_id: uuid.UUID, reason: str) -> Prescriber:
+    return _transition(uow, actor, prescriber_id, lambda m: m.suspend(reason, now))
+
+
+def reinstate(uow: UnitOfWork, actor: Actor, now: datetime, prescriber_id: uuid.UUID) -> Prescriber:
+    return _transition(uow, actor, prescriber_id, lambda m: m.reinstate(now))
+
+
+def decertify(uow: UnitOfWork, actor: Actor, now: datetime, prescriber_id: uuid.UUID, reason: str) -> Prescriber:
+    return _transition(uow, actor, prescriber_id, lambda m: m.decertify(reason, now))

@@ -1,0 +1,89 @@
+"""The audit chain's content rules: canonical serialization and hashing.
+
+Each entry's hash is SHA-256 over the previous entry's hash and the
+canonical JSON of the entry's own content, so changing, removing,
+reordering or inserting any entry breaks every hash after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, Iterable, Mapping
+from uuid import UUID
+
+from .clock import isoformat_utc
+
+#: The ``prev_hash`` of the first entry of a chain.
+GENESIS_HASH = "0" * 64
+
+#: Outcomes an audit entry can record.
+OUTCOME_APPROVED = "approved"
+OUTCOME_DENIED = "denied"
+OUTCOME_COMPLETED = "completed"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return isoformat_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} has no canonical form")
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, UTC instants, UUIDs as text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False)
+
+
+def digest(value: Any) -> str:
+    """Hex SHA-256 of ``value``'s canonical JSON (the audit's ``inputs_digest``)."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def chain_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
+    """The hash of an entry: SHA-256 over its predecessor's hash and its canonical content."""
+    return hashlib.sha256((prev_hash + "\n" + canonical_json(content)).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """The result of checking a run of entries."""
+
+    valid: bool
+    checked: int
+    head_seq: int
+    head_hash: str
+    first_invalid_seq: int | None
+
+
+def verify_entries(
+    entries: Iterable[tuple[int, str, str, Mapping[str, Any]]],
+    start_seq: int = 0,
+    start_hash: str = GENESIS_HASH,
+) -> ChainCheck:
+    """Check ``(seq, prev_hash, hash, content)`` tuples in ascending order.
+
+    The run must continue the chain at ``(start_seq, start_hash)``: sequence
+    numbers without gaps, each ``prev_hash`` equal to its predecessor's hash
+    and each ``hash`` recomputed from the content. Returns the first sequence
+    number that fails (for a missing entry, the number that should be there).
+    """
+    expected_seq, prev = start_seq, start_hash
+    checked = 0
+    for seq, prev_hash, stored_hash, content in entries:
+        expected_seq += 1
+        if seq != expected_seq or prev_hash != prev or chain_hash(prev_hash, content) != stored_hash:
+            return ChainCheck(False, checked, expected_seq - 1, prev, expected_seq)
+        prev = stored_hash
+        checked += 1
+    return ChainCheck(True, checked, expected_seq, prev, None)

@@ -1,0 +1,239 @@
+"""The versioned program definition: every number of the REMS rules.
+
+A ``ProgramVersion`` holds the parameters of REMS_RULES.md's table. A
+``Program`` holds every version, ordered by ``effective_from``, and answers
+which one is in force at an instant. Parsing is strict: an unknown key, a
+missing key or an out-of-range value is a ``ProgramDefinitionError`` listing
+every problem, so a bad file refuses to start the service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, Iterable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .clock import ensure_utc
+from .errors import NoProgramInForce, ProgramDefinitionError
+
+#: The six risk categories of R-CAT-1.
+RISK_CATEGORIES = (
+    "FRP_ADULT",
+    "FRP_CHILD",
+    "FNRP_ADULT",
+    "FNRP_CHILD",
+    "MALE_ADULT",
+    "MALE_CHILD",
+)
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """R-PREG-3: pregnancy-test intervals during therapy."""
+
+    first_phase_days: int
+    first_phase_interval_days: int
+    regular_interval_days: int
+    irregular_interval_days: int
+
+
+@dataclass(frozen=True)
+class ProgramVersion:
+    """One version of the program's parameters, in force from ``effective_from``."""
+
+    program: str
+    version: str
+    effective_from: date
+    timezone: str
+    initial_test_1_window_days: tuple[int, int]
+    initial_test_2_window_hours: int
+    test_max_sensitivity_miu_ml: int
+    monitoring: Monitoring
+    survey_interval_days_default: int
+    survey_interval_days_fnrp_adult: int
+    max_days_supply: int
+    authorization_valid_days_frp: int
+    authorization_valid_days_other: int
+    confirmation_valid_hours: int
+    refill_max_remaining_days: int
+    pharmacy_certification_days: int
+    adult_age_years: int
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def starts_at(self) -> datetime:
+        """The instant the version takes effect: midnight of ``effective_from`` in its zone."""
+        return datetime.combine(self.effective_from, time.min, tzinfo=self.tz)
+
+    def pharmacy_certified_until(self, certified_at: datetime) -> datetime:
+        """R-PHA-2: the end of a pharmacy certification granted at ``certified_at``."""
+        return ensure_utc(certified_at) + timedelta(days=self.pharmacy_certification_days)
+
+
+@dataclass(frozen=True)
+class Program:
+    """Every version of one program, ordered by ``effective_from``."""
+
+    name: str
+    versions: tuple[ProgramVersion, ...]
+
+    def in_force(self, now: datetime) -> ProgramVersion:
+        """Return the version in force at ``now``; raise ``NoProgramInForce`` before the first."""
+        now = ensure_utc(now)
+        current = None
+        for candidate in self.versions:
+            if candidate.starts_at <= now:
+                current = candidate
+        if current is None:
+            raise NoProgramInForce(f"no version of program {self.name!r} is in force at {now.isoformat()}")
+        return current
+
+    def version(self, version: str) -> ProgramVersion:
+        """Return the version named ``version`` (for replaying a recorded decision)."""
+        for candidate in self.versions:
+            if candidate.version == version:
+                return candidate
+        raise KeyError(version)
+
+
+_TOP_KEYS = {
+    "program",
+    "version",
+    "effective_from",
+    "timezone",
+    "initial_test_1_window_days",
+    "initial_test_2_window_hours",
+    "test_max_sensitivity_miu_ml",
+    "monitoring",
+    "survey_interval_days",
+    "max_days_supply",
+    "authorization_valid_days",
+    "confirmation_valid_hours",
+    "refill_max_remaining_days",
+    "pharmacy_certification_days",
+    "adult_age_years",
+}
+_MONITORING_KEYS = {
+    "first_phase_days",
+    "first_phase_interval_days",
+    "regular_interval_days",
+    "irregular_interval_days",
+}
+_SURVEY_KEYS = {"default", "FNRP_ADULT"}
+_AUTH_KEYS = {"FRP", "others"}
+
+
+class _Reader:
+    """Collects every problem of one document instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def keys(self, where: str, data: Any, expected: set[str]) -> Mapping[str, Any]:
+        if not isinstance(data, Mapping):
+            self.problems.append(f"{where} must be a table")
+            return {}
+        for missing in sorted(expected - data.keys()):
+            self.problems.append(f"{where}.{missing} is missing" if where else f"{missing} is missing")
+        for unknown in sorted(data.keys() - expected):
+            self.problems.append(f"{where}.{unknown} is not a known parameter" if where else f"{unknown} is not a known parameter")
+        return data
+
+    def positive_int(self, where: str, value: Any, maximum: int = 10_000) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
+            if value is not None:
+                self.problems.append(f"{where} must be an integer between 1 and {maximum}, got {value!r}")
+            return 0
+        return value
+
+    def text(self, where: str, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            if value is not None:
+                self.problems.append(f"{where} must be a non-empty string")
+            return ""
+        return value
+
+
+def parse_program_version(data: Mapping[str, Any], source: str = "program") -> ProgramVersion:
+    """Build a ``ProgramVersion`` from a parsed document; raise ``ProgramDefinitionError``."""
+    r = _Reader()
+    top = r.keys("", data, _TOP_KEYS)
+    mon = r.keys("monitoring", top.get("monitoring", {}), _MONITORING_KEYS)
+    survey = r.keys("survey_interval_days", top.get("survey_interval_days", {}), _SURVEY_KEYS)
+    auth = r.keys("authorization_valid_days", top.get("authorization_valid_days", {}), _AUTH_KEYS)
+
+    effective_from = top.get("effective_from")
+    if isinstance(effective_from, datetime) or not isinstance(effective_from, date):
+        if effective_from is not None:
+            r.problems.append("effective_from must be a date (YYYY-MM-DD)")
+        effective_from = date.min
+
+    zone = r.text("timezone", top.get("timezone"))
+    if zone:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            r.problems.append(f"timezone {zone!r} is not a known IANA time zone")
+
+    window = top.get("initial_test_1_window_days")
+    if (
+        not isinstance(window, list)
+        or len(window) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in window)
+        or window[0] > window[1]
+    ):
+        if window is not None:
+            r.problems.append("initial_test_1_window_days must be [earliest, latest] days, earliest <= latest")
+        window = [0, 0]
+
+    version = ProgramVersion(
+        program=r.text("program", top.get("program")),
+        version=r.text("version", top.get("version")),
+        effective_from=effective_from,
+        timezone=zone,
+        initial_test_1_window_days=(window[0], window[1]),
+        initial_test_2_window_hours=r.positive_int("initial_test_2_window_hours", top.get("initial_test_2_window_hours")),
+        test_max_sensitivity_miu_ml=r.positive_int("test_max_sensitivity_miu_ml", top.get("test_max_sensitivity_miu_ml")),
+        monitoring=Monitoring(
+            first_phase_days=r.positive_int("monitoring.first_phase_days", mon.get("first_phase_days")),
+            first_phase_interval_days=r.positive_int("monitoring.first_phase_interval_days", mon.get("first_phase_interval_days")),
+            regular_interval_days=r.positive_int("monitoring.regular_interval_days", mon.get("regular_interval_days")),
+            irregular_interval_days=r.positive_int("monitoring.irregular_interval_days", mon.get("irregular_interval_days")),
+        ),
+        survey_interval_days_default=r.positive_int("survey_interval_days.default", survey.get("default")),
+        survey_interval_days_fnrp_adult=r.positive_int("survey_interval_days.FNRP_ADULT", survey.get("FNRP_ADULT")),
+        max_days_supply=r.positive_int("max_days_supply", top.get("max_days_supply")),
+        authorization_valid_days_frp=r.positive_int("authorization_valid_days.FRP", auth.get("FRP")),
+        authorization_valid_days_other=r.positive_int("authorization_valid_days.others", auth.get("others")),
+        confirmation_valid_hours=r.positive_int("confirmation_valid_hours", top.get("confirmation_valid_hours")),
+        refill_max_remaining_days=r.positive_int("refill_max_remaining_days", top.get("refill_max_remaining_days")),
+        pharmacy_certification_days=r.positive_int("pharmacy_certification_days", top.get("pharmacy_certification_days")),
+        adult_age_years=r.positive_int("adult_age_years", top.get("adult_age_years"), maximum=150),
+    )
+    if r.problems:
+        raise ProgramDefinitionError(source, r.problems)
+    return version
+
+
+def build_program(versions: Iterable[ProgramVersion]) -> Program:
+    """Combine versions of one program; refuse mixed programs and duplicate versions or dates."""
+    ordered = tuple(sorted(versions, key=lambda v: v.starts_at))
+    problems: list[str] = []
+    if not ordered:
+        raise ProgramDefinitionError("program", ["no program version was found"])
+    names = {v.program for v in ordered}
+    if len(names) != 1:
+        problems.append(f"versions name different programs: {sorted(names)}")
+    labels = [v.version for v in ordered]
+    if len(set(labels)) != len(labels):
+        problems.append(f"duplicate version labels: {labels}")
+    starts = [v.starts_at for v in ordered]
+    if len(set(starts)) != len(starts):
+        problems.append("two versions take effect at the same instant")
+    if problems:
+        raise ProgramDefinitionError("program", problems)
+    return Program(name=ordered[0].program, versions=ordered)
