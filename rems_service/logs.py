@@ -34,6 +34,18 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (so redirection is honoured)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # type: ignore[no-untyped-def]
+        pass
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send JSON lines to stderr from the root logger (idempotent)."""
     root = logging.getLogger()
@@ -41,7 +53,7 @@ def configure_logging(level: str = "INFO") -> None:
         if getattr(handler, "_rems", False):
             root.setLevel(level)
             return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler._rems = True  # type: ignore[attr-defined]
     handler.setFormatter(
         JsonFormatter(

@@ -2,7 +2,8 @@
 
 Services are the only code that opens one. Leaving the ``with`` block
 without ``commit()`` — including by an exception — rolls everything back,
-so a half-made decision or state change never persists.
+so a half-made decision or state change never persists. Objects read by a
+unit of work that ended without error stay readable after it closes.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class UnitOfWork:
     ) -> None:
         try:
             if not self._committed:
+                if exc_type is None:
+                    # A read-only unit of work: keep what was loaded usable after
+                    # the session ends (a rollback would expire it).
+                    self.session.expunge_all()
                 self.session.rollback()
         finally:
             self.session.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validates
 
 from workflows.identifiers import npi_problem
+from workflows.participants import PrescriberStatus
 
 from .common import RequestSchema, must_be_true, text
 
@@ -37,7 +38,7 @@ class PrescriberSchema(Schema):
     first_name = fields.String()
     last_name = fields.String()
     email = fields.String(allow_none=True)
-    status = fields.Function(lambda p: p.status.value)
+    status = fields.Enum(PrescriberStatus, by_value=True)
     certified_at = fields.AwareDateTime(allow_none=True)
     status_changed_at = fields.AwareDateTime()
     status_reason = fields.String(allow_none=True)

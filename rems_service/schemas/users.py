@@ -20,7 +20,7 @@ class UserCreateSchema(RequestSchema):
 class UserSchema(Schema):
     id = fields.UUID()
     name = fields.String()
-    role = fields.Function(lambda u: u.role.value)
+    role = fields.Enum(UserRole, by_value=True)
     prescriber_id = fields.UUID(allow_none=True)
     pharmacy_id = fields.UUID(allow_none=True)
     training_completed_at = fields.AwareDateTime(allow_none=True)

@@ -29,7 +29,7 @@ def record_change(
     state and the change's details; the caller's unit of work commits all
     three or none.
     """
-    row.status = change.to_state
+    row.status = type(row.status)(change.to_state)  # keep the column's Enum type
     row.status_changed_at = change.at
     row.status_reason = change.details.get("reason")
     session.add(row)
