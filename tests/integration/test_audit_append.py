@@ -1,0 +1,131 @@
+"""R-AUD-1, R-AUD-2, R-AUD-3: the append path of the audit log."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import pytest
+from sqlmodel import select
+
+from rems_service.db.models import AuditEntry, OutboxEvent, Prescriber
+from rems_service.db.engine import build_engine
+from rems_service.services import audit, prescribers
+from rems_service.services.actor import Actor, SYSTEM
+from rems_service.services.errors import Conflict
+from tests.helpers import PRESCRIBER_ATTESTED, make_prescriber, make_user, utc
+from workflows.audit import GENESIS_HASH, chain_hash
+
+
+def entries(runtime):
+    with runtime.uow() as uow:
+        return list(audit.iter_entries(uow.session))
+
+
+def test_state_changes_are_chained_with_actor_time_and_states(runtime):
+    now = utc(2026, 5, 1, 8)
+    admin_id, _ = make_user(runtime, "admin")
+    actor = Actor(user_id=admin_id.id, role="admin")
+    row = prescribers.register(runtime.uow(), actor, now, npi="1234567893", first_name="Ada", last_name="Osler")
+    prescribers.certify(runtime.uow(), actor, now, row.id, PRESCRIBER_ATTESTED)
+    prescribers.suspend(runtime.uow(), actor, now, row.id, "board review")
+    prescribers.decertify(runtime.uow(), actor, now, row.id, "revoked")
+    log = entries(runtime)
+    assert [e.action for e in log] == ["user.created", "prescriber.registered", "prescriber.certified", "prescriber.suspended", "prescriber.decertified"]
+    suspended = log[3]
+    assert suspended.actor_user_id == admin_id.id and suspended.actor_role == "admin"
+    assert suspended.effective_at == now and suspended.recorded_at.tzinfo is not None
+    assert suspended.details["from_state"] == "certified" and suspended.details["to_state"] == "suspended"
+    assert suspended.details["reason"] == "board review"
+    assert suspended.prescriber_id == row.id and suspended.outcome == "completed"
+    assert [e.seq for e in log] == [1, 2, 3, 4, 5]
+    prev = GENESIS_HASH
+    for e in log:
+        assert e.prev_hash == prev and e.hash == chain_hash(prev, audit.entry_content(e))
+        prev = e.hash
+    with runtime.uow() as uow:
+        assert audit.verify(uow.session).valid
+        events = uow.session.exec(select(OutboxEvent.type)).all()
+    assert sorted(events) == sorted(e.action for e in log)
+
+
+def test_a_failed_change_writes_nothing(runtime):
+    row = make_prescriber(runtime, certified=True)
+    before = entries(runtime)
+    with pytest.raises(Conflict):
+        prescribers.certify(runtime.uow(), SYSTEM, utc(2026, 5, 1), row.id, PRESCRIBER_ATTESTED)
+    assert [(e.seq, e.hash) for e in entries(runtime)] == [(e.seq, e.hash) for e in before]
+
+
+def test_an_exception_after_the_audit_append_rolls_everything_back(runtime):
+    row = make_prescriber(runtime, certified=False)
+    before = len(entries(runtime))
+    with pytest.raises(RuntimeError):
+        with runtime.uow() as uow:
+            audit.append(uow.session, actor=SYSTEM, action="x.y", outcome="completed", effective_at=utc(2026, 1, 1), subject={"prescriber_id": row.id})
+            p = uow.session.get(Prescriber, row.id)
+            p.status_reason = "half-written"
+            uow.session.add(p)
+            raise RuntimeError("boom")
+    assert len(entries(runtime)) == before
+    with runtime.uow() as uow:
+        assert uow.session.get(Prescriber, row.id).status_reason is None
+        assert audit.verify(uow.session).valid
+
+
+@pytest.mark.parametrize("key", ["first_name", "last_name", "date_of_birth", "name"])
+def test_phi_keys_are_refused(runtime, key):
+    with runtime.uow() as uow:
+        with pytest.raises(ValueError, match="R-AUD-3"):
+            audit.append(uow.session, actor=SYSTEM, action="x", outcome="completed", effective_at=utc(2026, 1, 1), subject={"rems_patient_id": "P1"}, details={"nested": {key: "x"}})
+
+
+def test_no_participant_names_in_the_audit_log(runtime):
+    make_prescriber(runtime)
+    text = " ".join(str(e.model_dump()) for e in entries(runtime))
+    assert "Ada" not in text and "Osler" not in text
+
+
+def test_verify_detects_a_removed_tail(runtime):
+    make_prescriber(runtime)
+    with runtime.uow() as uow:
+        last = uow.session.exec(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+        uow.session.delete(last)
+        uow.commit()
+    with runtime.uow() as uow:
+        check = audit.verify(uow.session)
+    assert not check.valid and check.first_invalid_seq == last.seq
+
+
+def test_concurrent_appends_keep_one_chain_on_postgres(postgres_url):
+    """8 writers × 25 appends through separate connections: one gapless, valid chain."""
+    engine = build_engine(postgres_url, pool_size=8, max_overflow=0)
+    from sqlmodel import Session
+
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(25):
+                with Session(engine) as session:
+                    audit.append(session, actor=SYSTEM, action="test.append", outcome="completed", effective_at=datetime.now(timezone.utc), subject={"writer": n, "i": i})
+                    session.commit()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        with Session(engine) as session:
+            check = audit.verify(session)
+            recorded = session.exec(select(AuditEntry.recorded_at).order_by(AuditEntry.seq)).all()
+        assert check.valid and check.checked == 200 and check.head_seq == 200
+        assert recorded == sorted(recorded)  # database time is monotonic along the chain
+    finally:
+        engine.dispose()
