@@ -79,6 +79,13 @@ class Lifecycle:
                 bound[key] = [getattr(self, name) for name in names]
         return bound
 
+    #: Attributes besides the status that a transition may change and the service stores.
+    PERSISTED: ClassVar[tuple[str, ...]] = ()
+
+    def persisted(self) -> dict[str, Any]:
+        """The values of ``PERSISTED`` attributes, to copy back onto the stored row."""
+        return {name: getattr(self, name) for name in self.PERSISTED}
+
     def allowed_triggers(self) -> list[str]:
         """Triggers that are legal from the current state (guards not evaluated)."""
         return sorted(

@@ -46,6 +46,7 @@ class PrescriberCertification(Lifecycle):
     """R-PRES-1: ``pending → certified ⇄ suspended``, any → ``decertified`` (final)."""
 
     SUBJECT = "prescriber"
+    PERSISTED = ("certified_at",)
     STATES = [s.value for s in PrescriberStatus]
     TRANSITIONS = [
         {"trigger": "certify", "source": "pending", "dest": "certified", "conditions": "_attested"},
@@ -104,6 +105,7 @@ class PharmacyCertification(Lifecycle):
     """
 
     SUBJECT = "pharmacy"
+    PERSISTED = ("certified_at", "certified_until")
     STATES = [s.value for s in PharmacyStatus]
     TRANSITIONS = [
         {"trigger": "certify", "source": ["pending", "certified", "expired"], "dest": "certified", "conditions": "_attested"},

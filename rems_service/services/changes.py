@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import uuid
+from typing import Any, Callable, Mapping, TypeVar
 
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel
 
 from workflows.audit import OUTCOME_COMPLETED
-from workflows.errors import GuardFailed, IllegalTransition
-from workflows.lifecycle import StateChange
+from workflows.errors import DomainError, GuardFailed, IllegalTransition
+from workflows.lifecycle import Lifecycle, StateChange
+
+from rems_service.db.uow import UnitOfWork
 
 from . import audit, events
 from .actor import Actor
-from .errors import Conflict, Invalid
+from .errors import Conflict, Invalid, NotFound
+
+Row = TypeVar("Row", bound=SQLModel)
+Machine = TypeVar("Machine", bound=Lifecycle)
 
 
 def record_change(
@@ -58,3 +65,78 @@ def translate_domain_error(exc: Exception) -> Exception:
     if isinstance(exc, GuardFailed):
         return Invalid(str(exc), exc.field_errors)
     return exc
+
+
+def register(
+    uow: UnitOfWork,
+    actor: Actor,
+    row: Row,
+    event: str,
+    subject: Callable[[Row], Mapping[str, Any]],
+    duplicate: Conflict,
+) -> Row:
+    """Insert a newly registered participant with its audit entry and event.
+
+    The unique constraint is the backstop for concurrent duplicates: its
+    violation becomes ``duplicate`` (409) and nothing is written.
+    """
+    with uow:
+        session = uow.session
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise duplicate from None
+        details = {"to_state": row.status.value}
+        audit.append(
+            session,
+            actor=actor,
+            action=event,
+            outcome=OUTCOME_COMPLETED,
+            effective_at=row.created_at,
+            subject=subject(row),
+            inputs=subject(row),
+            details=details,
+        )
+        events.record(session, event, row.created_at, {**subject(row), **details})
+        try:
+            uow.commit()
+        except IntegrityError:
+            raise duplicate from None
+        return row
+
+
+def transition(
+    uow: UnitOfWork,
+    actor: Actor,
+    row_type: type[Row],
+    row_id: uuid.UUID,
+    *,
+    visible: bool,
+    not_found: str,
+    build: Callable[[Row], Machine],
+    command: Callable[[Machine], StateChange],
+    subject: Callable[[Row], Mapping[str, Any]],
+    program_version: str | None = None,
+) -> Row:
+    """Load ``row_id`` locked, run ``command`` on its machine, persist the change.
+
+    Raises ``NotFound`` when the row is missing or not ``visible`` to the
+    actor, ``Conflict`` for an illegal transition and ``Invalid`` for a
+    refused guard; in each case nothing is written.
+    """
+    with uow:
+        session = uow.session
+        row = session.get(row_type, row_id, with_for_update=True) if visible else None
+        if row is None:
+            raise NotFound(not_found)
+        machine = build(row)
+        try:
+            change = command(machine)
+        except DomainError as exc:
+            raise translate_domain_error(exc) from None
+        for name, value in machine.persisted().items():
+            setattr(row, name, value)
+        record_change(session, actor, row, change, subject(row), program_version)
+        uow.commit()
+        return row

@@ -6,22 +6,21 @@ import uuid
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from rems_service.db.models import Pharmacy, UserRole
 from rems_service.db.uow import UnitOfWork
-from workflows.audit import OUTCOME_COMPLETED
-from workflows.errors import DomainError
+from workflows.errors import NoProgramInForce
 from workflows.identifiers import ncpdp_problem
 from workflows.lifecycle import StateChange
 from workflows.participants import PharmacyCertification, PharmacyStatus, effective_pharmacy_status
 from workflows.program import Program
 
-from . import audit, events
+from . import changes
 from .actor import Actor
-from .changes import record_change, translate_domain_error
 from .errors import Conflict, Invalid, NotFound, Unavailable
+
+NOT_FOUND = "Pharmacy not found."
 
 
 def _subject(row: Pharmacy) -> dict[str, Any]:
@@ -54,36 +53,14 @@ def register(
         raise Invalid(problem, {"ncpdp_id": [problem]})
     duplicate = Conflict("A pharmacy with this NCPDP ID is already registered.", {"ncpdp_id": ["Already registered."]})
     with uow:
-        session = uow.session
-        if session.exec(select(Pharmacy.id).where(Pharmacy.ncpdp_id == ncpdp_id)).first() is not None:
+        if uow.session.exec(select(Pharmacy.id).where(Pharmacy.ncpdp_id == ncpdp_id)).first() is not None:
             raise duplicate
-        row = Pharmacy(
-            ncpdp_id=ncpdp_id,
-            name=name,
-            representative_name=representative_name,
-            representative_email=representative_email,
-            status=PharmacyStatus.PENDING,
-            status_changed_at=now,
-            created_at=now,
-        )
-        session.add(row)
-        session.flush()
-        audit.append(
-            session,
-            actor=actor,
-            action="pharmacy.registered",
-            outcome=OUTCOME_COMPLETED,
-            effective_at=now,
-            subject=_subject(row),
-            inputs=_subject(row),
-            details={"to_state": PharmacyStatus.PENDING.value},
-        )
-        events.record(session, "pharmacy.registered", now, _subject(row))
-        try:
-            uow.commit()
-        except IntegrityError:
-            raise duplicate from None
-        return row
+    row = Pharmacy(
+        ncpdp_id=ncpdp_id, name=name, representative_name=representative_name,
+        representative_email=representative_email, status=PharmacyStatus.PENDING,
+        status_changed_at=now, created_at=now,
+    )
+    return changes.register(uow, actor, row, "pharmacy.registered", _subject, duplicate)
 
 
 def get(uow: UnitOfWork, actor: Actor, pharmacy_id: uuid.UUID) -> Pharmacy:
@@ -91,7 +68,7 @@ def get(uow: UnitOfWork, actor: Actor, pharmacy_id: uuid.UUID) -> Pharmacy:
     with uow:
         row = uow.session.get(Pharmacy, pharmacy_id) if _visible(actor, pharmacy_id) else None
         if row is None:
-            raise NotFound("Pharmacy not found.")
+            raise NotFound(NOT_FOUND)
         return row
 
 
@@ -103,36 +80,30 @@ def _transition(
     command: Callable[[PharmacyCertification], StateChange],
     program_version: str | None = None,
 ) -> Pharmacy:
-    with uow:
-        session = uow.session
-        row = session.get(Pharmacy, pharmacy_id, with_for_update=True) if _visible(actor, pharmacy_id) else None
-        if row is None:
-            raise NotFound("Pharmacy not found.")
-        machine = PharmacyCertification(
-            row.status.value, now, certified_at=row.certified_at, certified_until=row.certified_until
-        )
-        try:
-            change = command(machine)
-        except DomainError as exc:
-            raise translate_domain_error(exc) from None
-        row.certified_at = machine.certified_at
-        row.certified_until = machine.certified_until
-        record_change(session, actor, row, change, _subject(row), program_version)
-        uow.commit()
-        return row
+    return changes.transition(
+        uow, actor, Pharmacy, pharmacy_id,
+        visible=_visible(actor, pharmacy_id),
+        not_found=NOT_FOUND,
+        # Built in its effective status: a lapsed certification is 'expired' here.
+        build=lambda row: PharmacyCertification(row.status.value, now, certified_at=row.certified_at, certified_until=row.certified_until),
+        command=command,
+        subject=_subject,
+        program_version=program_version,
+    )
 
 
 def certify(
     uow: UnitOfWork, actor: Actor, now: datetime, program: Program, pharmacy_id: uuid.UUID, attestations: dict[str, Any]
 ) -> Pharmacy:
-    """R-PHA-1/2: certify (or renew) for the program's ``pharmacy_certification_days``."""
+    """R-PHA-1/2: certify (or renew) for the program's ``pharmacy_certification_days``.
+
+    Raises ``Unavailable`` when no program version is in force at ``now``.
+    """
     try:
         version = program.in_force(now)
-    except DomainError as exc:
+    except NoProgramInForce as exc:
         raise Unavailable(str(exc)) from None
-    return _transition(
-        uow, actor, now, pharmacy_id, lambda m: m.certify(attestations, version, now), version.version
-    )
+    return _transition(uow, actor, now, pharmacy_id, lambda m: m.certify(attestations, version, now), version.version)
 
 
 def suspend(uow: UnitOfWork, actor: Actor, now: datetime, pharmacy_id: uuid.UUID, reason: str | None) -> Pharmacy:

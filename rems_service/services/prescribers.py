@@ -6,21 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from rems_service.db.models import Prescriber, UserRole
 from rems_service.db.uow import UnitOfWork
-from workflows.audit import OUTCOME_COMPLETED
-from workflows.errors import DomainError
 from workflows.identifiers import npi_problem
 from workflows.lifecycle import StateChange
 from workflows.participants import PrescriberCertification, PrescriberStatus
 
-from . import audit, events
+from . import changes
 from .actor import Actor
-from .changes import record_change, translate_domain_error
 from .errors import Conflict, Invalid, NotFound
+
+NOT_FOUND = "Prescriber not found."
 
 
 def _subject(row: Prescriber) -> dict[str, Any]:
@@ -39,38 +37,15 @@ def register(
     problem = npi_problem(npi)
     if problem:
         raise Invalid(problem, {"npi": [problem]})
+    duplicate = Conflict("A prescriber with this NPI is already registered.", {"npi": ["Already registered."]})
     with uow:
-        session = uow.session
-        if session.exec(select(Prescriber.id).where(Prescriber.npi == npi)).first() is not None:
-            raise Conflict("A prescriber with this NPI is already registered.", {"npi": ["Already registered."]})
-        row = Prescriber(
-            npi=npi,
-            first_name=first_name,
-            last_name=last_name,
-            email=email,
-            status=PrescriberStatus.PENDING,
-            status_changed_at=now,
-            created_at=now,
-        )
-        session.add(row)
-        session.flush()
-        audit.append(
-            session,
-            actor=actor,
-            action="prescriber.registered",
-            outcome=OUTCOME_COMPLETED,
-            effective_at=now,
-            subject=_subject(row),
-            inputs=_subject(row),
-            details={"to_state": PrescriberStatus.PENDING.value},
-        )
-        events.record(session, "prescriber.registered", now, _subject(row))
-        try:
-            uow.commit()
-        except IntegrityError:
-            # The unique constraint is the backstop for two concurrent registrations.
-            raise Conflict("A prescriber with this NPI is already registered.", {"npi": ["Already registered."]}) from None
-        return row
+        if uow.session.exec(select(Prescriber.id).where(Prescriber.npi == npi)).first() is not None:
+            raise duplicate
+    row = Prescriber(
+        npi=npi, first_name=first_name, last_name=last_name, email=email,
+        status=PrescriberStatus.PENDING, status_changed_at=now, created_at=now,
+    )
+    return changes.register(uow, actor, row, "prescriber.registered", _subject, duplicate)
 
 
 def get(uow: UnitOfWork, actor: Actor, prescriber_id: uuid.UUID) -> Prescriber:
@@ -78,30 +53,21 @@ def get(uow: UnitOfWork, actor: Actor, prescriber_id: uuid.UUID) -> Prescriber:
     with uow:
         row = uow.session.get(Prescriber, prescriber_id) if _visible(actor, prescriber_id) else None
         if row is None:
-            raise NotFound("Prescriber not found.")
+            raise NotFound(NOT_FOUND)
         return row
 
 
 def _transition(
-    uow: UnitOfWork,
-    actor: Actor,
-    prescriber_id: uuid.UUID,
-    command: Callable[[PrescriberCertification], StateChange],
+    uow: UnitOfWork, actor: Actor, prescriber_id: uuid.UUID, command: Callable[[PrescriberCertification], StateChange]
 ) -> Prescriber:
-    with uow:
-        session = uow.session
-        row = session.get(Prescriber, prescriber_id, with_for_update=True) if _visible(actor, prescriber_id) else None
-        if row is None:
-            raise NotFound("Prescriber not found.")
-        machine = PrescriberCertification(row.status.value, certified_at=row.certified_at)
-        try:
-            change = command(machine)
-        except DomainError as exc:
-            raise translate_domain_error(exc) from None
-        row.certified_at = machine.certified_at
-        record_change(session, actor, row, change, _subject(row))
-        uow.commit()
-        return row
+    return changes.transition(
+        uow, actor, Prescriber, prescriber_id,
+        visible=_visible(actor, prescriber_id),
+        not_found=NOT_FOUND,
+        build=lambda row: PrescriberCertification(row.status.value, certified_at=row.certified_at),
+        command=command,
+        subject=_subject,
+    )
 
 
 def certify(uow: UnitOfWork, actor: Actor, now: datetime, prescriber_id: uuid.UUID, attestations: dict[str, Any]) -> Prescriber:
