@@ -1,0 +1,182 @@
+"""Patients: risk categories (R-CAT-1, R-CAT-2), enrollment (R-PAT-1) and the
+patient life cycle (R-PAT-2)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from .calendar import add_years
+from .lifecycle import Lifecycle, StateChange
+from .program import ProgramVersion
+
+
+class RiskCategory(str, Enum):
+    FRP_ADULT = "FRP_ADULT"
+    FRP_CHILD = "FRP_CHILD"
+    FNRP_ADULT = "FNRP_ADULT"
+    FNRP_CHILD = "FNRP_CHILD"
+    MALE_ADULT = "MALE_ADULT"
+    MALE_CHILD = "MALE_CHILD"
+
+    @property
+    def is_frp(self) -> bool:
+        """A female who can get pregnant: pregnancy testing applies."""
+        return self in (RiskCategory.FRP_ADULT, RiskCategory.FRP_CHILD)
+
+    @property
+    def is_male(self) -> bool:
+        return self in (RiskCategory.MALE_ADULT, RiskCategory.MALE_CHILD)
+
+    @property
+    def is_fnrp(self) -> bool:
+        return self in (RiskCategory.FNRP_ADULT, RiskCategory.FNRP_CHILD)
+
+    @property
+    def is_adult(self) -> bool:
+        return self.value.endswith("_ADULT")
+
+
+class MenstrualCycle(str, Enum):
+    REGULAR = "regular"
+    IRREGULAR = "irregular"
+
+
+class FnrpReason(str, Enum):
+    """R-CAT-2: the only grounds on which a female cannot get pregnant.
+
+    Infertility alone is deliberately absent: it does not exempt.
+    """
+
+    HYSTERECTOMY = "hysterectomy"
+    BILATERAL_OOPHORECTOMY = "bilateral_oophorectomy"
+    NATURAL_MENOPAUSE_24_MONTHS = "natural_menopause_24_months"
+
+
+class PatientStatus(str, Enum):
+    ENROLLED = "enrolled"
+    ON_THERAPY = "on_therapy"
+    HALTED = "halted"
+    NEEDS_INTERVENTION = "needs_intervention"
+    DISCONTINUED = "discontinued"
+
+
+#: R-PAT-2: the statuses in which a patient may get authorizations or dispenses.
+ELIGIBLE_STATUSES = frozenset({PatientStatus.ENROLLED.value, PatientStatus.ON_THERAPY.value})
+
+
+def is_adult(date_of_birth: date, on: date, program: ProgramVersion) -> bool:
+    """R-CAT-1: adult means ``adult_age_years`` or older on ``on`` (the 18th birthday counts)."""
+    return add_years(date_of_birth, program.adult_age_years) <= on
+
+
+def enrollment_problems(
+    category: RiskCategory,
+    date_of_birth: date,
+    enrollment_date: date,
+    program: ProgramVersion,
+    *,
+    menstrual_cycle: str | None,
+    fnrp_reason: str | None,
+    guardian_name: str | None,
+    ppaf_signed: bool,
+    counseling_completed: bool,
+) -> dict[str, list[str]]:
+    """Every reason the enrollment is refused, keyed by request field (empty: acceptable).
+
+    R-CAT-1: the category's age band must agree with the date of birth on the
+    enrollment date. R-CAT-2: an FNRP category needs a qualifying reason.
+    R-PAT-1: a signed PPAF, counseling, and a guardian under 18.
+    """
+    problems: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        problems.setdefault(field, []).append(message)
+
+    if date_of_birth > enrollment_date:
+        add("date_of_birth", "Cannot be after the enrollment date.")
+    adult = is_adult(date_of_birth, enrollment_date, program)
+    if adult != category.is_adult:
+        band = "an adult" if adult else "under 18"
+        add("risk_category", f"{category.value} disagrees with the date of birth: the patient is {band} on the enrollment date (R-CAT-1).")
+    if category.is_frp and menstrual_cycle is None:
+        add("menstrual_cycle", "Required for a female who can get pregnant (R-PREG-3).")
+    if not category.is_frp and menstrual_cycle is not None:
+        add("menstrual_cycle", "Only recorded for a female who can get pregnant.")
+    if category.is_fnrp and fnrp_reason is None:
+        add("fnrp_reason", "Required: hysterectomy, bilateral oophorectomy, or natural menopause for 24 consecutive months; infertility alone does not exempt (R-CAT-2).")
+    if not category.is_fnrp and fnrp_reason is not None:
+        add("fnrp_reason", "Only recorded for a female who can not get pregnant.")
+    if not adult and not guardian_name:
+        add("guardian_name", "A guardian co-signs for a patient under 18 (R-PAT-1).")
+    if ppaf_signed is not True:
+        add("ppaf_signed", "The Patient-Prescriber Agreement Form must be signed (R-PAT-1).")
+    if counseling_completed is not True:
+        add("counseling_completed", "The patient must be counseled before enrollment (R-PAT-1).")
+    return problems
+
+
+class PatientLifecycle(Lifecycle):
+    """R-PAT-2: ``enrolled → on_therapy``; ``enrolled|on_therapy → halted`` (positive
+    test; admin ``reinstate``); ``enrolled|on_therapy → needs_intervention`` (survey;
+    admin ``resolve_intervention``); any → ``discontinued`` (final).
+
+    A positive pregnancy test also halts a patient who is in ``needs_intervention``:
+    R-PREG-4 says it halts "at once", and the intervention must not hide it.
+    Reinstatement and resolution return the patient to ``on_therapy`` if
+    therapy had started, else to ``enrolled``.
+    """
+
+    SUBJECT = "patient"
+    PERSISTED = ("therapy_started_at",)
+    STATES = [s.value for s in PatientStatus]
+    TRANSITIONS = [
+        {"trigger": "start_therapy", "source": "enrolled", "dest": "on_therapy"},
+        {"trigger": "halt", "source": ["enrolled", "on_therapy", "needs_intervention"], "dest": "halted"},
+        {"trigger": "flag", "source": ["enrolled", "on_therapy"], "dest": "needs_intervention"},
+        {"trigger": "reinstate", "source": "halted", "dest": "on_therapy", "conditions": "_therapy_started"},
+        {"trigger": "reinstate", "source": "halted", "dest": "enrolled", "unless": "_therapy_started"},
+        {"trigger": "resolve_intervention", "source": "needs_intervention", "dest": "on_therapy", "conditions": "_therapy_started"},
+        {"trigger": "resolve_intervention", "source": "needs_intervention", "dest": "enrolled", "unless": "_therapy_started"},
+        {"trigger": "discontinue", "source": ["enrolled", "on_therapy", "halted", "needs_intervention"], "dest": "discontinued"},
+    ]
+    EVENTS = {
+        "start_therapy": "patient.therapy_started",
+        "halt": "patient.halted",
+        "flag": "patient.needs_intervention",
+        "reinstate": "patient.reinstated",
+        "resolve_intervention": "patient.intervention_resolved",
+        "discontinue": "patient.discontinued",
+    }
+
+    def __init__(self, status: str, therapy_started_at: datetime | None = None):
+        super().__init__(status)
+        self.therapy_started_at = therapy_started_at
+
+    def _therapy_started(self, **_: Any) -> bool:
+        return self.therapy_started_at is not None
+
+    @property
+    def eligible(self) -> bool:
+        return self.state in ELIGIBLE_STATUSES
+
+    def start_therapy(self, now: datetime) -> StateChange:
+        change = self._fire("start_therapy", now)
+        self.therapy_started_at = now
+        return change
+
+    def halt(self, reason: str, now: datetime, details: dict[str, Any] | None = None) -> StateChange:
+        return self._fire("halt", now, {"reason": reason, **(details or {})})
+
+    def flag(self, reason: str, now: datetime, details: dict[str, Any] | None = None) -> StateChange:
+        return self._fire("flag", now, {"reason": reason, **(details or {})})
+
+    def reinstate(self, reason: str, now: datetime) -> StateChange:
+        return self._fire("reinstate", now, {"reason": reason})
+
+    def resolve_intervention(self, reason: str, now: datetime) -> StateChange:
+        return self._fire("resolve_intervention", now, {"reason": reason})
+
+    def discontinue(self, reason: str | None, now: datetime) -> StateChange:
+        return self._fire("discontinue", now, {"reason": reason})
