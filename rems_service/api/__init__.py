@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, health, pharmacies, prescribers, users
+from . import errors, health, patients, pharmacies, prescribers, users
 from .errors import RemsApi
 
-BLUEPRINTS = (health.blp, users.blp, prescribers.blp, pharmacies.blp)
+BLUEPRINTS = (health.blp, users.blp, prescribers.blp, pharmacies.blp, patients.blp)
 
 
 def init_app(app: Flask) -> RemsApi:

@@ -9,10 +9,14 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, MetaData, String, Text
+from datetime import date
+
+from sqlalchemy import JSON, BigInteger, Column, Date, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlmodel import Field, SQLModel
 
 from workflows.participants import PharmacyStatus, PrescriberStatus
+from workflows.patients import FnrpReason, MenstrualCycle, PatientStatus, RiskCategory
+from workflows.testing import PregnancyResult
 
 from .types import EnumText, UTCDateTime
 
@@ -93,6 +97,62 @@ class User(SQLModel, table=True):
     training_completed_at: Optional[datetime] = _utc(nullable=True)
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     created_at: datetime = _utc()
+
+
+class Patient(SQLModel, table=True):
+    """An enrolled patient (R-PAT-1). Names and date of birth stay in this table:
+    the audit log and the logs know the patient only by ``rems_patient_id``."""
+
+    __tablename__ = "patients"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    rems_patient_id: str = Field(sa_column=Column(String(16), nullable=False, unique=True))
+    prescriber_id: uuid.UUID = Field(sa_column=Column(ForeignKey("prescribers.id"), nullable=False, index=True))
+    first_name: str = Field(sa_type=String(100), nullable=False)
+    last_name: str = Field(sa_type=String(100), nullable=False)
+    date_of_birth: date = Field(sa_type=Date, nullable=False)
+    risk_category: RiskCategory = Field(sa_type=EnumText(RiskCategory), nullable=False)
+    menstrual_cycle: Optional[MenstrualCycle] = Field(default=None, sa_type=EnumText(MenstrualCycle), nullable=True)
+    fnrp_reason: Optional[FnrpReason] = Field(default=None, sa_type=EnumText(FnrpReason), nullable=True)
+    guardian_name: Optional[str] = Field(default=None, sa_type=String(200), nullable=True)
+    status: PatientStatus = Field(sa_type=EnumText(PatientStatus), nullable=False)
+    status_changed_at: datetime = _utc()
+    status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
+    therapy_started_at: Optional[datetime] = _utc(nullable=True)
+    enrolled_at: datetime = _utc()
+    created_at: datetime = _utc()
+
+
+class PregnancyTestRecord(SQLModel, table=True):
+    """A pregnancy test result entered by the patient's prescriber (R-PREG-1 to R-PREG-5)."""
+
+    __tablename__ = "pregnancy_tests"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    patient_id: uuid.UUID = Field(sa_column=Column(ForeignKey("patients.id"), nullable=False))
+    collected_at: datetime = _utc()
+    result: PregnancyResult = Field(sa_type=EnumText(PregnancyResult), nullable=False)
+    sensitivity_miu_ml: int = Field(sa_type=Integer, nullable=False)
+    recorded_at: datetime = _utc()
+    recorded_by: Optional[uuid.UUID] = Field(default=None, nullable=True)
+
+    __table_args__ = (Index("ix_pregnancy_tests_patient_collected", "patient_id", "collected_at"),)
+
+
+class PatientSurvey(SQLModel, table=True):
+    """A confidential patient survey (R-SURV-1, R-SURV-2)."""
+
+    __tablename__ = "patient_surveys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    patient_id: uuid.UUID = Field(sa_column=Column(ForeignKey("patients.id"), nullable=False))
+    completed_at: datetime = _utc()
+    answers: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    noncompliance: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    recorded_at: datetime = _utc()
+    recorded_by: Optional[uuid.UUID] = Field(default=None, nullable=True)
+
+    __table_args__ = (Index("ix_patient_surveys_patient_completed", "patient_id", "completed_at"),)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Callable, Mapping, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from workflows.audit import OUTCOME_COMPLETED
-from workflows.errors import DomainError, GuardFailed, IllegalTransition
+from workflows.errors import DomainError, GuardFailed, IllegalTransition, NoProgramInForce
 from workflows.lifecycle import Lifecycle, StateChange
+from workflows.program import Program, ProgramVersion
 
 from rems_service.db.uow import UnitOfWork
 
 from . import audit, events
 from .actor import Actor
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid, NotFound, Unavailable
 
 Row = TypeVar("Row", bound=SQLModel)
 Machine = TypeVar("Machine", bound=Lifecycle)
@@ -53,6 +55,17 @@ def record_change(
         details=details,
     )
     events.record(session, change.event, change.at, {**subject, **details, "actor": actor.as_audit()})
+
+
+def version_at(program: Program, now: datetime) -> ProgramVersion:
+    """The program version in force at ``now``; ``Unavailable`` (503) before the first.
+
+    Nothing is decided or changed without the rules that govern it.
+    """
+    try:
+        return program.in_force(now)
+    except NoProgramInForce as exc:
+        raise Unavailable(str(exc)) from None
 
 
 def translate_domain_error(exc: Exception) -> Exception:
@@ -112,7 +125,7 @@ def transition(
     row_type: type[Row],
     row_id: uuid.UUID,
     *,
-    visible: bool,
+    visible: Callable[[Row], bool],
     not_found: str,
     build: Callable[[Row], Machine],
     command: Callable[[Machine], StateChange],
@@ -121,14 +134,14 @@ def transition(
 ) -> Row:
     """Load ``row_id`` locked, run ``command`` on its machine, persist the change.
 
-    Raises ``NotFound`` when the row is missing or not ``visible`` to the
-    actor, ``Conflict`` for an illegal transition and ``Invalid`` for a
+    Raises ``NotFound`` when the row is missing or ``visible(row)`` is false
+    for the actor, ``Conflict`` for an illegal transition and ``Invalid`` for a
     refused guard; in each case nothing is written.
     """
     with uow:
         session = uow.session
-        row = session.get(row_type, row_id, with_for_update=True) if visible else None
-        if row is None:
+        row = session.get(row_type, row_id, with_for_update=True)
+        if row is None or not visible(row):
             raise NotFound(not_found)
         machine = build(row)
         try:

@@ -10,7 +10,6 @@ from sqlmodel import select
 
 from rems_service.db.models import Pharmacy, UserRole
 from rems_service.db.uow import UnitOfWork
-from workflows.errors import NoProgramInForce
 from workflows.identifiers import ncpdp_problem
 from workflows.lifecycle import StateChange
 from workflows.participants import PharmacyCertification, PharmacyStatus, effective_pharmacy_status
@@ -18,7 +17,7 @@ from workflows.program import Program
 
 from . import changes
 from .actor import Actor
-from .errors import Conflict, Invalid, NotFound, Unavailable
+from .errors import Conflict, Invalid, NotFound
 
 NOT_FOUND = "Pharmacy not found."
 
@@ -82,7 +81,7 @@ def _transition(
 ) -> Pharmacy:
     return changes.transition(
         uow, actor, Pharmacy, pharmacy_id,
-        visible=_visible(actor, pharmacy_id),
+        visible=lambda row: _visible(actor, row.id),
         not_found=NOT_FOUND,
         # Built in its effective status: a lapsed certification is 'expired' here.
         build=lambda row: PharmacyCertification(row.status.value, now, certified_at=row.certified_at, certified_until=row.certified_until),
@@ -99,10 +98,7 @@ def certify(
 
     Raises ``Unavailable`` when no program version is in force at ``now``.
     """
-    try:
-        version = program.in_force(now)
-    except NoProgramInForce as exc:
-        raise Unavailable(str(exc)) from None
+    version = changes.version_at(program, now)
     return _transition(uow, actor, now, pharmacy_id, lambda m: m.certify(attestations, version, now), version.version)
 
 

@@ -62,7 +62,7 @@ def _transition(
 ) -> Prescriber:
     return changes.transition(
         uow, actor, Prescriber, prescriber_id,
-        visible=_visible(actor, prescriber_id),
+        visible=lambda row: _visible(actor, row.id),
         not_found=NOT_FOUND,
         build=lambda row: PrescriberCertification(row.status.value, certified_at=row.certified_at),
         command=command,

@@ -25,11 +25,18 @@ OPERATIONS = [
     ("POST", "/api/v1/pharmacies/{pharmacy}/suspend", {}),
     ("POST", "/api/v1/pharmacies/{pharmacy}/reinstate", {}),
     ("POST", "/api/v1/pharmacies/{pharmacy}/decertify", {}),
+    ("POST", "/api/v1/patients", {"first_name": "a", "last_name": "b", "date_of_birth": "1960-01-01", "risk_category": "MALE_ADULT", "ppaf_signed": True, "counseling_completed": True}),
+    ("GET", "/api/v1/patients/{patient}", None),
+    ("POST", "/api/v1/patients/{patient}/pregnancy-tests", {"collected_at": "2026-01-01T00:00:00+00:00", "result": "negative", "sensitivity_miu_ml": 25}),
+    ("POST", "/api/v1/patients/{patient}/surveys", {"completed_at": "2026-01-01T00:00:00+00:00", "answers": {}}),
+    ("POST", "/api/v1/patients/{patient}/reinstate", {}),
+    ("POST", "/api/v1/patients/{patient}/resolve-intervention", {}),
+    ("POST", "/api/v1/patients/{patient}/discontinue", {}),
 ]
 
 
 def _path(world, template):
-    return template.format(prescriber=world.prescriber.id, pharmacy=world.pharmacy.id)
+    return template.format(prescriber=world.prescriber.id, pharmacy=world.pharmacy.id, patient=uuid.UUID(int=7))
 
 
 @pytest.mark.parametrize("method, path, body", OPERATIONS)

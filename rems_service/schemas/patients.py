@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from workflows.patients import FnrpReason, MenstrualCycle, PatientStatus, RiskCategory
+from workflows.testing import PregnancyResult
+
+from .common import RequestSchema, StrictBoolean, text
+
+
+def _values(enum) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.value for e in enum]
+
+
+class PatientEnrollSchema(RequestSchema):
+    first_name = text(100)
+    last_name = text(100)
+    date_of_birth = fields.Date(required=True)
+    risk_category = fields.String(required=True, validate=validate.OneOf(_values(RiskCategory)))
+    menstrual_cycle = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(_values(MenstrualCycle)),
+        metadata={"description": "Required for FRP categories (R-PREG-3)."},
+    )
+    fnrp_reason = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(_values(FnrpReason)),
+        metadata={"description": "Required for FNRP categories (R-CAT-2): why she can not get pregnant. Infertility alone does not exempt."},
+    )
+    guardian_name = text(200, required=False, load_default=None, allow_none=True, metadata={"description": "Required under 18 (R-PAT-1)."})
+    ppaf_signed = StrictBoolean(required=True)
+    counseling_completed = StrictBoolean(required=True)
+
+
+class PregnancyTestingStatusSchema(Schema):
+    state = fields.String()
+    next_test_due_at = fields.AwareDateTime(allow_none=True)
+    interval_days = fields.Integer(allow_none=True)
+    reasons = fields.List(fields.Dict())
+
+
+class SurveyStatusSchema(Schema):
+    last_completed_at = fields.AwareDateTime(allow_none=True)
+    next_due_at = fields.AwareDateTime(allow_none=True)
+    current = fields.Boolean()
+
+
+class PatientSchema(Schema):
+    id = fields.UUID()
+    rems_patient_id = fields.String()
+    prescriber_id = fields.UUID()
+    first_name = fields.String()
+    last_name = fields.String()
+    date_of_birth = fields.Date()
+    risk_category = fields.Enum(RiskCategory, by_value=True)
+    menstrual_cycle = fields.Enum(MenstrualCycle, by_value=True, allow_none=True)
+    fnrp_reason = fields.Enum(FnrpReason, by_value=True, allow_none=True)
+    guardian_name = fields.String(allow_none=True)
+    status = fields.Enum(PatientStatus, by_value=True)
+    status_changed_at = fields.AwareDateTime()
+    status_reason = fields.String(allow_none=True)
+    therapy_started_at = fields.AwareDateTime(allow_none=True)
+    enrolled_at = fields.AwareDateTime()
+
+
+class PatientDetailSchema(PatientSchema):
+    pregnancy_testing = fields.Nested(PregnancyTestingStatusSchema)
+    survey = fields.Nested(SurveyStatusSchema)
+    program_version = fields.String()
+
+
+class PregnancyTestCreateSchema(RequestSchema):
+    collected_at = fields.AwareDateTime(required=True)
+    result = fields.String(required=True, validate=validate.OneOf(_values(PregnancyResult)))
+    sensitivity_miu_ml = fields.Integer(strict=True, required=True, validate=validate.Range(min=1), metadata={"description": "≤ 50 to count (R-PREG-2)."})
+
+
+class PregnancyTestSchema(Schema):
+    id = fields.UUID()
+    patient_id = fields.UUID()
+    collected_at = fields.AwareDateTime()
+    result = fields.Enum(PregnancyResult, by_value=True)
+    sensitivity_miu_ml = fields.Integer()
+    recorded_at = fields.AwareDateTime()
+    patient_status = fields.String()
+
+
+class SurveyAnswersSchema(RequestSchema):
+    missed_period = StrictBoolean(load_default=None, allow_none=True)
+    unprotected_intercourse = StrictBoolean(load_default=None, allow_none=True)
+    missed_contraception = StrictBoolean(load_default=None, allow_none=True)
+    shared_capsules = StrictBoolean(load_default=None, allow_none=True)
+    donated_blood = StrictBoolean(load_default=None, allow_none=True)
+
+
+class SurveyCreateSchema(RequestSchema):
+    completed_at = fields.AwareDateTime(required=True)
+    answers = fields.Nested(SurveyAnswersSchema, required=True)
+
+
+class SurveySchema(Schema):
+    id = fields.UUID()
+    patient_id = fields.UUID()
+    completed_at = fields.AwareDateTime()
+    answers = fields.Dict()
+    noncompliance = fields.List(fields.String())
+    recorded_at = fields.AwareDateTime()
+    patient_status = fields.String()
