@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 
 from rems_service.services.errors import ServiceError
 
@@ -38,8 +38,6 @@ def request_now() -> datetime:
 
 
 def init_app(app: Flask) -> None:
-    from flask import request
-
     @app.before_request
     def _set_clock() -> None:
         g.real_now = datetime.now(timezone.utc)

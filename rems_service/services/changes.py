@@ -91,7 +91,8 @@ def register(
     """Insert a newly registered participant with its audit entry and event.
 
     The unique constraint is the backstop for concurrent duplicates: its
-    violation becomes ``duplicate`` (409) and nothing is written.
+    violation, raised by the flush, becomes ``duplicate`` (409) and nothing
+    is written.
     """
     with uow:
         session = uow.session
@@ -112,10 +113,7 @@ def register(
             details=details,
         )
         events.record(session, event, row.created_at, {**subject(row), **details})
-        try:
-            uow.commit()
-        except IntegrityError:
-            raise duplicate from None
+        uow.commit()
         return row
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 
 import pytest
 
-from tests.helpers import Api, PRESCRIBER_ATTESTED
+from tests.helpers import PRESCRIBER_ATTESTED
 
 #: Every protected operation of this slice, with a body that would be valid.
 OPERATIONS = [

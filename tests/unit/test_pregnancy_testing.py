@@ -10,7 +10,6 @@ import pytest
 from config.programs import load_program
 from tests.helpers import utc
 from workflows.patients import MenstrualCycle, RiskCategory
-from workflows.reasons import Code
 from workflows.testing import (
     PregnancyTest,
     Purpose,
