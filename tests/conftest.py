@@ -34,7 +34,10 @@ REDIS_URL = os.environ.get("REMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("CI", "").lower() == "true" or os.environ.get("REMS_REQUIRE_SERVICES") == "1"
 
 #: Tables whose rows a test may leave behind (everything but alembic's).
-TABLES = ("users", "prescribers", "pharmacies", "patients", "pregnancy_tests", "patient_surveys", "audit_entries", "outbox_events")
+TABLES = (
+    "users", "prescribers", "pharmacies", "patients", "pregnancy_tests", "patient_surveys", "audit_entries", "outbox_events",
+    "decisions", "authorizations", "dispenses", "idempotency_keys",
+)
 
 
 def _unavailable(what: str, exc: Exception) -> None:

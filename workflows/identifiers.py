@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 #: The ISO prefix (health applications, United States) that the NPI check
 #: digit is computed over, per the CMS NPI check-digit specification.
 NPI_LUHN_PREFIX = "80840"
@@ -37,3 +39,27 @@ def ncpdp_problem(ncpdp_id: str) -> str | None:
     if not (len(ncpdp_id) == 7 and ncpdp_id.isascii() and ncpdp_id.isdigit()):
         return "NCPDP ID must be exactly 7 digits."
     return None
+
+
+#: Crockford base32: no I, L, O or U, so a number read over the phone or
+#: copied by hand cannot be misread.
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: What a person may type for a symbol that is not in the alphabet.
+_CROCKFORD_ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+#: Symbols in an authorization or confirmation number: 15 × 5 = 75 random
+#: bits, above R-AUTH-4's 64.
+REFERENCE_SYMBOLS = 15
+
+
+def new_reference_number(prefix: str) -> str:
+    """A fresh ``PREFIX-XXXXX-XXXXX-XXXXX`` number (R-AUTH-4): drawn from the
+    operating system's cryptographic source, so it is unguessable and never
+    derived from its subject. Uniqueness is the database's unique constraint.
+    """
+    body = "".join(secrets.choice(CROCKFORD) for _ in range(REFERENCE_SYMBOLS))
+    return f"{prefix}-{body[0:5]}-{body[5:10]}-{body[10:15]}"
+
+
+def normalize_reference_number(value: str) -> str:
+    """The canonical form of a typed number: upper case, O→0 and I/L→1, no spaces."""
+    return "".join(value.split()).upper().translate(_CROCKFORD_ALIASES)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, health, patients, pharmacies, prescribers, users
+from . import authorizations, dispenses, errors, health, patients, pharmacies, prescribers, users
 from .errors import RemsApi
 
-BLUEPRINTS = (health.blp, users.blp, prescribers.blp, pharmacies.blp, patients.blp)
+BLUEPRINTS = (
+    health.blp, users.blp, prescribers.blp, pharmacies.blp, patients.blp, authorizations.blp, dispenses.blp,
+)
 
 
 def init_app(app: Flask) -> RemsApi:

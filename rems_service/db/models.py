@@ -11,9 +11,11 @@ from typing import Any, Optional
 
 from datetime import date
 
-from sqlalchemy import JSON, BigInteger, Column, Date, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Column, Date, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from workflows.authorizations import AuthorizationStatus
+from workflows.dispenses import DispenseStatus
 from workflows.participants import PharmacyStatus, PrescriberStatus
 from workflows.patients import FnrpReason, MenstrualCycle, PatientStatus, RiskCategory
 from workflows.testing import PregnancyResult
@@ -222,3 +224,115 @@ class OutboxEvent(SQLModel, table=True):
     last_error: Optional[str] = Field(default=None, sa_type=Text, nullable=True)
 
     __table_args__ = (Index("ix_outbox_events_unsent", "sent_at", "created_at"),)
+
+
+class DecisionRecord(SQLModel, table=True):
+    """A recorded authorization or dispense decision, approved or denied (R-AUD-1).
+
+    ``snapshot`` is the canonical JSON of everything the decision read (no
+    names, no dates of birth); the audit entry ``audit_seq`` digests it, and
+    ``rems audit replay`` decides again from it under ``program_version``.
+    """
+
+    __tablename__ = "decisions"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    kind: str = Field(sa_type=String(20), nullable=False)
+    outcome: str = Field(sa_type=String(16), nullable=False)
+    reasons: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    evaluated_at: datetime = _utc()
+    valid_until: Optional[datetime] = _utc(nullable=True)
+    program_version: str = Field(sa_type=String(32), nullable=False)
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    actor_user_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    prescriber_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    pharmacy_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    patient_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    rems_patient_id: Optional[str] = Field(default=None, sa_type=String(32), nullable=True)
+    audit_seq: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    created_at: datetime = _utc()
+
+
+class Authorization(SQLModel, table=True):
+    """A prescription authorization (R-AUTH-1 to R-AUTH-4): bound to one patient,
+    one prescriber and the authorized days' supply; single use."""
+
+    __tablename__ = "authorizations"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    number: str = Field(sa_column=Column(String(24), nullable=False, unique=True))
+    patient_id: uuid.UUID = Field(sa_column=Column(ForeignKey("patients.id"), nullable=False))
+    prescriber_id: uuid.UUID = Field(sa_column=Column(ForeignKey("prescribers.id"), nullable=False, index=True))
+    rems_patient_id: str = Field(sa_type=String(16), nullable=False)
+    risk_category: RiskCategory = Field(sa_type=EnumText(RiskCategory), nullable=False)
+    days_supply: int = Field(sa_type=Integer, nullable=False)
+    quantity: int = Field(sa_type=Integer, nullable=False)
+    strength_mg: float = Field(nullable=False)
+    status: AuthorizationStatus = Field(sa_type=EnumText(AuthorizationStatus), nullable=False)
+    issued_at: datetime = _utc()
+    # Indexed: the expiry sweep selects only the authorizations coming due.
+    expires_at: datetime = _utc(index=True)
+    status_changed_at: datetime = _utc()
+    status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
+    decision_id: uuid.UUID = Field(sa_column=Column(ForeignKey("decisions.id"), nullable=False))
+
+    __table_args__ = (Index("ix_authorizations_patient_status", "patient_id", "status"),)
+
+
+#: Dispense statuses that hold their authorization: at most one per authorization (R-DISP-5).
+_HOLDING = "status IN ('confirmed', 'dispensed')"
+
+
+class Dispense(SQLModel, table=True):
+    """A dispense authorization (confirmation) and, once completed, the recorded dispense.
+
+    The partial unique index is R-DISP-5's backstop on every backend: one
+    authorization has at most one confirmation that is live or completed.
+    """
+
+    __tablename__ = "dispenses"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    confirmation_number: str = Field(sa_column=Column(String(24), nullable=False, unique=True))
+    authorization_id: uuid.UUID = Field(sa_column=Column(ForeignKey("authorizations.id"), nullable=False))
+    pharmacy_id: uuid.UUID = Field(sa_column=Column(ForeignKey("pharmacies.id"), nullable=False, index=True))
+    pharmacist_user_id: uuid.UUID = Field(sa_column=Column(ForeignKey("users.id"), nullable=False))
+    patient_id: uuid.UUID = Field(sa_column=Column(ForeignKey("patients.id"), nullable=False))
+    rems_patient_id: str = Field(sa_type=String(16), nullable=False)
+    days_supply: int = Field(sa_type=Integer, nullable=False)
+    quantity: int = Field(sa_type=Integer, nullable=False)
+    status: DispenseStatus = Field(sa_type=EnumText(DispenseStatus), nullable=False)
+    confirmed_at: datetime = _utc()
+    # Indexed: the lapse sweep selects only the confirmations coming due.
+    confirmation_expires_at: datetime = _utc(index=True)
+    dispensed_at: Optional[datetime] = _utc(nullable=True)
+    status_changed_at: datetime = _utc()
+    status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
+    decision_id: uuid.UUID = Field(sa_column=Column(ForeignKey("decisions.id"), nullable=False))
+
+    __table_args__ = (
+        Index(
+            "uq_dispenses_one_holding_per_authorization", "authorization_id", unique=True,
+            sqlite_where=text(_HOLDING), postgresql_where=text(_HOLDING),
+        ),
+        Index("ix_dispenses_patient_dispensed", "patient_id", "dispensed_at"),
+    )
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A client's ``Idempotency-Key`` (API.md): claimed before the request runs,
+    completed with the exact response in the transaction that made the decision."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    scope: str = Field(sa_type=String(64), nullable=False)
+    endpoint: str = Field(sa_type=String(64), nullable=False)
+    key: str = Field(sa_type=String(255), nullable=False)
+    request_digest: str = Field(sa_type=String(64), nullable=False)
+    response_status: Optional[int] = Field(default=None, sa_type=Integer, nullable=True)
+    response_body: Optional[str] = Field(default=None, sa_type=Text, nullable=True)
+    created_at: datetime = _utc()
+    completed_at: Optional[datetime] = _utc(nullable=True)
+
+    __table_args__ = (UniqueConstraint("scope", "endpoint", "key", name="uq_idempotency_keys_scope_endpoint_key"),)

@@ -43,7 +43,7 @@ from workflows.testing import (
     sensitivity_problem,
 )
 
-from . import audit, changes, events
+from . import audit, authorizations, changes, events
 from .actor import Actor
 from .errors import Conflict, Invalid, NotFound
 
@@ -266,14 +266,21 @@ def record_test(
 def _halt_for_positive(
     session: Session, actor: Actor, now: datetime, row: Patient, record: PregnancyTestRecord, version: ProgramVersion
 ) -> None:
-    """R-PREG-4: halt at once (unless already halted) and report the pregnancy."""
+    """R-PREG-4: halt at once (unless already halted), void every open authorization
+    and every confirmation not yet handed over, and report the pregnancy."""
     machine = PatientLifecycle(row.status.value, row.therapy_started_at)
     if machine.state != PatientStatus.HALTED.value:
         change = machine.halt("positive pregnancy test", now, {"test_id": record.id, "rule": "R-PREG-4"})
         changes.record_change(session, actor, row, change, subject(row), version.version)
+    voided = authorizations.void_open_for_patient(
+        session, actor, now, version, row, "positive pregnancy test", {"test_id": record.id, "rule": "R-PREG-4"}
+    )
     events.record(
         session, "pregnancy.reported", now,
-        {**subject(row), "test_id": record.id, "collected_at": record.collected_at, "patient_status": row.status.value},
+        {
+            **subject(row), "test_id": record.id, "collected_at": record.collected_at,
+            "patient_status": row.status.value, "authorizations_voided": voided,
+        },
     )
 
 

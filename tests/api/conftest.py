@@ -5,7 +5,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Api, make_pharmacy, make_prescriber, make_user
+from tests.helpers import Api, make_pharmacy, make_prescriber, make_user, utc
+
+#: When the world's pharmacists completed REMS training (R-PHA-3).
+TRAINED = utc(2020, 1, 2)
 
 
 @dataclass
@@ -52,7 +55,7 @@ def world(api: Api, runtime: Any) -> World:
         other_prescriber=other,
         other_prescriber_token=make_user(runtime, "prescriber", prescriber_id=other.id)[1],
         pharmacy=pharmacy,
-        pharmacist_token=make_user(runtime, "pharmacist", pharmacy_id=pharmacy.id)[1],
+        pharmacist_token=make_user(runtime, "pharmacist", pharmacy_id=pharmacy.id, training_completed_at=TRAINED)[1],
         other_pharmacy=other_pharmacy,
-        other_pharmacist_token=make_user(runtime, "pharmacist", pharmacy_id=other_pharmacy.id)[1],
+        other_pharmacist_token=make_user(runtime, "pharmacist", pharmacy_id=other_pharmacy.id, training_completed_at=TRAINED)[1],
     )

@@ -1,0 +1,109 @@
+"""Authorization and dispense requests, and the Decision they answer with (API.md)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from workflows.authorizations import AuthorizationStatus
+from workflows.dispenses import DispenseStatus
+from workflows.patients import RiskCategory
+
+from .common import RequestSchema, StrictBoolean, text
+
+#: Lenalidomide capsule strengths on the market (mg).
+STRENGTHS_MG = (2.5, 5.0, 10.0, 15.0, 20.0, 25.0)
+
+
+def _days_supply() -> fields.Integer:
+    # Beyond the program's maximum is a *denial* with DAYS_SUPPLY_EXCEEDED (R-AUTH-2,
+    # R-DISP-4), not a 422; only nonsense is refused here.
+    return fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=366))
+
+
+def _quantity() -> fields.Integer:
+    return fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=1000), metadata={"description": "Capsules."})
+
+
+class PrescriberSurveySchema(RequestSchema):
+    counseled_on_risks = StrictBoolean(required=True, metadata={"description": "R-PRES-2. `false` is a denial, not an error."})
+    contraception_confirmed = StrictBoolean(
+        load_default=None, allow_none=True,
+        metadata={"description": "Required `true` for FRP (R-CONTRA-1) and male (R-CONTRA-2) patients; else a denial."},
+    )
+
+
+class AuthorizationCreateSchema(RequestSchema):
+    patient_id = fields.UUID(required=True)
+    days_supply = _days_supply()
+    quantity = _quantity()
+    strength_mg = fields.Float(required=True, validate=validate.OneOf(STRENGTHS_MG), metadata={"description": "Capsule strength."})
+    prescriber_survey = fields.Nested(PrescriberSurveySchema, required=True)
+
+
+class CounselingSchema(RequestSchema):
+    medication_guide_provided = StrictBoolean(required=True)
+    checklist_completed = StrictBoolean(required=True)
+
+
+class DispenseCreateSchema(RequestSchema):
+    authorization_number = text(40)
+    rems_patient_id = text(20)
+    days_supply = _days_supply()
+    quantity = _quantity()
+    counseling = fields.Nested(CounselingSchema, required=True, metadata={"description": "R-COUNSEL-1; `false` is a denial."})
+
+
+class DecisionReasonSchema(Schema):
+    code = fields.String()
+    rule = fields.String()
+    message = fields.String()
+
+
+class DecisionSchema(Schema):
+    """A recorded decision. Approved authorizations add ``authorization_number``,
+    ``risk_category`` and ``expires_at``; approved dispenses add
+    ``confirmation_number`` and ``confirmation_expires_at``."""
+
+    id = fields.UUID()
+    decision = fields.String(metadata={"description": "approved | denied"})
+    reasons = fields.List(fields.Nested(DecisionReasonSchema))
+    evaluated_at = fields.AwareDateTime()
+    program_version = fields.String()
+    audit_seq = fields.Integer()
+    authorization_number = fields.String()
+    risk_category = fields.Enum(RiskCategory, by_value=True)
+    rems_patient_id = fields.String()
+    days_supply = fields.Integer()
+    expires_at = fields.AwareDateTime()
+    confirmation_number = fields.String()
+    confirmation_expires_at = fields.AwareDateTime()
+
+
+class AuthorizationSchema(Schema):
+    number = fields.String()
+    status = fields.Enum(AuthorizationStatus, by_value=True)
+    rems_patient_id = fields.String()
+    risk_category = fields.Enum(RiskCategory, by_value=True)
+    prescriber_id = fields.UUID()
+    days_supply = fields.Integer()
+    quantity = fields.Integer()
+    strength_mg = fields.Float()
+    issued_at = fields.AwareDateTime()
+    expires_at = fields.AwareDateTime()
+    status_changed_at = fields.AwareDateTime()
+    status_reason = fields.String(allow_none=True)
+
+
+class DispenseSchema(Schema):
+    confirmation_number = fields.String()
+    status = fields.Enum(DispenseStatus, by_value=True)
+    authorization_number = fields.String()
+    rems_patient_id = fields.String()
+    pharmacy_id = fields.UUID()
+    days_supply = fields.Integer()
+    quantity = fields.Integer()
+    confirmed_at = fields.AwareDateTime()
+    confirmation_expires_at = fields.AwareDateTime()
+    dispensed_at = fields.AwareDateTime(allow_none=True)
+    status_changed_at = fields.AwareDateTime()
+    status_reason = fields.String(allow_none=True)

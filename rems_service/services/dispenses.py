@@ -1,0 +1,268 @@
+"""Dispense authorizations (R-DISP-1 to R-DISP-5) and recorded dispenses.
+
+R-DISP-5 holds twice over: the authorization row is locked (``SELECT … FOR
+UPDATE`` on PostgreSQL; SQLite serializes writers) while the decision reads
+and writes, and a partial unique index lets one authorization hold only one
+live or completed confirmation on every backend. A request that still loses
+a race to the index is decided again and denied AUTHORIZATION_ALREADY_USED.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from rems_service.db.models import Authorization, Dispense, Pharmacy, User, UserRole
+from rems_service.db.uow import UnitOfWork
+from workflows.authorizations import AuthorizationLifecycle
+from workflows.dispenses import (
+    NUMBER_PREFIX,
+    AuthorizationFacts,
+    Counseling,
+    DispenseContext,
+    DispenseLifecycle,
+    DispenseRequest,
+    DispenseStatus,
+    PharmacistFacts,
+    PharmacyFacts,
+    decide_dispense,
+    effective_dispense_status,
+)
+from workflows.errors import DomainError
+from workflows.identifiers import new_reference_number, normalize_reference_number
+from workflows.participants import PharmacyStatus
+from workflows.patients import PatientLifecycle, PatientStatus
+from workflows.program import Program, ProgramVersion
+
+from . import changes, decisions, idempotency, patients
+from .actor import Actor
+from .authorizations import DecisionResult, dispense_subject, effective, find, holding_dispense, lock_patient, settle_holding
+from .authorizations import subject as authorization_subject
+from .errors import Conflict, NotFound, Unavailable
+
+NOT_FOUND = "Dispense not found."
+subject = dispense_subject
+
+
+def request(
+    uow_factory: Callable[[], UnitOfWork],
+    actor: Actor,
+    now: datetime,
+    program: Program,
+    *,
+    authorization_number: str,
+    rems_patient_id: str,
+    days_supply: int,
+    quantity: int,
+    counseling: dict[str, Any],
+    render: Callable[[DecisionResult], str],
+    claim: idempotency.Claim | None = None,
+) -> str:
+    """Decide a dispense authorization (R-DISP-1), record it, return the rendered response.
+
+    If the decision loses a race to R-DISP-5's unique index, it is decided
+    again from fresh reads (and so denied AUTHORIZATION_ALREADY_USED); a
+    second loss is a 503, never an approval.
+    """
+    version = changes.version_at(program, now)
+    dispense_request = DispenseRequest(
+        authorization_number=normalize_reference_number(authorization_number),
+        rems_patient_id=rems_patient_id.strip().upper(),
+        days_supply=days_supply,
+        quantity=quantity,
+        counseling=Counseling(
+            medication_guide_provided=counseling["medication_guide_provided"],
+            checklist_completed=counseling["checklist_completed"],
+        ),
+    )
+    for _attempt in range(2):
+        try:
+            return _decide(uow_factory(), actor, now, version, dispense_request, render, claim)
+        except IntegrityError:
+            continue  # the unit of work rolled back; decide again on what the winner wrote
+    raise Unavailable("The dispense could not be decided safely under concurrent requests; nothing was recorded. Retry.")
+
+
+def _decide(
+    uow: UnitOfWork,
+    actor: Actor,
+    now: datetime,
+    version: ProgramVersion,
+    dispense_request: DispenseRequest,
+    render: Callable[[DecisionResult], str],
+    claim: idempotency.Claim | None,
+) -> str:
+    with uow:
+        session = uow.session
+        auth = find(session, dispense_request.authorization_number)
+        patient = None
+        holding = None
+        if auth is not None:
+            patient = lock_patient(session, auth.patient_id)
+            auth = session.get(Authorization, auth.id, with_for_update=True, populate_existing=True)
+            holding = holding_dispense(session, auth.id)
+        matches = auth is not None and auth.rems_patient_id == dispense_request.rems_patient_id
+        ctx = DispenseContext(
+            pharmacy=_pharmacy_facts(session, actor),
+            pharmacist=_pharmacist_facts(session, actor),
+            request=dispense_request,
+            authorization=None if auth is None else AuthorizationFacts(
+                number=auth.number, status=auth.status, issued_at=auth.issued_at, expires_at=auth.expires_at,
+                rems_patient_id=auth.rems_patient_id, days_supply=auth.days_supply,
+                confirmation_expires_at=holding.confirmation_expires_at if holding else None,
+            ),
+            patient=decisions.patient_facts(session, patient) if matches else None,
+            prior_dispense=decisions.prior_dispense(session, patient.id) if matches else None,
+        )
+        decision = decide_dispense(ctx, version, now)
+        decision_id = uuid.uuid4()
+        subject_ids: dict[str, Any] = {"pharmacy_id": actor.pharmacy_id, "authorization_number": dispense_request.authorization_number}
+        if matches:
+            subject_ids.update(patient_id=patient.id, rems_patient_id=patient.rems_patient_id, prescriber_id=auth.prescriber_id)
+        details: dict[str, Any] = {"days_supply": dispense_request.days_supply}
+        row = None
+        if decision.approved:
+            settle_holding(session, actor, auth, now, version)
+            number = _unused_number(session)
+            change = AuthorizationLifecycle(effective(auth, None, now).value).confirm(number, now)
+            row = Dispense(
+                confirmation_number=number, authorization_id=auth.id, pharmacy_id=actor.pharmacy_id,
+                pharmacist_user_id=actor.user_id, patient_id=patient.id, rems_patient_id=patient.rems_patient_id,
+                days_supply=dispense_request.days_supply, quantity=dispense_request.quantity,
+                status=DispenseStatus.CONFIRMED, confirmed_at=now, confirmation_expires_at=decision.valid_until,
+                status_changed_at=now, decision_id=decision_id,
+            )
+            details.update(dispense_id=row.id, confirmation_number=row.confirmation_number)
+        record = decisions.record(
+            session, actor=actor, kind="dispense", decision_id=decision_id, snapshot=ctx, decision=decision,
+            program_version=version.version, now=now, subject=subject_ids, details=details,
+            event="dispense.approved" if decision.approved else "dispense.denied",
+        )
+        if row is not None:
+            session.add(row)
+            session.flush()  # R-DISP-5's index: IntegrityError here if another confirmation holds it
+            changes.record_change(session, actor, auth, change, authorization_subject(auth), version.version)
+        body = render(DecisionResult(record, auth if row is not None else None, row))
+        if claim is not None:
+            idempotency.complete(session, claim, 201, body)
+        uow.commit()
+        return body
+
+
+def _pharmacy_facts(session: Session, actor: Actor) -> PharmacyFacts:
+    pharmacy = session.get(Pharmacy, actor.pharmacy_id) if actor.pharmacy_id else None
+    if pharmacy is None:
+        return PharmacyFacts(pharmacy_id=str(actor.pharmacy_id), status=PharmacyStatus.DECERTIFIED, certified_until=None)
+    return PharmacyFacts(pharmacy_id=str(pharmacy.id), status=pharmacy.status, certified_until=pharmacy.certified_until)
+
+
+def _pharmacist_facts(session: Session, actor: Actor) -> PharmacistFacts:
+    """Read fresh: training recorded after the caller authenticated still counts, and vice versa."""
+    user = session.get(User, actor.user_id)
+    return PharmacistFacts(user_id=str(actor.user_id), training_completed_at=user.training_completed_at if user else None)
+
+
+def _unused_number(session: Session) -> str:
+    while True:
+        number = new_reference_number(NUMBER_PREFIX)
+        if session.exec(select(Dispense.id).where(Dispense.confirmation_number == number)).first() is None:
+            return number
+
+
+def _find(session: Session, actor: Actor, number: str) -> Dispense:
+    row = session.exec(select(Dispense).where(Dispense.confirmation_number == normalize_reference_number(number))).first()
+    if row is None or not (actor.is_admin or (actor.role == UserRole.PHARMACIST.value and actor.pharmacy_id == row.pharmacy_id)):
+        raise NotFound(NOT_FOUND)
+    return row
+
+
+@dataclass(frozen=True)
+class DispenseView:
+    dispense: Dispense
+    status: DispenseStatus
+    authorization_number: str
+
+
+def get(uow: UnitOfWork, actor: Actor, now: datetime, number: str) -> DispenseView:
+    """The dispense with its status at ``now`` (its pharmacy's pharmacists, admins)."""
+    with uow:
+        row = _find(uow.session, actor, number)
+        auth = uow.session.get(Authorization, row.authorization_id)
+        return DispenseView(row, effective_dispense_status(row.status, row.confirmation_expires_at, now), auth.number)
+
+
+def _locked(session: Session, actor: Actor, number: str) -> tuple[Dispense, Authorization, Any]:
+    found = _find(session, actor, number)
+    patient = lock_patient(session, found.patient_id)
+    auth = session.get(Authorization, found.authorization_id, with_for_update=True, populate_existing=True)
+    row = session.get(Dispense, found.id, with_for_update=True, populate_existing=True)
+    return row, auth, patient
+
+
+def complete(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number: str) -> DispenseView:
+    """Record the hand-over (R-DISP-2): within the confirmation window, to an eligible patient.
+
+    The authorization becomes ``dispensed``; a patient's first dispense
+    starts therapy (R-PAT-2). Raises ``NotFound`` (another pharmacy's) or
+    ``Conflict`` (CONFIRMATION_EXPIRED, PATIENT_NOT_ELIGIBLE, or not
+    ``confirmed``).
+    """
+    version = changes.version_at(program, now)
+    if actor.role != UserRole.PHARMACIST.value:
+        raise NotFound(NOT_FOUND)
+    with uow:
+        session = uow.session
+        row, auth, patient = _locked(session, actor, number)
+        status = effective_dispense_status(row.status, row.confirmation_expires_at, now)
+        if status is DispenseStatus.LAPSED:
+            raise Conflict(
+                f"CONFIRMATION_EXPIRED: the drug must be handed over within {version.confirmation_valid_hours} hours "
+                f"of the confirmation; it lapsed at {row.confirmation_expires_at.isoformat()} (R-DISP-2).",
+                {"confirmation_number": ["CONFIRMATION_EXPIRED"]},
+            )
+        patient_machine = PatientLifecycle(patient.status.value, patient.therapy_started_at)
+        if status is DispenseStatus.CONFIRMED and not patient_machine.eligible:
+            raise Conflict(
+                f"PATIENT_NOT_ELIGIBLE: the patient is '{patient.status.value}'; the drug may not be handed over (R-PAT-2).",
+                {"patient": ["PATIENT_NOT_ELIGIBLE"]},
+            )
+        try:
+            change = DispenseLifecycle(status.value).complete(now)
+            auth_change = AuthorizationLifecycle(effective(auth, row, now).value).dispense(row.confirmation_number, now)
+        except DomainError as exc:
+            raise changes.translate_domain_error(exc) from None
+        row.dispensed_at = now
+        changes.record_change(session, actor, row, change, subject(row), version.version)
+        changes.record_change(session, actor, auth, auth_change, authorization_subject(auth), version.version)
+        if patient.status is PatientStatus.ENROLLED:
+            therapy = patient_machine.start_therapy(now)
+            patient.therapy_started_at = patient_machine.therapy_started_at
+            changes.record_change(session, actor, patient, therapy, patients.subject(patient), version.version)
+        uow.commit()
+        return DispenseView(row, row.status, auth.number)
+
+
+def reverse(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number: str, reason: str | None) -> DispenseView:
+    """Reverse a confirmation not yet handed over; the authorization is usable again
+    while it is still valid (R-DISP-2). Raises ``NotFound`` or ``Conflict``."""
+    version = changes.version_at(program, now)
+    if actor.role != UserRole.PHARMACIST.value:
+        raise NotFound(NOT_FOUND)
+    with uow:
+        session = uow.session
+        row, auth, _patient = _locked(session, actor, number)
+        status = effective_dispense_status(row.status, row.confirmation_expires_at, now)
+        try:
+            change = DispenseLifecycle(status.value).reverse(reason or "reversed by the pharmacy", now)
+            auth_change = AuthorizationLifecycle(effective(auth, row, now).value).release("dispense confirmation reversed", now)
+        except DomainError as exc:
+            raise changes.translate_domain_error(exc) from None
+        changes.record_change(session, actor, row, change, subject(row), version.version)
+        changes.record_change(session, actor, auth, auth_change, authorization_subject(auth), version.version)
+        uow.commit()
+        return DispenseView(row, row.status, auth.number)

@@ -1,0 +1,320 @@
+"""API.md, Authorizations and Dispenses: the end-to-end flow over HTTP, idempotency,
+visibility and the error cases. Rule-by-rule edges are in tests/unit/test_rules_*.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlmodel import func, select
+
+from rems_service.db.models import Authorization, AuditEntry, DecisionRecord, Dispense, IdempotencyKey, OutboxEvent
+from tests.api.test_patients import ADULT_FRP, ADULT_MALE, NOW, add_survey, add_test, enrolled
+from tests.helpers import utc
+
+AUTH_BODY = {"days_supply": 28, "quantity": 28, "strength_mg": 25, "prescriber_survey": {"counseled_on_risks": True, "contraception_confirmed": True}}
+COUNSELED = {"medication_guide_provided": True, "checklist_completed": True}
+
+
+def ready_patient(world, body=ADULT_MALE):
+    """An enrolled patient who meets every authorization rule at NOW."""
+    patient = enrolled(world, body)
+    if body["risk_category"].startswith("FRP"):
+        assert add_test(world, patient["id"], NOW - timedelta(days=12), at=NOW - timedelta(days=11)).status_code == 201
+        assert add_test(world, patient["id"], NOW - timedelta(hours=3)).status_code == 201
+    assert add_survey(world, patient["id"], {}).status_code == 201
+    return patient
+
+
+def authorize(world, patient, at=NOW, token=None, headers=None, **changes):
+    body = {**AUTH_BODY, "patient_id": patient["id"], **changes}
+    return world.api.as_(token or world.prescriber_token).at(at).post("/api/v1/authorizations", json=body, headers=headers)
+
+
+def dispense(world, auth_number, rems_patient_id, at=NOW, token=None, headers=None, **changes):
+    body = {"authorization_number": auth_number, "rems_patient_id": rems_patient_id, "days_supply": 28, "quantity": 28, "counseling": COUNSELED, **changes}
+    return world.api.as_(token or world.pharmacist_token).at(at).post("/api/v1/dispenses", json=body, headers=headers)
+
+
+def approved_authorization(world, body=ADULT_MALE, at=NOW):
+    patient = ready_patient(world, body)
+    r = authorize(world, patient, at=at)
+    assert r.status_code == 201 and r.json["decision"] == "approved", r.json
+    return patient, r.json
+
+
+def count(runtime, model) -> int:
+    with runtime.session() as s:
+        return s.exec(select(func.count()).select_from(model)).one()
+
+
+def test_full_flow_authorize_dispense_complete(world):
+    patient, decision = approved_authorization(world, ADULT_FRP)
+    assert decision["reasons"] == [] and decision["risk_category"] == "FRP_ADULT"
+    assert decision["authorization_number"].startswith("RA-")
+    assert decision["expires_at"].startswith((NOW + timedelta(days=7)).date().isoformat())
+    number = decision["authorization_number"]
+    looked_up = world.api.as_(world.pharmacist_token).at(NOW).get(f"/api/v1/authorizations/{number}")
+    assert looked_up.status_code == 200 and looked_up.json["status"] == "issued"
+    assert looked_up.json["rems_patient_id"] == patient["rems_patient_id"]
+
+    r = dispense(world, number, patient["rems_patient_id"], at=NOW + timedelta(hours=1))
+    assert r.status_code == 201 and r.json["decision"] == "approved", r.json
+    confirmation = r.json["confirmation_number"]
+    assert confirmation.startswith("RC-") and r.json["confirmation_expires_at"]
+    assert world.api.as_(world.prescriber_token).at(NOW + timedelta(hours=1)).get(f"/api/v1/authorizations/{number}").json["status"] == "confirmed"
+
+    done = world.api.as_(world.pharmacist_token).at(NOW + timedelta(hours=2)).post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    assert done.status_code == 200, done.json
+    assert done.json["status"] == "dispensed" and done.json["dispensed_at"]
+    assert world.api.as_(world.prescriber_token).at(NOW + timedelta(hours=2)).get(f"/api/v1/authorizations/{number}").json["status"] == "dispensed"
+    p = world.api.as_(world.prescriber_token).at(NOW + timedelta(hours=2)).get(f"/api/v1/patients/{patient['id']}").json
+    assert p["status"] == "on_therapy" and p["therapy_started_at"]
+
+    again = dispense(world, number, patient["rems_patient_id"], at=NOW + timedelta(hours=3))
+    assert again.json["decision"] == "denied"
+    assert "AUTHORIZATION_ALREADY_USED" in [x["code"] for x in again.json["reasons"]]
+
+
+def test_denial_is_a_recorded_decision_with_every_reason(world):
+    patient = enrolled(world, ADULT_FRP)  # no tests, no survey
+    r = authorize(world, patient, days_supply=30, prescriber_survey={"counseled_on_risks": False})
+    assert r.status_code == 201 and r.json["decision"] == "denied"
+    codes = {x["code"] for x in r.json["reasons"]}
+    assert codes == {"DAYS_SUPPLY_EXCEEDED", "PRESCRIBER_SURVEY_INCOMPLETE", "PREGNANCY_TEST_MISSING", "PATIENT_SURVEY_OVERDUE"}
+    assert all(x["rule"] and x["message"] for x in r.json["reasons"])
+    assert "authorization_number" not in r.json
+    with world.runtime.session() as s:
+        entry = s.exec(select(AuditEntry).where(AuditEntry.seq == r.json["audit_seq"])).one()
+        assert entry.action == "authorization.decided" and entry.outcome == "denied"
+        assert {x["code"] for x in entry.reasons} == codes
+        record = s.get(DecisionRecord, entry.details["decision_id"] and __import__("uuid").UUID(entry.details["decision_id"]))
+        assert record.outcome == "denied"
+        dumped = json.dumps(record.snapshot) + json.dumps(entry.subject) + json.dumps(entry.details)
+        for phi in (ADULT_FRP["first_name"], ADULT_FRP["last_name"], ADULT_FRP["date_of_birth"]):
+            assert phi not in dumped
+        assert s.exec(select(OutboxEvent).where(OutboxEvent.type == "authorization.denied")).first() is not None
+    assert count(world.runtime, Authorization) == 0
+
+
+def test_another_prescribers_patient_is_denied_without_clinical_detail(world):
+    patient = ready_patient(world, ADULT_FRP)
+    r = authorize(world, patient, token=world.other_prescriber_token)
+    assert r.status_code == 201 and r.json["decision"] == "denied"
+    assert [x["code"] for x in r.json["reasons"]] == ["PATIENT_PRESCRIBER_MISMATCH"]
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"days_supply": 0}, "days_supply"),
+        ({"days_supply": "28"}, "days_supply"),
+        ({"quantity": -1}, "quantity"),
+        ({"strength_mg": 7}, "strength_mg"),
+        ({"patient_id": "not-a-uuid"}, "patient_id"),
+        ({"prescriber_survey": {"counseled_on_risks": "yes"}}, "prescriber_survey.counseled_on_risks"),
+        ({"prescriber_survey": {}}, "prescriber_survey.counseled_on_risks"),
+        ({"status": "issued"}, "status"),
+        ({"authorization_number": "RA-1"}, "authorization_number"),
+    ],
+)
+def test_malformed_authorization_requests_are_422_and_write_nothing(world, changes, field):
+    patient = ready_patient(world)
+    before = count(world.runtime, AuditEntry)
+    r = authorize(world, patient, **changes)
+    assert r.status_code == 422, r.json
+    assert field in r.json["errors"]
+    assert count(world.runtime, AuditEntry) == before
+
+
+def test_unknown_patient_is_404(world):
+    r = authorize(world, {"id": "00000000-0000-4000-8000-000000000000"})
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize("role_token", ["pharmacist_token", "auditor", "admin"])
+def test_only_prescribers_request_authorizations(world, role_token):
+    patient = ready_patient(world)
+    assert authorize(world, patient, token=getattr(world, role_token)).status_code == 403
+
+
+def test_authorization_lookup_visibility(world):
+    _, decision = approved_authorization(world)
+    number = decision["authorization_number"]
+    assert world.api.as_(world.other_prescriber_token).get(f"/api/v1/authorizations/{number}").status_code == 404
+    assert world.api.as_(world.other_pharmacist_token).get(f"/api/v1/authorizations/{number}").status_code == 200
+    assert world.api.as_(world.auditor).get(f"/api/v1/authorizations/{number}").status_code == 403
+    assert world.api.as_(world.pharmacist_token).get("/api/v1/authorizations/RA-00000-00000-00000").status_code == 404
+    # Typed by hand: lower case and O for 0 still find it.
+    typed = number.lower().replace("0", "o")
+    assert world.api.as_(world.admin).get(f"/api/v1/authorizations/{typed}").json["number"] == number
+
+
+def test_numbers_are_unguessable_and_unambiguous(world):
+    patient = ready_patient(world)
+    numbers = {authorize(world, patient).json["authorization_number"] for _ in range(5)}
+    assert len(numbers) == 5
+    for number in numbers:
+        prefix, *groups = number.split("-")
+        assert prefix == "RA" and [len(g) for g in groups] == [5, 5, 5]
+        assert not set("".join(groups)) & set("ILOU")
+
+
+def test_void_by_its_prescriber_then_dispense_is_denied(world):
+    patient, decision = approved_authorization(world)
+    number = decision["authorization_number"]
+    assert world.api.as_(world.other_prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={}).status_code == 404
+    r = world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={"reason": "dose change"})
+    assert r.status_code == 200 and r.json["status"] == "voided"
+    assert world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={}).status_code == 409
+    denied = dispense(world, number, patient["rems_patient_id"])
+    assert [x["code"] for x in denied.json["reasons"]] == ["AUTHORIZATION_VOIDED"]
+
+
+def test_void_releases_nothing_after_dispense(world):
+    patient, decision = approved_authorization(world)
+    number = decision["authorization_number"]
+    confirmation = dispense(world, number, patient["rems_patient_id"]).json["confirmation_number"]
+    assert world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 200
+    r = world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={})
+    assert r.status_code == 409 and "dispensed" in r.json["message"]
+
+
+def test_voiding_a_confirmed_authorization_voids_its_confirmation(world):
+    patient, decision = approved_authorization(world)
+    number = decision["authorization_number"]
+    confirmation = dispense(world, number, patient["rems_patient_id"]).json["confirmation_number"]
+    world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={})
+    d = world.api.as_(world.pharmacist_token).at(NOW).get(f"/api/v1/dispenses/{confirmation}")
+    assert d.json["status"] == "voided"
+    assert world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 409
+
+
+def test_complete_after_the_confirmation_window_is_409_confirmation_expired(world):
+    patient, decision = approved_authorization(world)
+    confirmation = dispense(world, decision["authorization_number"], patient["rems_patient_id"]).json["confirmation_number"]
+    late = world.api.as_(world.pharmacist_token).at(NOW + timedelta(hours=24)).post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    assert late.status_code == 409 and "CONFIRMATION_EXPIRED" in late.json["message"]
+    ok = world.api.as_(world.pharmacist_token).at(NOW + timedelta(hours=23, minutes=59)).post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    assert ok.status_code == 200
+
+
+def test_complete_and_reverse_belong_to_the_dispensing_pharmacy(world):
+    patient, decision = approved_authorization(world)
+    confirmation = dispense(world, decision["authorization_number"], patient["rems_patient_id"]).json["confirmation_number"]
+    for action in ("complete", "reverse"):
+        r = world.api.as_(world.other_pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/{action}", json={})
+        assert r.status_code == 404
+    assert world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 403
+    assert world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={"x": 1}).status_code == 422
+
+
+def test_reverse_frees_the_authorization_while_valid(world):
+    patient, decision = approved_authorization(world)
+    number = decision["authorization_number"]
+    confirmation = dispense(world, number, patient["rems_patient_id"]).json["confirmation_number"]
+    r = world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/reverse", json={"reason": "patient did not come"})
+    assert r.status_code == 200 and r.json["status"] == "reversed"
+    assert world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 409
+    assert world.api.as_(world.pharmacist_token).at(NOW).get(f"/api/v1/authorizations/{number}").json["status"] == "issued"
+    second = dispense(world, number, patient["rems_patient_id"], token=world.other_pharmacist_token, at=NOW + timedelta(hours=1))
+    assert second.json["decision"] == "approved", second.json
+
+
+def test_lapsed_confirmation_frees_the_authorization_without_any_job(world):
+    patient, decision = approved_authorization(world)
+    number = decision["authorization_number"]
+    first = dispense(world, number, patient["rems_patient_id"]).json["confirmation_number"]
+    held = dispense(world, number, patient["rems_patient_id"], at=NOW + timedelta(hours=23))
+    assert [x["code"] for x in held.json["reasons"]] == ["AUTHORIZATION_ALREADY_USED"]
+    later = dispense(world, number, patient["rems_patient_id"], at=NOW + timedelta(hours=24))
+    assert later.json["decision"] == "approved", later.json
+    assert world.api.as_(world.pharmacist_token).at(NOW + timedelta(hours=25)).get(f"/api/v1/dispenses/{first}").json["status"] == "lapsed"
+
+
+def test_positive_test_voids_open_authorizations_and_confirmations(world):
+    patient, decision = approved_authorization(world, ADULT_FRP)
+    number = decision["authorization_number"]
+    confirmation = dispense(world, number, patient["rems_patient_id"]).json["confirmation_number"]
+    spare = authorize(world, patient).json["authorization_number"]
+    assert add_test(world, patient["id"], NOW, result="positive", at=NOW + timedelta(minutes=5)).status_code == 201
+    later = NOW + timedelta(minutes=6)
+    for n in (number, spare):
+        assert world.api.as_(world.pharmacist_token).at(later).get(f"/api/v1/authorizations/{n}").json["status"] == "voided"
+    assert world.api.as_(world.pharmacist_token).at(later).get(f"/api/v1/dispenses/{confirmation}").json["status"] == "voided"
+    assert world.api.as_(world.pharmacist_token).at(later).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 409
+    with world.runtime.session() as s:
+        event = s.exec(select(OutboxEvent).where(OutboxEvent.type == "pregnancy.reported")).one()
+        assert event.payload["authorizations_voided"] == 2
+
+
+def test_idempotent_replay_returns_the_same_bytes_and_writes_nothing(world):
+    patient, decision = approved_authorization(world)
+    number = decision["authorization_number"]
+    key = {"Idempotency-Key": "dispense-0001"}
+    first = dispense(world, number, patient["rems_patient_id"], headers=key)
+    assert first.status_code == 201 and first.json["decision"] == "approved"
+    counts = [count(world.runtime, m) for m in (AuditEntry, Dispense, DecisionRecord, OutboxEvent)]
+    replay = dispense(world, number, patient["rems_patient_id"], headers=key, at=NOW + timedelta(hours=1))
+    assert replay.status_code == 201 and replay.data == first.data
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert [count(world.runtime, m) for m in (AuditEntry, Dispense, DecisionRecord, OutboxEvent)] == counts
+    other = dispense(world, number, patient["rems_patient_id"], headers=key, days_supply=21)
+    assert other.status_code == 422 and "Idempotency-Key" in other.json["errors"]
+    # Keys are scoped to the pharmacy: another pharmacy's identical key is its own request.
+    theirs = dispense(world, number, patient["rems_patient_id"], headers=key, token=world.other_pharmacist_token)
+    assert theirs.status_code == 201 and theirs.data != first.data
+    assert [x["code"] for x in theirs.json["reasons"]] == ["AUTHORIZATION_ALREADY_USED"]
+
+
+def test_idempotent_authorization_replay(world):
+    patient = ready_patient(world)
+    key = {"Idempotency-Key": "rx-42"}
+    first = authorize(world, patient, headers=key)
+    second = authorize(world, patient, headers=key)
+    assert second.data == first.data and count(world.runtime, Authorization) == 1
+
+
+def test_idempotency_key_in_flight_is_409(world):
+    patient, decision = approved_authorization(world)
+    with world.runtime.session() as s:
+        from rems_service.db.engine import database_now
+        from rems_service.services.idempotency import scope_of, digest  # noqa: F401
+
+        s.add(IdempotencyKey(
+            scope=f"pharmacy:{world.pharmacy.id}", endpoint="dispenses", key="busy",
+            request_digest=digest({"endpoint": "dispenses", "body": {
+                "authorization_number": decision["authorization_number"], "rems_patient_id": patient["rems_patient_id"],
+                "days_supply": 28, "quantity": 28, "counseling": COUNSELED,
+            }}),
+            created_at=database_now(s),
+        ))
+        s.commit()
+    r = dispense(world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "busy"})
+    assert r.status_code == 409 and "Idempotency-Key" in r.json["errors"]
+    assert count(world.runtime, Dispense) == 0
+
+
+def test_bad_idempotency_key_is_422(world):
+    patient = ready_patient(world)
+    r = authorize(world, patient, headers={"Idempotency-Key": "x" * 300})
+    assert r.status_code == 422 and "Idempotency-Key" in r.json["errors"]
+
+
+def test_a_failure_while_deciding_writes_nothing_and_frees_the_key(world, monkeypatch):
+    patient, decision = approved_authorization(world)
+    from rems_service.services import decisions as decision_service
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    counts = [count(world.runtime, m) for m in (AuditEntry, Dispense, DecisionRecord, OutboxEvent, IdempotencyKey)]
+    monkeypatch.setattr(decision_service.events, "record", broken)
+    world.api.client.application.config["PROPAGATE_EXCEPTIONS"] = False
+    r = dispense(world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "k1"})
+    assert r.status_code == 500
+    assert [count(world.runtime, m) for m in (AuditEntry, Dispense, DecisionRecord, OutboxEvent, IdempotencyKey)] == counts
+    monkeypatch.undo()
+    retry = dispense(world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "k1"})
+    assert retry.json["decision"] == "approved"

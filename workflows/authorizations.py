@@ -1,0 +1,178 @@
+"""Prescription authorizations: the prescriber's decision (R-AUTH-1 to R-AUTH-4,
+R-PRES-1/2, R-PAT-2, R-PREG-1/3/4, R-CONTRA-1/2, R-SURV-1) and the
+authorization life cycle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from .clock import ensure_utc
+from .decisions import Decision, PatientFacts, eligibility_reasons
+from .lifecycle import Lifecycle, StateChange
+from .participants import PrescriberStatus
+from .patients import RiskCategory
+from .program import ProgramVersion
+from .reasons import Code, Reason
+from .surveys import evaluate_survey, prescriber_survey_reasons
+from .testing import Purpose, evaluate_testing
+
+#: Prefix of authorization numbers ("REMS authorization").
+NUMBER_PREFIX = "RA"
+
+
+class AuthorizationStatus(str, Enum):
+    ISSUED = "issued"
+    CONFIRMED = "confirmed"
+    DISPENSED = "dispensed"
+    EXPIRED = "expired"
+    VOIDED = "voided"
+
+
+#: Statuses in which an authorization is still open (may yet be dispensed).
+OPEN_STATUSES = frozenset({AuthorizationStatus.ISSUED, AuthorizationStatus.CONFIRMED})
+
+
+def valid_days(category: RiskCategory, program: ProgramVersion) -> int:
+    """R-AUTH-3: 7 days for FRP categories, 30 for all others."""
+    return program.authorization_valid_days_frp if category.is_frp else program.authorization_valid_days_other
+
+
+def expires_at(issued_at: datetime, category: RiskCategory, program: ProgramVersion) -> datetime:
+    """R-AUTH-3: counted from the issue time, as elapsed days (the stricter reading)."""
+    return ensure_utc(issued_at) + timedelta(days=valid_days(category, program))
+
+
+def effective_status(
+    status: AuthorizationStatus,
+    expires: datetime,
+    confirmation_expires_at: datetime | None,
+    now: datetime,
+) -> AuthorizationStatus:
+    """The status at ``now``, from timestamps, whatever the sweeps have mirrored.
+
+    ``confirmation_expires_at`` is the end of the authorization's live
+    dispense confirmation (None when it has none). A confirmation holds the
+    authorization until it lapses (R-DISP-2); a lapsed one frees it again if
+    the authorization is still valid. Past ``expires`` an authorization that
+    holds no live confirmation is expired.
+    """
+    now = ensure_utc(now)
+    if status not in OPEN_STATUSES:
+        return status
+    if confirmation_expires_at is not None and now < confirmation_expires_at:
+        return AuthorizationStatus.CONFIRMED
+    if now >= expires:
+        return AuthorizationStatus.EXPIRED
+    return AuthorizationStatus.ISSUED
+
+
+class AuthorizationLifecycle(Lifecycle):
+    """``issued → confirmed`` (a dispense confirmation holds it) ``→ dispensed``;
+    ``confirmed → issued`` (the confirmation is reversed or voided);
+    ``issued → expired``; ``issued|confirmed → voided``.
+
+    Constructed in the *effective* status (``effective_status``), so an
+    authorization whose time has run out cannot be confirmed or voided.
+    """
+
+    SUBJECT = "authorization"
+    STATES = [s.value for s in AuthorizationStatus]
+    TRANSITIONS = [
+        {"trigger": "confirm", "source": "issued", "dest": "confirmed"},
+        {"trigger": "release", "source": "confirmed", "dest": "issued"},
+        {"trigger": "dispense", "source": "confirmed", "dest": "dispensed"},
+        {"trigger": "expire", "source": "issued", "dest": "expired"},
+        {"trigger": "void", "source": ["issued", "confirmed"], "dest": "voided"},
+    ]
+    EVENTS = {
+        "confirm": "authorization.confirmed",
+        "release": "authorization.released",
+        "dispense": "authorization.dispensed",
+        "expire": "authorization.expired",
+        "void": "authorization.voided",
+    }
+
+    def confirm(self, confirmation_number: str, now: datetime) -> StateChange:
+        return self._fire("confirm", now, {"confirmation_number": confirmation_number})
+
+    def release(self, reason: str, now: datetime) -> StateChange:
+        return self._fire("release", now, {"reason": reason})
+
+    def dispense(self, confirmation_number: str, now: datetime) -> StateChange:
+        return self._fire("dispense", now, {"confirmation_number": confirmation_number})
+
+    def expire(self, now: datetime) -> StateChange:
+        return self._fire("expire", now)
+
+    def void(self, reason: str, now: datetime, details: dict[str, Any] | None = None) -> StateChange:
+        return self._fire("void", now, {"reason": reason, **(details or {})})
+
+
+@dataclass(frozen=True)
+class PrescriberSurvey:
+    """R-PRES-2: the prescriber's answers for this prescription."""
+
+    counseled_on_risks: bool | None
+    contraception_confirmed: bool | None
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    days_supply: int
+    quantity: int
+    strength_mg: float
+    prescriber_survey: PrescriberSurvey
+
+
+@dataclass(frozen=True)
+class AuthorizationContext:
+    """Everything an authorization decision reads.
+
+    ``prescriber_id``/``prescriber_status`` are the calling prescriber's;
+    ``last_survey_at`` is the newest patient survey's completion time.
+    """
+
+    prescriber_id: str
+    prescriber_status: PrescriberStatus
+    patient: PatientFacts
+    last_survey_at: datetime | None
+    request: AuthorizationRequest
+
+
+def decide_authorization(ctx: AuthorizationContext, program: ProgramVersion, now: datetime) -> Decision:
+    """R-AUTH-1: issue an authorization only when every rule holds; else list every reason.
+
+    A patient enrolled with another prescriber is refused with
+    ``PATIENT_PRESCRIBER_MISMATCH`` alone among the patient's checks: the
+    caller must not learn another prescriber's patient's testing or survey
+    state from the reasons.
+    """
+    now = ensure_utc(now)
+    reasons: list[Reason] = []
+    if ctx.prescriber_status is not PrescriberStatus.CERTIFIED:
+        reasons.append(Reason(
+            Code.PRESCRIBER_NOT_CERTIFIED, "R-PRES-1",
+            f"The prescriber is '{ctx.prescriber_status.value}'; only a certified prescriber may prescribe.",
+        ))
+    if ctx.request.days_supply > program.max_days_supply:
+        reasons.append(Reason(
+            Code.DAYS_SUPPLY_EXCEEDED, "R-AUTH-2",
+            f"At most a {program.max_days_supply}-day supply per prescription; {ctx.request.days_supply} days were requested.",
+        ))
+    patient = ctx.patient
+    if patient.prescriber_id != ctx.prescriber_id:
+        reasons.append(Reason(
+            Code.PATIENT_PRESCRIBER_MISMATCH, "R-AUTH-1",
+            "The patient is not enrolled with this prescriber.",
+        ))
+        return Decision.of(reasons, now)
+    reasons += eligibility_reasons(patient.status, "authorization")
+    reasons += prescriber_survey_reasons(patient.risk_category, dataclasses.asdict(ctx.request.prescriber_survey))
+    reasons += evaluate_testing(patient.testing_inputs(), program, now, Purpose.AUTHORIZATION).reasons
+    reasons += evaluate_survey(patient.risk_category, ctx.last_survey_at, program, now).reasons
+    return Decision.of(reasons, expires_at(now, patient.risk_category, program))

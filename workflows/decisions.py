@@ -1,0 +1,75 @@
+"""What every decision shares: its result, the patient facts it reads, and the
+eligibility check of R-PAT-2.
+
+A decision function takes a frozen snapshot of everything it reads, the
+program version and ``now``, and returns a ``Decision`` listing *every*
+failing reason. It never reads a clock, a database or a status that only a
+background job would have set: windows are computed from the snapshot's
+timestamps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .audit import OUTCOME_APPROVED, OUTCOME_DENIED
+from .patients import ELIGIBLE_STATUSES, MenstrualCycle, PatientStatus, RiskCategory
+from .reasons import Code, Reason
+from .testing import PregnancyTest, PregnancyTestingInputs
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of a decision.
+
+    ``valid_until`` is set on approvals only: when the authorization expires
+    (R-AUTH-3) or the dispense confirmation lapses (R-DISP-2).
+    """
+
+    outcome: str
+    reasons: tuple[Reason, ...]
+    valid_until: datetime | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.outcome == OUTCOME_APPROVED
+
+    @classmethod
+    def of(cls, reasons: list[Reason], valid_until: datetime) -> "Decision":
+        """Approve with ``valid_until`` when nothing fails; deny with every reason otherwise."""
+        if reasons:
+            return cls(OUTCOME_DENIED, tuple(reasons), None)
+        return cls(OUTCOME_APPROVED, (), valid_until)
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """What a decision reads about the patient: never a name or a date of birth."""
+
+    patient_id: str
+    rems_patient_id: str
+    prescriber_id: str
+    risk_category: RiskCategory
+    menstrual_cycle: MenstrualCycle | None
+    status: PatientStatus
+    therapy_started_at: datetime | None
+    tests: tuple[PregnancyTest, ...]
+
+    def testing_inputs(self) -> PregnancyTestingInputs:
+        return PregnancyTestingInputs(self.risk_category, self.menstrual_cycle, self.therapy_started_at, self.tests)
+
+
+_INELIGIBLE_WHY = {
+    PatientStatus.HALTED: "halted after a positive pregnancy test; an administrator must review and reinstate the patient",
+    PatientStatus.NEEDS_INTERVENTION: "waiting for intervention after a survey revealed non-compliance; an administrator must resolve it",
+    PatientStatus.DISCONTINUED: "discontinued from therapy",
+}
+
+
+def eligibility_reasons(status: PatientStatus, what: str) -> list[Reason]:
+    """R-PAT-2: only ``enrolled`` and ``on_therapy`` patients may get ``what``."""
+    if status.value in ELIGIBLE_STATUSES:
+        return []
+    why = _INELIGIBLE_WHY.get(status, f"in status '{status.value}'")
+    return [Reason(Code.PATIENT_NOT_ELIGIBLE, "R-PAT-2", f"The patient is {why}; no {what} can be given.")]

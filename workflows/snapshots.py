@@ -1,0 +1,78 @@
+"""Decision snapshots as plain data, and back.
+
+A decision reads only a snapshot: frozen dataclasses of plain values. The
+audit log digests the snapshot's canonical JSON and the decision record
+keeps that JSON, so ``load`` must rebuild exactly the snapshot that was
+decided on; ``dump(load(cls, dump(s))) == dump(s)`` is tested.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from datetime import datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+from .audit import canonical_json
+
+T = TypeVar("T")
+
+
+def dump(snapshot: Any) -> dict[str, Any]:
+    """The snapshot as JSON-ready data (the form the audit digest covers)."""
+    return json.loads(canonical_json(dataclasses.asdict(snapshot)))
+
+
+def load(cls: type[T], data: Any) -> T:
+    """Rebuild a snapshot dataclass from ``dump``'s output.
+
+    Raises ``ValueError`` if the data does not fit the class (a stored
+    snapshot that cannot be read back is never silently patched up).
+    """
+    return _convert(cls, data)
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ValueError(f"None is not a {tp}")
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value)
+    if value is None:
+        raise ValueError(f"missing value for {tp}")
+    if origin is tuple:
+        (inner, _ellipsis) = typing.get_args(tp)
+        return tuple(_convert(inner, v) for v in value)
+    if origin is dict or tp is dict:
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        if set(value) != names:
+            raise ValueError(f"{tp.__name__}: expected fields {sorted(names)}, got {sorted(value)}")
+        return tp(**{name: _convert(hints[name], value[name]) for name in names})
+    if tp is datetime:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}")
+        return parsed
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a boolean")
+        return value
+    if tp in (int, float, str):
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, tp) or isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a {tp.__name__}")
+        return value
+    raise ValueError(f"unsupported snapshot type {tp!r}")
