@@ -15,7 +15,7 @@ from rems_service import create_app
 from rems_service.db import migrate
 from rems_service.db.models import User, UserRole
 from rems_service.runtime import get_runtime
-from rems_service.services import audit, pharmacies, prescribers, users
+from rems_service.services import audit, decisions, pharmacies, prescribers, users
 from rems_service.services.actor import SYSTEM
 from rems_service.services.errors import ServiceError
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS
@@ -141,3 +141,31 @@ def audit_verify() -> None:
         "head_hash": check.head_hash, "first_invalid_seq": check.first_invalid_seq,
     }))
     sys.exit(0 if check.valid else 1)
+
+
+@audit_group.command("replay")
+@click.argument("seq", type=int, required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every recorded decision (one JSON line each, then a summary).")
+@with_appcontext
+def audit_replay(seq: int | None, replay_all: bool) -> None:
+    """Decide again the decision recorded at audit entry SEQ, from its stored snapshot
+    and program version; exit 0 when the outcome, reasons and validity match, 1 otherwise."""
+    if (seq is None) == (not replay_all):
+        raise click.UsageError("give either SEQ or --all")
+    runtime = get_runtime()
+    with runtime.uow() as uow:
+        if seq is not None:
+            try:
+                result = decisions.replay(uow.session, runtime.program, seq)
+            except ServiceError as exc:
+                _fail(exc)
+            click.echo(json.dumps(result.as_dict()))
+            sys.exit(0 if result.matches else 1)
+        replayed = mismatched = 0
+        for result in decisions.replay_all(uow.session, runtime.program):
+            replayed += 1
+            if not result.matches:
+                mismatched += 1
+                click.echo(json.dumps(result.as_dict()))
+        click.echo(json.dumps({"replayed": replayed, "mismatched": mismatched}))
+        sys.exit(0 if mismatched == 0 else 1)

@@ -28,6 +28,8 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from rems_service import create_app  # noqa: E402
 from rems_service.db import migrate  # noqa: E402
 from rems_service.db.engine import build_engine  # noqa: E402
+from rems_service.services.decisions import replay_all  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 
 PG_URL = os.environ.get("REMS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -141,8 +143,25 @@ def make_app(database_url: str) -> Iterator[Any]:
         return app
 
     yield factory
-    for app in apps:
-        app.extensions["rems"].engine.dispose()
+    try:
+        if apps:
+            assert_decisions_replay(apps[0].extensions["rems"])
+    finally:
+        for app in apps:
+            app.extensions["rems"].engine.dispose()
+
+
+def assert_decisions_replay(runtime: Any) -> None:
+    """Issue 4, "replaying every decision made by the test suite reproduces its outcome":
+    after every database test, each recorded decision is decided again from its
+    stored snapshot and program version."""
+    try:
+        with runtime.uow() as uow:
+            results = list(replay_all(uow.session, runtime.program))
+    except OperationalError:
+        return  # the test took its database away on purpose; it recorded nothing
+    mismatches = [r.as_dict() for r in results if not r.matches]
+    assert not mismatches, f"{len(mismatches)} of {len(results)} decisions do not replay: {mismatches[:3]}"
 
 
 @pytest.fixture
