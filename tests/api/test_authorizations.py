@@ -4,6 +4,7 @@ visibility and the error cases. Rule-by-rule edges are in tests/unit/test_rules_
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,6 @@ from sqlmodel import func, select
 
 from rems_service.db.models import Authorization, AuditEntry, DecisionRecord, Dispense, IdempotencyKey, OutboxEvent
 from tests.api.test_patients import ADULT_FRP, ADULT_MALE, NOW, add_survey, add_test, enrolled
-from tests.helpers import utc
 
 AUTH_BODY = {"days_supply": 28, "quantity": 28, "strength_mg": 25, "prescriber_survey": {"counseled_on_risks": True, "contraception_confirmed": True}}
 COUNSELED = {"medication_guide_provided": True, "checklist_completed": True}
@@ -89,7 +89,7 @@ def test_denial_is_a_recorded_decision_with_every_reason(world):
         entry = s.exec(select(AuditEntry).where(AuditEntry.seq == r.json["audit_seq"])).one()
         assert entry.action == "authorization.decided" and entry.outcome == "denied"
         assert {x["code"] for x in entry.reasons} == codes
-        record = s.get(DecisionRecord, entry.details["decision_id"] and __import__("uuid").UUID(entry.details["decision_id"]))
+        record = s.get(DecisionRecord, uuid.UUID(entry.details["decision_id"]))
         assert record.outcome == "denied"
         dumped = json.dumps(record.snapshot) + json.dumps(entry.subject) + json.dumps(entry.details)
         for phi in (ADULT_FRP["first_name"], ADULT_FRP["last_name"], ADULT_FRP["date_of_birth"]):
@@ -280,7 +280,7 @@ def test_idempotency_key_in_flight_is_409(world):
     patient, decision = approved_authorization(world)
     with world.runtime.session() as s:
         from rems_service.db.engine import database_now
-        from rems_service.services.idempotency import scope_of, digest  # noqa: F401
+        from rems_service.services.idempotency import digest
 
         s.add(IdempotencyKey(
             scope=f"pharmacy:{world.pharmacy.id}", endpoint="dispenses", key="busy",
@@ -318,3 +318,56 @@ def test_a_failure_while_deciding_writes_nothing_and_frees_the_key(world, monkey
     monkeypatch.undo()
     retry = dispense(world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "k1"})
     assert retry.json["decision"] == "approved"
+
+
+def _blind_to_confirmations(monkeypatch, times: int):
+    """Hide the live confirmation from the next ``times`` decisions, as a request racing
+    the winner's commit would see it; the unique index must then catch the second one."""
+    from rems_service.services import dispenses as service
+
+    real = service.holding_dispense
+    calls = {"n": 0}
+
+    def blind(session, authorization_id, lock=False):
+        calls["n"] += 1
+        return None if calls["n"] <= times else real(session, authorization_id, lock)
+
+    monkeypatch.setattr(service, "holding_dispense", blind)
+    return calls
+
+
+def test_a_race_lost_to_the_unique_index_is_decided_again_and_denied(world, monkeypatch):
+    patient, decision = approved_authorization(world)
+    number = decision["authorization_number"]
+    assert dispense(world, number, patient["rems_patient_id"]).json["decision"] == "approved"
+    calls = _blind_to_confirmations(monkeypatch, times=1)
+    r = dispense(world, number, patient["rems_patient_id"], token=world.other_pharmacist_token)
+    assert r.status_code == 201, r.json
+    assert [x["code"] for x in r.json["reasons"]] == ["AUTHORIZATION_ALREADY_USED"]
+    assert calls["n"] == 2
+    assert count(world.runtime, Dispense) == 1
+
+
+def test_losing_twice_is_a_503_and_records_nothing(world, monkeypatch):
+    patient, decision = approved_authorization(world)
+    number = decision["authorization_number"]
+    assert dispense(world, number, patient["rems_patient_id"]).json["decision"] == "approved"
+    before = [count(world.runtime, m) for m in (AuditEntry, Dispense, DecisionRecord)]
+    _blind_to_confirmations(monkeypatch, times=99)
+    r = dispense(world, number, patient["rems_patient_id"], token=world.other_pharmacist_token)
+    assert r.status_code == 503
+    assert [count(world.runtime, m) for m in (AuditEntry, Dispense, DecisionRecord)] == before
+
+
+def test_the_database_refuses_a_second_holding_dispense(world):
+    """R-DISP-5's backstop holds on every backend, whatever the service does."""
+    from sqlalchemy.exc import IntegrityError
+
+    patient, decision = approved_authorization(world)
+    dispense(world, decision["authorization_number"], patient["rems_patient_id"])
+    with world.runtime.session() as s:
+        existing = s.exec(select(Dispense)).one()
+        clone = Dispense(**{**existing.model_dump(), "id": uuid.uuid4(), "confirmation_number": "RC-TEST0-TEST0-TEST0"})
+        s.add(clone)
+        with pytest.raises(IntegrityError):
+            s.flush()

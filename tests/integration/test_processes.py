@@ -4,33 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fetch(url: str, token: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+from tests.integration.server import BIN, ROOT, fetch, gunicorn
 
 
 @pytest.fixture
@@ -40,31 +18,8 @@ def served(database_url, tmp_path):
     env.pop("REDIS_URL", None)
     subprocess.run([BIN / "rems", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=ROOT)
     seed = subprocess.run([BIN / "rems", "demo", "seed", "--if-empty"], env=env, check=True, capture_output=True, text=True, cwd=ROOT)
-    seeded = json.loads(seed.stdout)
-    port = free_port()
-    log = open(tmp_path / "gunicorn.log", "w")
-    proc = subprocess.Popen(
-        [BIN / "gunicorn", "-c", "config/gunicorn.py"],
-        env={**env, "REMS_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"},
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if fetch(base + "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError((tmp_path / "gunicorn.log").read_text())
-            time.sleep(0.2)
-        yield base, seeded
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+    with gunicorn(database_url, tmp_path / "gunicorn.log") as base:
+        yield base, json.loads(seed.stdout)
 
 
 def test_seeded_service_answers_over_http(served):
