@@ -15,7 +15,7 @@ from rems_service import create_app
 from rems_service.db import migrate
 from rems_service.db.models import User, UserRole
 from rems_service.runtime import get_runtime
-from rems_service.services import audit, decisions, pharmacies, prescribers, users
+from rems_service.services import audit_log, decisions, pharmacies, prescribers, users
 from rems_service.services.actor import SYSTEM
 from rems_service.services.errors import ServiceError
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS
@@ -131,16 +131,27 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option("--incremental", is_flag=True, help="Start after the newest stored checkpoint instead of the first entry.")
+@click.option("--anchor", "anchor_text", metavar="SEQ:HASH", help="An anchor from `rems audit anchor`: also prove nothing up to it was truncated or rewritten.")
 @with_appcontext
-def audit_verify() -> None:
-    """Check the whole chain; exit 0 when intact, 1 otherwise (JSON summary printed)."""
-    with get_runtime().uow() as uow:
-        check = audit.verify(uow.session)
-    click.echo(json.dumps({
-        "valid": check.valid, "checked": check.checked, "head_seq": check.head_seq,
-        "head_hash": check.head_hash, "first_invalid_seq": check.first_invalid_seq,
-    }))
-    sys.exit(0 if check.valid else 1)
+def audit_verify(incremental: bool, anchor_text: str | None) -> None:
+    """Check the chain; exit 0 when intact, 1 otherwise (JSON summary printed).
+
+    A valid run stores a checkpoint for later incremental runs."""
+    try:
+        anchor = audit_log.parse_anchor(anchor_text) if anchor_text else None
+    except ServiceError as exc:
+        _fail(exc)
+    result = audit_log.verify(get_runtime().uow(), None, _now(), incremental=incremental, anchor=anchor)
+    click.echo(json.dumps(result.as_dict()))
+    sys.exit(0 if result.check.valid else 1)
+
+
+@audit_group.command("anchor")
+@with_appcontext
+def audit_anchor() -> None:
+    """Print the chain head as {"seq", "hash", "anchor": "SEQ:HASH"}; keep it outside the database."""
+    click.echo(json.dumps(audit_log.anchor(get_runtime().uow())))
 
 
 @audit_group.command("replay")

@@ -72,3 +72,16 @@ def make_pharmacy(runtime: Any, ncpdp_id: str = "1234567", certified: bool = Tru
     if certified:
         row = pharmacies.certify(runtime.uow(), SYSTEM, now, runtime.program, row.id, PHARMACY_ATTESTED)
     return row
+
+
+def tamper_with_audit(session: Any) -> None:
+    """Switch off the audit table's append-only triggers for this transaction, as
+    only a superuser could (PostgreSQL: ordinary triggers off for the transaction;
+    SQLite: the triggers dropped from this test's own database file)."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL session_replication_role = replica"))
+    else:
+        session.execute(text("DROP TRIGGER IF EXISTS audit_entries_no_update"))
+        session.execute(text("DROP TRIGGER IF EXISTS audit_entries_no_delete"))

@@ -336,3 +336,25 @@ class IdempotencyKey(SQLModel, table=True):
     completed_at: Optional[datetime] = _utc(nullable=True)
 
     __table_args__ = (UniqueConstraint("scope", "endpoint", "key", name="uq_idempotency_keys_scope_endpoint_key"),)
+
+
+class AuditReasonCode(SQLModel, table=True):
+    """One reason code of one audit entry: what the auditor's ``reason=`` filter
+    reads through its ``(code, seq)`` index instead of scanning JSON."""
+
+    __tablename__ = "audit_reason_codes"
+
+    code: str = Field(sa_column=Column(String(64), primary_key=True))
+    seq: int = Field(sa_column=Column(BigInteger, ForeignKey("audit_entries.seq"), primary_key=True))
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A point up to which the chain was verified, so the next verification can
+    start there (``GET /audit/verify?incremental=true``)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    hash: str = Field(sa_type=String(64), nullable=False)
+    verified_at: datetime = _utc()

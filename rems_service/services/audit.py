@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from sqlmodel import Session, select
 
 from rems_service.db.engine import database_now
-from rems_service.db.models import AuditChainHead, AuditEntry
+from rems_service.db.models import AuditChainHead, AuditEntry, AuditReasonCode
 from workflows.audit import ChainCheck, GENESIS_HASH, canonical_json, chain_hash, digest, verify_entries
 
 from .actor import Actor
@@ -123,6 +123,8 @@ def append(
     session.add(entry)
     session.add(head)
     session.flush()
+    for code in sorted({r["code"] for r in entry.reasons}):
+        session.add(AuditReasonCode(code=code, seq=entry.seq))
     return entry
 
 

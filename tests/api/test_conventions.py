@@ -31,6 +31,13 @@ OPERATIONS = [
     ("POST", "/api/v1/patients/{patient}/reinstate", {}),
     ("POST", "/api/v1/patients/{patient}/resolve-intervention", {}),
     ("POST", "/api/v1/patients/{patient}/discontinue", {}),
+    ("POST", "/api/v1/authorizations", {"patient_id": str(uuid.UUID(int=7)), "days_supply": 28, "quantity": 28, "strength_mg": 25, "prescriber_survey": {"counseled_on_risks": True}}),
+    ("GET", "/api/v1/authorizations/RA-00000-00000-00000", None),
+    ("POST", "/api/v1/authorizations/RA-00000-00000-00000/void", {}),
+    ("POST", "/api/v1/dispenses", {"authorization_number": "RA-00000-00000-00000", "rems_patient_id": "RP-00000-00000", "days_supply": 28, "quantity": 28, "counseling": {"medication_guide_provided": True, "checklist_completed": True}}),
+    ("GET", "/api/v1/dispenses/RC-00000-00000-00000", None),
+    ("POST", "/api/v1/dispenses/RC-00000-00000-00000/complete", {}),
+    ("POST", "/api/v1/dispenses/RC-00000-00000-00000/reverse", {}),
 ]
 
 

@@ -13,7 +13,7 @@ from rems_service.db.engine import build_engine
 from rems_service.services import audit, prescribers
 from rems_service.services.actor import Actor, SYSTEM
 from rems_service.services.errors import Conflict
-from tests.helpers import PRESCRIBER_ATTESTED, make_prescriber, make_user, utc
+from tests.helpers import PRESCRIBER_ATTESTED, make_prescriber, make_user, utc, tamper_with_audit
 from workflows.audit import GENESIS_HASH, chain_hash
 
 
@@ -90,6 +90,7 @@ def test_verify_detects_a_removed_tail(runtime):
     make_prescriber(runtime)
     with runtime.uow() as uow:
         last = uow.session.exec(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+        tamper_with_audit(uow.session)
         uow.session.delete(last)
         uow.commit()
     with runtime.uow() as uow:

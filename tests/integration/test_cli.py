@@ -80,6 +80,8 @@ def test_audit_verify_exits_1_on_a_broken_chain(rems, monkeypatch):
 
     path = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
+        # As only someone with the database file (not the service) could.
+        conn.execute("DROP TRIGGER audit_entries_no_update")
         conn.execute("UPDATE audit_entries SET action = 'forged' WHERE seq = 3")
     verified = json.loads(rems("audit", "verify", code=1).stdout)
     assert verified["valid"] is False and verified["first_invalid_seq"] == 3

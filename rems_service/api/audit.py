@@ -1,0 +1,131 @@
+"""The audit log for auditors and program staff (API.md, Audit; R-AUD-1 to R-AUD-3).
+
+Every read here is itself recorded in the log.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Iterator
+
+from flask import Response, stream_with_context
+from marshmallow import RAISE
+from flask_smorest import Blueprint
+
+from rems_service.auth import current_actor, protect, roles
+from rems_service.clock import request_now
+from rems_service.db.models import AuditEntry, UserRole
+from rems_service.runtime import get_runtime
+from rems_service.schemas.audit import (
+    AuditEntrySchema,
+    AuditExportQuerySchema,
+    AuditListQuerySchema,
+    AuditPageSchema,
+    AuditVerifyQuerySchema,
+    AuditVerifySchema,
+)
+from rems_service.services import audit_log
+
+blp = protect(Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="The tamper-evident audit log"))
+
+AUDITORS = (UserRole.AUDITOR, UserRole.ADMIN)
+_entry_schema = AuditEntrySchema()
+
+#: CSV columns, in order; JSON-valued columns are written as canonical JSON text.
+CSV_COLUMNS = (
+    "seq", "recorded_at", "effective_at", "actor_user_id", "actor_role", "action", "outcome", "reasons",
+    "program_version", "subject", "details", "inputs_digest", "prev_hash", "hash",
+)
+
+
+def item(row: AuditEntry) -> dict[str, Any]:
+    """One entry in API.md's shape (plus ``details``)."""
+    return {
+        "seq": row.seq, "recorded_at": row.recorded_at, "effective_at": row.effective_at,
+        "actor": {"user_id": row.actor_user_id, "role": row.actor_role},
+        "action": row.action, "outcome": row.outcome, "reasons": row.reasons, "program_version": row.program_version,
+        "subject": row.subject, "details": row.details, "inputs_digest": row.inputs_digest,
+        "prev_hash": row.prev_hash, "hash": row.hash,
+    }
+
+
+def _filter(args: dict[str, Any]) -> audit_log.AuditFilter:
+    return audit_log.AuditFilter(**{k: args.get(k) for k in audit_log.AuditFilter.__dataclass_fields__})
+
+
+@blp.route("/events", methods=["GET"])
+@roles(*AUDITORS)
+@blp.arguments(AuditListQuerySchema, location="query", unknown=RAISE)
+@blp.response(200, AuditPageSchema)
+def events(args):
+    """Entries matching every given filter, newest first; `next_cursor` fetches the next page."""
+    rows, next_cursor = audit_log.page(get_runtime().uow(), current_actor(), request_now(), _filter(args), args["limit"], args.get("cursor"))
+    return {"items": [item(r) for r in rows], "next_cursor": next_cursor}
+
+
+@blp.route("/events/<int:seq>", methods=["GET"])
+@roles(*AUDITORS)
+@blp.response(200, AuditEntrySchema)
+def event(seq: int):
+    """One entry."""
+    return item(audit_log.entry(get_runtime().uow(), current_actor(), request_now(), seq))
+
+
+@blp.route("/verify", methods=["GET"])
+@roles(*AUDITORS)
+@blp.arguments(AuditVerifyQuerySchema, location="query", unknown=RAISE)
+@blp.response(200, AuditVerifySchema)
+def verify(args):
+    """Check the chain (whole, or from the last checkpoint) and name the first invalid entry."""
+    anchor = audit_log.parse_anchor(args["anchor"]) if args.get("anchor") else None
+    result = audit_log.verify(get_runtime().uow(), current_actor(), request_now(), incremental=args["incremental"], anchor=anchor)
+    return result.as_dict()
+
+
+@blp.route("/export", methods=["GET"])
+@roles(*AUDITORS)
+@blp.arguments(AuditExportQuerySchema, location="query", unknown=RAISE)
+@blp.response(200, content_type="text/csv")
+@blp.alt_response(200, content_type="application/x-ndjson", description="format=ndjson")
+def export(args):
+    """Every matching entry, oldest first, streamed (constant memory) as CSV or NDJSON."""
+    runtime = get_runtime()
+    f = _filter(args)
+    through = audit_log.record_export(runtime.uow(), current_actor(), request_now(), f, args["format"])
+    rows = audit_log.stream(runtime.session, f, through)
+    if args["format"] == "ndjson":
+        body, mimetype = _ndjson(rows), "application/x-ndjson"
+    else:
+        body, mimetype = _csv(rows), "text/csv"
+    response = Response(stream_with_context(body), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="audit-through-{through}.{args["format"]}"'
+    return response
+
+
+def _ndjson(rows: Iterator[AuditEntry]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(_entry_schema.dump(item(row)), sort_keys=True) + "\n"
+
+
+def _csv(rows: Iterator[AuditEntry]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_COLUMNS)
+    yield flush()
+    for row in rows:
+        dumped = _entry_schema.dump(item(row))
+        flat = {**dumped, "actor_user_id": dumped["actor"]["user_id"] or "", "actor_role": dumped["actor"]["role"]}
+        writer.writerow([
+            json.dumps(flat[c], sort_keys=True, separators=(",", ":")) if isinstance(flat[c], (dict, list)) else ("" if flat[c] is None else flat[c])
+            for c in CSV_COLUMNS
+        ])
+        yield flush()

@@ -1,0 +1,239 @@
+"""The auditor's view of the audit log (R-AUD-1 to R-AUD-3, API.md Audit).
+
+Filters, newest-first keyset pages with an opaque cursor, single entries, a
+constant-memory export, verification (whole, incremental from the last
+checkpoint, or against an anchor kept outside the database) — and every
+read is itself recorded (action ``audit.read``: who looked at what).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Iterator
+
+from sqlalchemy import exists
+from sqlmodel import Session, select
+
+from rems_service.db.engine import database_now
+from rems_service.db.models import AuditCheckpoint, AuditEntry, AuditReasonCode
+from rems_service.db.uow import UnitOfWork
+from workflows.audit import GENESIS_HASH, OUTCOME_COMPLETED, ChainCheck
+
+from . import audit
+from .actor import Actor
+from .errors import Invalid, NotFound
+
+#: Largest page the API serves.
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+#: Rows fetched per round trip while exporting (memory stays bounded by this).
+EXPORT_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    action: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    pharmacy_id: uuid.UUID | None = None
+    prescriber_id: uuid.UUID | None = None
+    rems_patient_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _where(query: Any, f: AuditFilter) -> Any:
+    if f.action:
+        query = query.where(AuditEntry.action == f.action)
+    if f.outcome:
+        query = query.where(AuditEntry.outcome == f.outcome)
+    if f.reason:
+        query = query.where(
+            exists().where(AuditReasonCode.seq == AuditEntry.seq, AuditReasonCode.code == f.reason)
+        )
+    if f.pharmacy_id:
+        query = query.where(AuditEntry.pharmacy_id == f.pharmacy_id)
+    if f.prescriber_id:
+        query = query.where(AuditEntry.prescriber_id == f.prescriber_id)
+    if f.rems_patient_id:
+        query = query.where(AuditEntry.rems_patient_id == f.rems_patient_id)
+    if f.since:
+        query = query.where(AuditEntry.effective_at >= f.since)
+    if f.until:
+        query = query.where(AuditEntry.effective_at < f.until)
+    return query
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": seq}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        before = data["before"]
+        if not isinstance(before, int) or isinstance(before, bool) or before < 1:
+            raise ValueError
+        return before
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise Invalid("The cursor is not one this service issued.", {"cursor": ["Invalid cursor."]}) from None
+
+
+def record_read(session: Session, actor: Actor, now: datetime, operation: str, details: dict[str, Any]) -> None:
+    """Who looked at what: the read is itself an audit entry."""
+    audit.append(
+        session, actor=actor, action="audit.read", outcome=OUTCOME_COMPLETED, effective_at=now,
+        subject={}, inputs={"operation": operation, **details}, details={"operation": operation, **details},
+    )
+
+
+def page(uow: UnitOfWork, actor: Actor, now: datetime, f: AuditFilter, limit: int, cursor: str | None) -> tuple[list[AuditEntry], str | None]:
+    """Entries matching ``f``, newest first, ``limit`` per page; returns the page and the next cursor."""
+    before = decode_cursor(cursor) if cursor else None
+    with uow:
+        session = uow.session
+        query = _where(select(AuditEntry), f)
+        if before is not None:
+            query = query.where(AuditEntry.seq < before)
+        rows = list(session.exec(query.order_by(AuditEntry.seq.desc()).limit(limit + 1)).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].seq) if more else None
+        record_read(session, actor, now, "list", {
+            "filters": f.as_dict(), "limit": limit, "cursor_before": before,
+            "returned": len(rows), "seqs": [rows[0].seq, rows[-1].seq] if rows else [],
+        })
+        uow.commit()
+        return rows, next_cursor
+
+
+def entry(uow: UnitOfWork, actor: Actor, now: datetime, seq: int) -> AuditEntry:
+    with uow:
+        row = uow.session.get(AuditEntry, seq)
+        if row is None:
+            raise NotFound(f"Audit entry {seq} not found.")
+        record_read(uow.session, actor, now, "get", {"seq": seq})
+        uow.commit()
+        return row
+
+
+def record_export(uow: UnitOfWork, actor: Actor, now: datetime, f: AuditFilter, fmt: str) -> int:
+    """Record the export before it streams; returns the head ``seq`` it stops at,
+    so the file is a consistent snapshot even while new entries arrive."""
+    with uow:
+        head = uow.session.exec(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1)).first() or 0
+        record_read(uow.session, actor, now, "export", {"filters": f.as_dict(), "format": fmt, "through_seq": head})
+        uow.commit()
+        return head
+
+
+def stream(session_factory: Any, f: AuditFilter, through_seq: int) -> Iterator[AuditEntry]:
+    """Matching entries up to ``through_seq``, oldest first, in keyset batches.
+
+    Each batch is read in a short session of its own and dropped before the
+    next, so memory does not grow with the size of the log.
+    """
+    last = 0
+    while True:
+        with session_factory() as session:
+            rows = session.exec(
+                _where(select(AuditEntry), f)
+                .where(AuditEntry.seq > last, AuditEntry.seq <= through_seq)
+                .order_by(AuditEntry.seq)
+                .limit(EXPORT_BATCH)
+            ).all()
+            session.expunge_all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+@dataclass(frozen=True)
+class Verification:
+    check: ChainCheck
+    mode: str
+    started_after_seq: int
+    anchor: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {
+            "valid": self.check.valid, "checked": self.check.checked, "head_seq": self.check.head_seq,
+            "head_hash": self.check.head_hash, "first_invalid_seq": self.check.first_invalid_seq,
+            "mode": self.mode, "started_after_seq": self.started_after_seq,
+        }
+        if self.anchor is not None:
+            out["anchor"] = self.anchor
+        return out
+
+
+def parse_anchor(value: str) -> tuple[int, str]:
+    seq, sep, digest = value.partition(":")
+    if not sep or not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise Invalid("An anchor is SEQ:HASH as printed by `rems audit anchor`.", {"anchor": ["Expected SEQ:HASH (64 hex digits)."]})
+    return int(seq), digest
+
+
+def _against_anchor(session: Session, check: ChainCheck, seq: int, digest: str) -> tuple[ChainCheck, dict[str, Any]]:
+    """The anchor (taken earlier and kept outside the database) must still be in the chain.
+
+    A chain that is internally consistent but shorter than the anchor was
+    truncated: the first missing entry is invalid. One whose entry at the
+    anchor has another hash was rewritten at or before it.
+    """
+    if not check.valid:
+        return check, {"seq": seq, "hash": digest, "matches": False}
+    if check.head_seq < seq:
+        return ChainCheck(False, check.checked, check.head_seq, check.head_hash, check.head_seq + 1), {"seq": seq, "hash": digest, "matches": False}
+    stored = session.get(AuditEntry, seq) if seq > 0 else None
+    stored_hash = stored.hash if stored is not None else GENESIS_HASH
+    if stored_hash != digest:
+        return ChainCheck(False, check.checked, check.head_seq, check.head_hash, max(seq, 1)), {"seq": seq, "hash": digest, "matches": False}
+    return check, {"seq": seq, "hash": digest, "matches": True}
+
+
+def verify(
+    uow: UnitOfWork, actor: Actor | None, now: datetime, *, incremental: bool = False, anchor: tuple[int, str] | None = None
+) -> Verification:
+    """Verify the chain; record the verification (when an actor asks) and a checkpoint when valid.
+
+    ``incremental`` starts after the newest checkpoint whose entry still
+    carries the checkpointed hash (else from the start); ``anchor`` also
+    proves nothing before it was truncated or rewritten.
+    """
+    with uow:
+        session = uow.session
+        after, prev = 0, GENESIS_HASH
+        mode = "full"
+        if incremental:
+            point = session.exec(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
+            at = session.get(AuditEntry, point.seq) if point else None
+            if point is not None and at is not None and at.hash == point.hash:
+                after, prev, mode = point.seq, point.hash, "incremental"
+        check = audit.verify(session, after, prev)
+        anchor_report = None
+        if anchor is not None:
+            check, anchor_report = _against_anchor(session, check, *anchor)
+        if check.valid and check.head_seq > after:
+            session.add(AuditCheckpoint(seq=check.head_seq, hash=check.head_hash, verified_at=database_now(session)))
+        if actor is not None:
+            record_read(session, actor, now, "verify", {
+                "mode": mode, "valid": check.valid, "head_seq": check.head_seq, "first_invalid_seq": check.first_invalid_seq,
+            })
+        uow.commit()
+        return Verification(check, mode, after, anchor_report)
+
+
+def anchor(uow: UnitOfWork) -> dict[str, Any]:
+    """The chain head as ``SEQ:HASH``, to be stored outside the database."""
+    with uow:
+        head = uow.session.get(audit.AuditChainHead, audit.CHAIN_HEAD_ID)
+        return {"seq": head.seq, "hash": head.hash, "anchor": f"{head.seq}:{head.hash}"}
