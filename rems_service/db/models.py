@@ -188,6 +188,7 @@ class AuditEntry(SQLModel, table=True):
     __table_args__ = (
         # The auditor filters, newest first (seq descending within the filter).
         Index("ix_audit_entries_action_seq", "action", "seq"),
+        Index("ix_audit_entries_outcome_seq", "outcome", "seq"),
         Index("ix_audit_entries_prescriber_seq", "prescriber_id", "seq"),
         Index("ix_audit_entries_pharmacy_seq", "pharmacy_id", "seq"),
         Index("ix_audit_entries_rems_patient_seq", "rems_patient_id", "seq"),

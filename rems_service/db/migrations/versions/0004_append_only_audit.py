@@ -42,6 +42,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['seq'], ['audit_entries.seq'], name=op.f('fk_audit_reason_codes_seq_audit_entries')),
     sa.PrimaryKeyConstraint('code', 'seq', name=op.f('pk_audit_reason_codes'))
     )
+    with op.batch_alter_table('audit_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_entries_outcome_seq', ['outcome', 'seq'], unique=False)
     # ### end Alembic commands ###
     _backfill_reason_codes()
     bind = op.get_bind()
@@ -89,6 +91,8 @@ def _backfill_reason_codes() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('audit_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_entries_outcome_seq')
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS audit_entries_no_truncate ON audit_entries")

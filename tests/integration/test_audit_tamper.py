@@ -1,0 +1,230 @@
+"""Issue 5, must show 1–3: mutations of a 10,000-entry chain are detected at the
+right sequence number; the database refuses UPDATE, DELETE and TRUNCATE; 8
+concurrent writers on PostgreSQL leave one valid chain.
+
+Each mutation runs inside a transaction in which the test has switched the
+append-only triggers off, as a superuser could, and is rolled back after the
+check, so one chain serves every mutation.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, select
+
+from rems_service.db.engine import build_engine
+from rems_service.db.models import AuditChainHead, AuditEntry
+from rems_service.services import audit, audit_log
+from rems_service.services.actor import SYSTEM
+from tests.helpers import tamper_with_audit
+from workflows.audit import GENESIS_HASH, chain_hash
+
+CHAIN = 10_000
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def build_chain(engine, n: int = CHAIN) -> list[AuditEntry]:
+    """Write ``n`` chained entries in bulk (hashes computed exactly as the append path does)."""
+    entries, prev = [], GENESIS_HASH
+    for seq in range(1, n + 1):
+        entry = AuditEntry(
+            seq=seq, recorded_at=T0 + timedelta(seconds=seq), effective_at=T0 + timedelta(seconds=seq),
+            actor_user_id=None, actor_role="system", action="test.entry", outcome="completed",
+            reasons=[{"code": "EARLY_REFILL", "rule": "R-DISP-3", "message": "m"}] if seq % 7 == 0 else [],
+            program_version="2020.1", subject={"n": seq}, prescriber_id=None, pharmacy_id=None,
+            rems_patient_id=f"RP-{seq:05d}-TEST0", inputs_digest="0" * 64, details={"i": seq}, prev_hash=prev, hash="",
+        )
+        entry.hash = chain_hash(prev, audit.entry_content(entry))
+        prev = entry.hash
+        entries.append(entry)
+    with Session(engine, expire_on_commit=False) as session:
+        session.add_all(entries)
+        head = session.get(AuditChainHead, audit.CHAIN_HEAD_ID)
+        head.seq, head.hash = n, prev
+        session.commit()
+    return entries
+
+
+@pytest.fixture
+def chained(database_url):
+    engine = build_engine(database_url)
+    entries = build_chain(engine)
+    yield engine, entries
+    engine.dispose()
+
+
+def _check(session: Session):
+    return audit.verify(session)
+
+
+def _update(session, seq, **values):
+    sets = ", ".join(f"{k} = :{k}" for k in values)
+    session.execute(text(f"UPDATE audit_entries SET {sets} WHERE seq = :seq"), {"seq": seq, **values})
+
+
+def _mutations(entries):
+    mid = CHAIN // 2
+    forged = entries[mid - 1]
+
+    def edit(session):
+        _update(session, 4321, outcome="approved")
+        return 4321
+
+    def edit_json(session):
+        _update(session, 777, details='{"i": 778}')
+        return 777
+
+    def delete(session):
+        session.execute(text("DELETE FROM audit_entries WHERE seq = 6000"))
+        return 6000
+
+    def swap(session):
+        # Swap the contents of 3000 and 3001 (keeping their seq numbers).
+        a, b = (session.get(AuditEntry, s) for s in (3000, 3001))
+        cols = ("subject", "details", "prev_hash", "hash", "recorded_at", "effective_at")
+        va = {c: getattr(a, c) for c in cols}
+        vb = {c: getattr(b, c) for c in cols}
+        session.expunge_all()
+        table = AuditEntry.__table__
+        session.execute(table.update().where(table.c.seq == 3000).values(hash="swap-in-progress"))  # hash is unique
+        for seq, values in ((3001, va), (3000, vb)):
+            for c, v in values.items():
+                session.execute(
+                    AuditEntry.__table__.update().where(AuditEntry.__table__.c.seq == seq).values({c: v})
+                )
+        return 3000
+
+    def insert_forged(session):
+        # Make room at the end of the chain's first half and insert a well-formed forged entry there.
+        session.execute(text("DELETE FROM audit_entries WHERE seq = :s"), {"s": mid})
+        fake = AuditEntry(**{**forged.model_dump(), "outcome": "approved", "details": {"forged": True}})
+        fake.hash = chain_hash(fake.prev_hash, audit.entry_content(fake))
+        session.add(fake)
+        session.flush()
+        return mid + 1  # the forged entry hashes correctly; its successor no longer links to it
+
+    def truncate_tail_and_forge_head(session):
+        session.execute(text("DELETE FROM audit_entries WHERE seq > 9000"))
+        session.execute(text("UPDATE audit_chain_head SET seq = 9000, hash = :h"), {"h": entries[8999].hash})
+        return None  # consistent by itself: only the anchor can tell (see below)
+
+    return {"edit a field": edit, "edit a JSON field": edit_json, "delete a row": delete, "swap two rows": swap,
+            "insert a forged row": insert_forged, "truncate the tail": truncate_tail_and_forge_head}
+
+
+MUTATIONS = ["edit a field", "edit a JSON field", "delete a row", "swap two rows", "insert a forged row", "truncate the tail"]
+
+
+def test_each_mutation_of_a_10000_entry_chain_is_detected(chained):
+    engine, entries = chained
+    with Session(engine) as session:
+        check = _check(session)
+        assert check.valid and check.checked == CHAIN
+    anchor = (CHAIN, entries[-1].hash)
+    for name in MUTATIONS:
+        with Session(engine) as session:
+            tamper_with_audit(session)
+            expected = _mutations(entries)[name](session)
+            session.flush()
+            check = _check(session)
+            if expected is None:
+                # A truncated tail with a rewritten head row verifies by itself; the
+                # anchor taken before the truncation does not.
+                assert check.valid and check.head_seq == 9000, name
+                bad, report = audit_log._against_anchor(session, check, *anchor)
+                assert not bad.valid and bad.first_invalid_seq == 9001 and report["matches"] is False, name
+            else:
+                assert not check.valid and check.first_invalid_seq == expected, (name, check)
+            session.rollback()
+        with Session(engine) as session:
+            assert _check(session).valid, f"the rollback after {name!r} restored the chain"
+
+
+def test_a_removed_tail_is_detected_even_without_an_anchor(chained):
+    engine, entries = chained
+    with Session(engine) as session:
+        tamper_with_audit(session)
+        session.execute(text("DELETE FROM audit_entries WHERE seq > 9990"))
+        check = _check(session)
+        assert not check.valid and check.first_invalid_seq == 9991
+        session.rollback()
+
+
+def test_the_database_refuses_update_delete_and_truncate(database_url):
+    engine = build_engine(database_url)
+    try:
+        build_chain(engine, 3)
+        statements = ["UPDATE audit_entries SET outcome = 'approved' WHERE seq = 2", "DELETE FROM audit_entries WHERE seq = 3"]
+        if engine.dialect.name == "postgresql":
+            statements.append("TRUNCATE audit_entries CASCADE")
+        for statement in statements:
+            with engine.connect() as conn, pytest.raises(DBAPIError) as info:
+                conn.execute(text(statement))
+            assert "append-only" in str(info.value)
+        with Session(engine) as session:
+            assert audit.verify(session).valid and audit.verify(session).checked == 3
+    finally:
+        engine.dispose()
+
+
+def test_the_trigger_binds_the_table_owner_too(postgres_url):
+    """The service's role owns the table here; ownership does not lift the refusal."""
+    engine = build_engine(postgres_url)
+    try:
+        build_chain(engine, 2)
+        role = f"rems_owner_probe_{uuid.uuid4().hex[:8]}"
+        with engine.connect() as conn:
+            conn.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+            conn.commit()
+            try:
+                conn.execute(text(f"ALTER TABLE audit_entries OWNER TO {role}"))
+                conn.execute(text(f"SET ROLE {role}"))
+                with pytest.raises(DBAPIError) as info:
+                    conn.execute(text("DELETE FROM audit_entries"))
+                assert "append-only" in str(info.value)
+            finally:
+                conn.rollback()  # ownership and role back to the superuser
+                conn.execute(text(f"DROP ROLE {role}"))
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def test_eight_concurrent_writers_of_200_entries_leave_one_chain(postgres_url):
+    engine = build_engine(postgres_url, pool_size=8, max_overflow=0)
+    with Session(engine) as session:
+        before = session.get(AuditChainHead, audit.CHAIN_HEAD_ID).seq
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(200):
+                with Session(engine) as session:
+                    audit.append(session, actor=SYSTEM, action="test.append", outcome="completed",
+                                 effective_at=datetime.now(timezone.utc), subject={"writer": n, "i": i})
+                    session.commit()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        with Session(engine) as session:
+            check = audit.verify(session)
+            rows = session.exec(select(AuditEntry.subject).where(AuditEntry.seq > before)).all()
+        assert check.valid and check.head_seq == before + 1600 and len(rows) == 1600
+        assert len({(r["writer"], r["i"]) for r in rows}) == 1600
+    finally:
+        engine.dispose()
