@@ -36,6 +36,18 @@ class Config:
     OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
     JSON_SORT_KEYS = False
 
+    # Background work (issue "events and jobs")
+    #: RQ queue the web process, the worker and cron share.
+    QUEUE_NAME = "rems"
+    #: Hand new outbox events to the queue (or run them inline) after each request.
+    RELAY_AFTER_REQUEST = True
+    #: Webhook delivery: per-attempt timeout, lease of a claimed attempt, retry policy.
+    WEBHOOK_TIMEOUT_SECONDS = 5.0
+    WEBHOOK_LEASE_SECONDS = 60
+    WEBHOOK_BACKOFF_SECONDS = 30
+    WEBHOOK_BACKOFF_CAP_SECONDS = 3600
+    WEBHOOK_MAX_ATTEMPTS = 8
+
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
@@ -50,6 +62,8 @@ class TestConfig(Config):
     ENV_NAME = "test"
     ALLOW_CLOCK_HEADER = True
     TESTING = True
+    # Tests of background work turn it on; the others should not pay for it.
+    RELAY_AFTER_REQUEST = False
 
 
 class ProductionConfig(Config):
@@ -81,6 +95,9 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
     ):
         if environ.get(env_key):
             settings[key] = environ[env_key]
+    for key in ("WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_LEASE_SECONDS", "WEBHOOK_BACKOFF_SECONDS", "WEBHOOK_BACKOFF_CAP_SECONDS", "WEBHOOK_MAX_ATTEMPTS"):
+        if environ.get(f"REMS_{key}"):
+            settings[key] = type(settings[key])(environ[f"REMS_{key}"])
     settings.update(overrides or {})
     if settings["ENV_NAME"] == "production" and not settings.get("DATABASE_URL"):
         raise ConfigurationError("production needs DATABASE_URL: the embedded SQLite file is for development")

@@ -19,10 +19,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(load_settings(overrides=overrides))
 
-    from . import api, clock, logs, runtime
+    from . import api, clock, jobs, logs, runtime
 
     logs.init_app(app)  # first: the request id exists before anything can fail
     clock.init_app(app)
     runtime.init_app(app)
     api.init_app(app)
+    jobs.init_app(app)
     return app

@@ -180,3 +180,17 @@ def audit_replay(seq: int | None, replay_all: bool) -> None:
                 click.echo(json.dumps(result.as_dict()))
         click.echo(json.dumps({"replayed": replayed, "mismatched": mismatched}))
         sys.exit(0 if mismatched == 0 else 1)
+
+
+@main.group("jobs")
+def jobs_group() -> None:
+    """Background work."""
+
+
+@jobs_group.command("sweep")
+@with_appcontext
+def jobs_sweep() -> None:
+    """Run every periodic sweep once (expiries, reminders, renewals, webhook retries, outbox relay)."""
+    from rems_service.jobs import handlers
+
+    click.echo(json.dumps(handlers.run_sweeps(get_runtime()), sort_keys=True))

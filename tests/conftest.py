@@ -39,6 +39,7 @@ REQUIRE_SERVICES = os.environ.get("CI", "").lower() == "true" or os.environ.get(
 TABLES = (
     "users", "prescribers", "pharmacies", "patients", "pregnancy_tests", "patient_surveys", "audit_entries", "outbox_events",
     "decisions", "authorizations", "dispenses", "idempotency_keys", "audit_reason_codes", "audit_checkpoints",
+    "processed_events", "notices", "webhook_subscriptions", "webhook_deliveries", "webhook_attempts",
 )
 
 

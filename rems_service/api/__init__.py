@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import audit, authorizations, dispenses, errors, health, patients, pharmacies, prescribers, users
+from . import audit, authorizations, dispenses, errors, health, patients, pharmacies, prescribers, users, webhooks
 from .errors import RemsApi
 
 BLUEPRINTS = (
-    health.blp, users.blp, prescribers.blp, pharmacies.blp, patients.blp, authorizations.blp, dispenses.blp, audit.blp,
+    health.blp, users.blp, prescribers.blp, pharmacies.blp, patients.blp, authorizations.blp, dispenses.blp, audit.blp, webhooks.blp,
 )
 
 

@@ -121,6 +121,10 @@ class Patient(SQLModel, table=True):
     status_changed_at: datetime = _utc()
     status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
     therapy_started_at: Optional[datetime] = _utc(nullable=True)
+    # Mirrors for reminders only (never read by a decision): when the next
+    # pregnancy test and survey are due. Indexed so the sweeps read due rows only.
+    next_test_due_at: Optional[datetime] = _utc(nullable=True, index=True)
+    next_survey_due_at: Optional[datetime] = _utc(nullable=True, index=True)
     enrolled_at: datetime = _utc()
     created_at: datetime = _utc()
 
@@ -359,3 +363,82 @@ class AuditCheckpoint(SQLModel, table=True):
     seq: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     hash: str = Field(sa_type=String(64), nullable=False)
     verified_at: datetime = _utc()
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """An outbox event whose handler has run: handlers dedupe on the event id,
+    so a relay that re-sends after a crash changes nothing twice."""
+
+    __tablename__ = "processed_events"
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    handled_at: datetime = _utc()
+
+
+class Notice(SQLModel, table=True):
+    """A reminder already given (``key`` names its subject and occasion), so a
+    sweep that runs every minute tells a prescriber once, not every minute."""
+
+    __tablename__ = "notices"
+
+    key: str = Field(sa_column=Column(String(200), primary_key=True))
+    created_at: datetime = _utc()
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """Where to POST which events (API.md, Webhooks). A prescriber's or a
+    pharmacy's subscription receives only events about its own patients or
+    pharmacy; an admin's receives every matching event."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    url: str = Field(sa_type=String(2000), nullable=False)
+    events: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    secret: str = Field(sa_type=String(100), nullable=False)
+    prescriber_id: Optional[uuid.UUID] = Field(default=None, sa_column=Column(ForeignKey("prescribers.id"), nullable=True))
+    pharmacy_id: Optional[uuid.UUID] = Field(default=None, sa_column=Column(ForeignKey("pharmacies.id"), nullable=True))
+    created_by: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    created_at: datetime = _utc()
+    deleted_at: Optional[datetime] = _utc(nullable=True)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event owed to one subscription; ``body`` is the exact signed payload,
+    resent unchanged on every attempt (receivers dedupe on its ``id``)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    subscription_id: uuid.UUID = Field(sa_column=Column(ForeignKey("webhook_subscriptions.id"), nullable=False))
+    event_id: uuid.UUID = Field(nullable=False)
+    event_type: str = Field(sa_type=String(64), nullable=False)
+    body: str = Field(sa_type=Text, nullable=False)
+    status: str = Field(sa_type=String(16), nullable=False)
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_at: Optional[datetime] = _utc(nullable=True)
+    delivered_at: Optional[datetime] = _utc(nullable=True)
+    last_status_code: Optional[int] = Field(default=None, nullable=True)
+    last_error: Optional[str] = Field(default=None, sa_type=Text, nullable=True)
+    created_at: datetime = _utc()
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_subscription_event"),
+        # The retry sweep reads only deliveries that are due.
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_subscription_created", "subscription_id", "created_at"),
+    )
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """The delivery log: every attempt, its answer or error, and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    delivery_id: uuid.UUID = Field(sa_column=Column(ForeignKey("webhook_deliveries.id"), nullable=False, index=True))
+    attempt: int = Field(nullable=False)
+    attempted_at: datetime = _utc()
+    status_code: Optional[int] = Field(default=None, nullable=True)
+    error: Optional[str] = Field(default=None, sa_type=Text, nullable=True)
+    duration_ms: int = Field(default=0, nullable=False)

@@ -91,7 +91,10 @@ def record(
     )
     session.add(row)
     session.flush()
-    events.record(session, event, now, {**subject, "decision_id": decision_id, "outcome": decision.outcome, "reasons": reasons, **details})
+    events.record(session, event, now, {
+        **subject, "decision_id": decision_id, "outcome": decision.outcome, "reasons": reasons,
+        "valid_until": decision.valid_until, **details,
+    })
     return row
 
 

@@ -243,6 +243,7 @@ def complete(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, num
             therapy = patient_machine.start_therapy(now)
             patient.therapy_started_at = patient_machine.therapy_started_at
             changes.record_change(session, actor, patient, therapy, patients.subject(patient), version.version)
+            patients.refresh_reminders(session, patient, version, now)
         uow.commit()
         return DispenseView(row, row.status, auth.number)
 

@@ -102,6 +102,15 @@ def last_survey_at(session: Session, patient_id: uuid.UUID) -> datetime | None:
     ).first()
 
 
+def refresh_reminders(session: Session, row: Patient, version: ProgramVersion, now: datetime) -> None:
+    """Mirror when the next pregnancy test and survey are due (for reminders only:
+    decisions recompute both from the tests and surveys themselves)."""
+    testing = evaluate_testing(testing_inputs(row, load_tests(session, row.id)), version, now, Purpose.DISPENSE)
+    row.next_test_due_at = testing.next_test_due_at if row.risk_category.is_frp else None
+    row.next_survey_due_at = evaluate_survey(row.risk_category, last_survey_at(session, row.id), version, now).next_due_at
+    session.add(row)
+
+
 def enroll(
     uow: UnitOfWork,
     actor: Actor,
@@ -179,6 +188,7 @@ def enroll(
             "ppaf_signed": ppaf_signed,
             "counseling_completed": counseling_completed,
         }
+        refresh_reminders(session, row, version, now)
         details = {"to_state": PatientStatus.ENROLLED.value, "risk_category": category.value}
         audit.append(
             session, actor=actor, action="patient.enrolled", outcome=OUTCOME_COMPLETED, effective_at=now,
@@ -259,6 +269,7 @@ def record_test(
         events.record(session, "pregnancy_test.recorded", now, {**subject(row), **details})
         if outcome is PregnancyResult.POSITIVE:
             _halt_for_positive(session, actor, now, row, record, version)
+        refresh_reminders(session, row, version, now)
         uow.commit()
         return record, row
 
@@ -324,6 +335,7 @@ def record_survey(
         if flags and machine.eligible:
             change = machine.flag("survey revealed non-compliance", now, {"survey_id": record.id, "noncompliance": flags, "rule": "R-SURV-2"})
             changes.record_change(session, actor, row, change, subject(row), version.version)
+        refresh_reminders(session, row, version, now)
         uow.commit()
         return record, row
 

@@ -36,6 +36,10 @@ def effective_status(row: Pharmacy, now: datetime) -> str:
     return effective_pharmacy_status(row.status.value, row.certified_until, now)
 
 
+#: How the audit log and events name a pharmacy.
+subject = _subject
+
+
 def register(
     uow: UnitOfWork,
     actor: Actor,

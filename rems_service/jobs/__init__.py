@@ -1,0 +1,24 @@
+"""Background work: the outbox relay, RQ job entrypoints and the periodic sweeps.
+
+With ``REDIS_URL`` set, jobs go to the RQ queue (JSON serializer, ids only)
+and ``rq worker --with-scheduler`` runs them; ``rq cron config/cron.py``
+runs the sweeps and the relay. Without it, the relay runs each event's
+handler in-process after the request, webhooks are posted inline, and
+scheduled work (retries, expiries, reminders) is picked up by the sweeps
+(`rems jobs sweep`). Obligations live in the database either way.
+"""
+
+
+def init_app(app):  # type: ignore[no-untyped-def]
+    """After each successful write request, relay the outbox (best effort)."""
+    from flask import request
+
+    from rems_service.runtime import get_runtime
+
+    from .relay import relay_after_request
+
+    @app.after_request
+    def _relay(response):  # type: ignore[no-untyped-def]
+        if app.config.get("RELAY_AFTER_REQUEST") and request.method in ("POST", "PUT", "PATCH", "DELETE") and response.status_code < 500:
+            relay_after_request(get_runtime())
+        return response

@@ -1,0 +1,88 @@
+"""The transactional outbox's relay: hand unsent events to the queue, then mark them sent.
+
+Enqueue first, mark second: a crash between the two re-sends the event,
+and ``handle_event`` dedupes on its id. With Redis unreachable the events
+stay unsent (the error is counted on the row) until a later relay — the
+request that wrote them has long succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from sqlmodel import select
+
+from rems_service.db.engine import database_now
+from rems_service.db.models import OutboxEvent
+from rems_service.runtime import Runtime
+
+from . import handlers
+from .dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+#: Events per relay run.
+BATCH = 200
+#: After a failed relay from a request, requests skip relaying this long (a down Redis
+#: must not add a connection timeout to every request; cron keeps trying).
+PAUSE_SECONDS = 15.0
+
+
+def relay_outbox(runtime: Runtime, limit: int = BATCH) -> int:
+    """Relay up to ``limit`` unsent events, oldest first; return how many were handed on."""
+    dispatcher = Dispatcher(runtime)
+    if dispatcher.inline:
+        return _relay_inline(runtime, limit)
+    sent = 0
+    with runtime.uow() as uow:
+        session = uow.session
+        rows = session.exec(
+            select(OutboxEvent).where(OutboxEvent.sent_at.is_(None)).order_by(OutboxEvent.created_at)
+            .limit(limit).with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            try:
+                dispatcher.enqueue(f"{handlers.TASKS}.handle_event", str(row.id), job_id=f"event-{row.id}")
+            except Exception as exc:
+                row.attempts += 1
+                row.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("outbox relay: queue unavailable", extra={"error": type(exc).__name__, "pending": len(rows) - sent})
+                break
+            row.sent_at = database_now(session)
+            sent += 1
+        uow.commit()
+    return sent
+
+
+def _relay_inline(runtime: Runtime, limit: int) -> int:
+    """No queue: run each handler here, then mark its event sent (each in its own transaction)."""
+    with runtime.uow() as uow:
+        ids = list(uow.session.exec(
+            select(OutboxEvent.id).where(OutboxEvent.sent_at.is_(None)).order_by(OutboxEvent.created_at).limit(limit)
+        ).all())
+    for event_id in ids:
+        handlers.handle_event(runtime, str(event_id))
+        _mark_sent(runtime, event_id)
+    return len(ids)
+
+
+def _mark_sent(runtime: Runtime, event_id: uuid.UUID) -> None:
+    with runtime.uow() as uow:
+        row = uow.session.get(OutboxEvent, event_id)
+        if row is not None and row.sent_at is None:
+            row.sent_at = database_now(uow.session)
+            uow.commit()
+
+
+def relay_after_request(runtime: Runtime) -> None:
+    """Best effort after a write request; never fails the request."""
+    paused_until = getattr(runtime, "_relay_paused_until", 0.0)
+    if time.monotonic() < paused_until:
+        return
+    try:
+        relay_outbox(runtime)
+    except Exception as exc:
+        runtime._relay_paused_until = time.monotonic() + PAUSE_SECONDS  # type: ignore[attr-defined]
+        log.warning("outbox relay after request failed", extra={"error": type(exc).__name__})

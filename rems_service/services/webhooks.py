@@ -1,0 +1,241 @@
+"""Webhook subscriptions and deliveries (API.md, Webhooks).
+
+Deliveries are rows: one per (subscription, event), holding the exact signed
+body. An attempt *claims* the delivery for a lease (so two deliverers never
+post it at once, and a deliverer killed mid-request is retried once the
+lease ends), posts it with ``X-Rems-Signature: sha256=<HMAC>``, logs the
+attempt, and either marks it delivered or schedules the next attempt with
+exponential backoff up to a cap and a maximum number of attempts.
+At-least-once: receivers dedupe on the body's ``id`` (the event id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from rems_service.db.models import OutboxEvent, UserRole, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from rems_service.db.uow import UnitOfWork
+from workflows.audit import canonical_json
+
+from .actor import Actor
+from .errors import Forbidden, NotFound
+
+PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
+SIGNATURE_HEADER = "X-Rems-Signature"
+NOT_FOUND = "Webhook not found."
+
+
+def sign(secret: str, body: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256 of the raw body>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def create(uow: UnitOfWork, actor: Actor, now: datetime, *, url: str, events: list[str]) -> WebhookSubscription:
+    """Subscribe ``url`` to ``events``; a prescriber's or pharmacist's subscription is
+    bound to its prescriber or pharmacy. The secret is returned here only."""
+    if actor.role == UserRole.PRESCRIBER.value:
+        scope = {"prescriber_id": actor.prescriber_id}
+    elif actor.role == UserRole.PHARMACIST.value:
+        scope = {"pharmacy_id": actor.pharmacy_id}
+    elif actor.is_admin:
+        scope = {}
+    else:
+        raise Forbidden(f"The {actor.role} role may not subscribe to events.")
+    with uow:
+        row = WebhookSubscription(
+            url=url, events=sorted(set(events)), secret=secrets.token_hex(32), created_by=actor.user_id, created_at=now, **scope
+        )
+        uow.session.add(row)
+        uow.commit()
+        return row
+
+
+def _owned(actor: Actor, row: WebhookSubscription | None) -> bool:
+    if row is None or row.deleted_at is not None:
+        return False
+    if actor.is_admin:
+        return True
+    if actor.role == UserRole.PRESCRIBER.value:
+        return row.prescriber_id is not None and row.prescriber_id == actor.prescriber_id
+    if actor.role == UserRole.PHARMACIST.value:
+        return row.pharmacy_id is not None and row.pharmacy_id == actor.pharmacy_id
+    return False
+
+
+def delete(uow: UnitOfWork, actor: Actor, now: datetime, subscription_id: uuid.UUID) -> None:
+    """Stop the subscription; deliveries still pending are cancelled."""
+    with uow:
+        row = uow.session.get(WebhookSubscription, subscription_id, with_for_update=True)
+        if not _owned(actor, row):
+            raise NotFound(NOT_FOUND)
+        row.deleted_at = now
+        for delivery in uow.session.exec(
+            select(WebhookDelivery).where(WebhookDelivery.subscription_id == row.id, WebhookDelivery.status == PENDING)
+        ).all():
+            delivery.status, delivery.next_attempt_at = CANCELLED, None
+        uow.commit()
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    delivery: WebhookDelivery
+    attempts: list[WebhookAttempt]
+
+
+def deliveries(uow: UnitOfWork, actor: Actor, subscription_id: uuid.UUID, limit: int = 100) -> list[DeliveryView]:
+    """The subscription's deliveries, newest first, each with its attempts."""
+    with uow:
+        session = uow.session
+        if not _owned(actor, session.get(WebhookSubscription, subscription_id)):
+            raise NotFound(NOT_FOUND)
+        rows = session.exec(
+            select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+            .order_by(WebhookDelivery.created_at.desc()).limit(limit)
+        ).all()
+        out = []
+        for row in rows:
+            attempts = session.exec(
+                select(WebhookAttempt).where(WebhookAttempt.delivery_id == row.id).order_by(WebhookAttempt.attempt)
+            ).all()
+            out.append(DeliveryView(row, list(attempts)))
+        return out
+
+
+def _matches(subscription: WebhookSubscription, event: OutboxEvent) -> bool:
+    if event.type not in subscription.events:
+        return False
+    data = event.payload
+    if subscription.prescriber_id is not None:
+        return data.get("prescriber_id") == str(subscription.prescriber_id)
+    if subscription.pharmacy_id is not None:
+        return data.get("pharmacy_id") == str(subscription.pharmacy_id)
+    return True
+
+
+def body_of(event: OutboxEvent) -> str:
+    """The payload POSTed for ``event``: ``{id, type, occurred_at, data}``."""
+    return canonical_json({"id": event.id, "type": event.type, "occurred_at": event.occurred_at, "data": event.payload})
+
+
+def fan_out(session: Session, event: OutboxEvent, now: datetime) -> list[uuid.UUID]:
+    """Create the deliveries ``event`` owes (in the caller's transaction); return their ids."""
+    subscriptions = session.exec(select(WebhookSubscription).where(WebhookSubscription.deleted_at.is_(None))).all()
+    created = []
+    for subscription in subscriptions:
+        if not _matches(subscription, event):
+            continue
+        delivery = WebhookDelivery(
+            subscription_id=subscription.id, event_id=event.id, event_type=event.type, body=body_of(event),
+            status=PENDING, next_attempt_at=now, created_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(delivery)
+                session.flush()
+        except IntegrityError:
+            continue  # already owed (a re-sent event): never twice
+        created.append(delivery.id)
+    return created
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    delivery_id: uuid.UUID
+    attempt: int
+    delivered: bool
+    next_attempt_at: datetime | None
+
+
+def backoff(settings: dict[str, Any], attempt: int) -> timedelta:
+    """Exponential: base × 2^(attempt−1), capped."""
+    seconds = min(settings["WEBHOOK_BACKOFF_SECONDS"] * 2 ** (attempt - 1), settings["WEBHOOK_BACKOFF_CAP_SECONDS"])
+    return timedelta(seconds=seconds)
+
+
+def _claim(uow: UnitOfWork, delivery_id: uuid.UUID, now: datetime, lease: timedelta) -> tuple[int, WebhookSubscription, str] | None:
+    with uow:
+        session = uow.session
+        row = session.exec(
+            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update(skip_locked=True)
+        ).first()
+        if row is None or row.status != PENDING or (row.next_attempt_at is not None and row.next_attempt_at > now):
+            return None
+        subscription = session.get(WebhookSubscription, row.subscription_id)
+        if subscription is None or subscription.deleted_at is not None:
+            row.status, row.next_attempt_at = CANCELLED, None
+            uow.commit()
+            return None
+        row.attempts += 1
+        row.next_attempt_at = now + lease
+        attempt, body = row.attempts, row.body
+        uow.commit()
+        return attempt, subscription, body
+
+
+def _post(subscription: WebhookSubscription, delivery_id: uuid.UUID, body: str, timeout: float) -> tuple[int | None, str | None, int]:
+    raw = body.encode()
+    event = json.loads(body)
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(subscription.secret, raw),
+        "X-Rems-Event": event["type"],
+        "X-Rems-Delivery": str(delivery_id),
+    }
+    started = time.monotonic()
+    try:
+        response = requests.post(subscription.url, data=raw, headers=headers, timeout=timeout, allow_redirects=False)
+        return response.status_code, None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}", int((time.monotonic() - started) * 1000)
+    except requests.RequestException as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:500], int((time.monotonic() - started) * 1000)
+
+
+def attempt(uow_factory: Any, settings: dict[str, Any], delivery_id: uuid.UUID, now_fn: Any) -> AttemptResult | None:
+    """Try one delivery now if it is due and nobody else holds it; log the attempt.
+
+    Returns None when there was nothing to do (delivered, cancelled, not due,
+    or claimed by another deliverer).
+    """
+    lease = timedelta(seconds=settings["WEBHOOK_LEASE_SECONDS"])
+    claimed = _claim(uow_factory(), delivery_id, now_fn(), lease)
+    if claimed is None:
+        return None
+    number, subscription, body = claimed
+    status_code, error, duration_ms = _post(subscription, delivery_id, body, settings["WEBHOOK_TIMEOUT_SECONDS"])
+    now = now_fn()
+    with uow_factory() as uow:
+        row = uow.session.get(WebhookDelivery, delivery_id, with_for_update=True)
+        uow.session.add(WebhookAttempt(
+            delivery_id=delivery_id, attempt=number, attempted_at=now, status_code=status_code, error=error, duration_ms=duration_ms,
+        ))
+        next_at = None
+        if row.attempts == number and row.status == PENDING:  # nobody took the delivery over meanwhile
+            row.last_status_code, row.last_error = status_code, error
+            if error is None:
+                row.status, row.delivered_at, row.next_attempt_at = DELIVERED, now, None
+            elif number >= settings["WEBHOOK_MAX_ATTEMPTS"]:
+                row.status, row.next_attempt_at = FAILED, None
+            else:
+                next_at = row.next_attempt_at = now + backoff(settings, number)
+        uow.commit()
+    return AttemptResult(delivery_id, number, error is None, next_at)
+
+
+def due(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[uuid.UUID]:
+    """Deliveries whose next attempt is due (the retry sweep's rows, by index)."""
+    with uow:
+        return list(uow.session.exec(
+            select(WebhookDelivery.id).where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
+            .order_by(WebhookDelivery.next_attempt_at).limit(limit)
+        ).all())
