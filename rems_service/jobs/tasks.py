@@ -20,11 +20,20 @@ _runtime: tuple[int, Runtime] | None = None
 
 
 def runtime() -> Runtime:
+    """This process's runtime. Built by the worker before it forks, it is taken over
+    by each work horse after dropping the pooled connections it inherited
+    (SQLAlchemy's ``dispose(close=False)``: the parent's sockets stay the parent's)."""
     global _runtime
-    if _runtime is None or _runtime[0] != os.getpid():
+    pid = os.getpid()
+    if _runtime is None:
         from rems_service import create_app
 
-        _runtime = (os.getpid(), create_app().extensions["rems"])
+        _runtime = (pid, create_app().extensions["rems"])
+    elif _runtime[0] != pid:
+        inherited = _runtime[1]
+        inherited.engine.dispose(close=False)
+        inherited._redis = None
+        _runtime = (pid, inherited)
     return _runtime[1]
 
 

@@ -1,0 +1,208 @@
+"""Background work against the machine's real Redis and real `rq worker` processes,
+on PostgreSQL (issue "events and jobs", must show 1–4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlmodel import select
+
+from rems_service import create_app
+from rems_service.db.models import OutboxEvent, ProcessedEvent, WebhookAttempt, WebhookDelivery
+from rems_service.jobs import handlers
+from rems_service.jobs.relay import relay_outbox
+from tests.api.conftest import TRAINED
+from tests.helpers import Api, make_pharmacy, make_prescriber, make_user
+from tests.integration.server import BIN, ROOT
+from tests.receiver import Receiver
+
+AUTH = {"days_supply": 28, "quantity": 28, "strength_mg": 25, "prescriber_survey": {"counseled_on_risks": True, "contraception_confirmed": True}}
+MALE = {"first_name": "Job", "last_name": "Runner", "date_of_birth": "1961-02-03", "risk_category": "MALE_ADULT", "ppaf_signed": True, "counseling_completed": True}
+WORKER_ENV = {"REMS_WEBHOOK_BACKOFF_SECONDS": "1", "REMS_WEBHOOK_LEASE_SECONDS": "2", "REMS_WEBHOOK_TIMEOUT_SECONDS": "3"}
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def worker_env(database_url: str, redis_url: str) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "REMS_ENV": "development", **WORKER_ENV}
+    return env
+
+
+def run_burst_worker(database_url: str, redis_url: str, timeout: float = 60) -> None:
+    subprocess.run(
+        [BIN / "rq", "worker", "-w", "rems_service.jobs.worker.RemsWorker", "--burst", "--with-scheduler", "--serializer", "json", "--url", redis_url, "rems"],
+        env=worker_env(database_url, redis_url), cwd=ROOT, check=True, capture_output=True, timeout=timeout,
+    )
+
+
+class Program:
+    """A certified prescriber, a certified pharmacy with a trained pharmacist, an admin; an API client."""
+
+    def __init__(self, database_url: str, redis_url: str | None):
+        self.app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RELAY_AFTER_REQUEST": True, **{k.removeprefix("REMS_"): float(v) if "TIMEOUT" in k else int(v) for k, v in WORKER_ENV.items()}})
+        self.runtime = self.app.extensions["rems"]
+        self.prescriber = make_prescriber(self.runtime)
+        self.pharmacy = make_pharmacy(self.runtime)
+        self.prescriber_token = make_user(self.runtime, "prescriber", prescriber_id=self.prescriber.id)[1]
+        self.pharmacist_token = make_user(self.runtime, "pharmacist", pharmacy_id=self.pharmacy.id, training_completed_at=TRAINED)[1]
+        self.admin = make_user(self.runtime, "admin")[1]
+        self.api = Api(self.app.test_client())
+
+    def subscribe(self, url: str, events: list[str]) -> dict:
+        r = self.api.as_(self.admin).post("/api/v1/webhooks", json={"url": url, "events": events})
+        assert r.status_code == 201, r.json
+        return r.json
+
+    def authorize_and_dispense(self, at: datetime) -> tuple[dict, dict]:
+        patient = self.api.as_(self.prescriber_token).at(at).post("/api/v1/patients", json=MALE).json
+        self.api.as_(self.prescriber_token).at(at).post(
+            f"/api/v1/patients/{patient['id']}/surveys", json={"completed_at": (at - timedelta(hours=1)).isoformat(), "answers": {}}
+        )
+        auth = self.api.as_(self.prescriber_token).at(at).post("/api/v1/authorizations", json={**AUTH, "patient_id": patient["id"]}).json
+        assert auth["decision"] == "approved", auth
+        body = {
+            "authorization_number": auth["authorization_number"], "rems_patient_id": patient["rems_patient_id"], "days_supply": 28,
+            "quantity": 28, "counseling": {"medication_guide_provided": True, "checklist_completed": True},
+        }
+        disp = self.api.as_(self.pharmacist_token).at(at).post("/api/v1/dispenses", json=body).json
+        assert disp["decision"] == "approved", disp
+        return auth, disp
+
+    def close(self) -> None:
+        self.runtime.engine.dispose()
+
+
+@pytest.fixture
+def program(postgres_url, redis_url):
+    p = Program(postgres_url, redis_url)
+    yield p
+    p.close()
+
+
+def test_issued_authorization_is_delivered_by_a_real_worker_with_a_valid_signature(program, postgres_url, redis_url, receiver):
+    from tests.api.test_webhooks import signature_ok
+
+    hook = program.subscribe(receiver.url, ["authorization.issued"])
+    auth, _ = program.authorize_and_dispense(datetime.now(timezone.utc))
+    with program.runtime.session() as s:
+        assert all(e.sent_at is not None for e in s.exec(select(OutboxEvent)).all()), "the request relayed its events to Redis"
+    run_burst_worker(postgres_url, redis_url)
+    assert receiver.wait_for(1, timeout=10)
+    (got,) = receiver.received
+    assert signature_ok(hook["secret"], got) and got.body["data"]["authorization_number"] == auth["authorization_number"]
+
+
+def test_a_receiver_failing_twice_gets_exactly_one_successful_delivery(program, postgres_url, redis_url, receiver):
+    receiver.statuses = [500, 502]
+    hook = program.subscribe(receiver.url, ["authorization.issued"])
+    program.authorize_and_dispense(datetime.now(timezone.utc))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        run_burst_worker(postgres_url, redis_url)  # the scheduler moves due retries onto the queue
+        with program.runtime.session() as s:
+            row = s.exec(select(WebhookDelivery)).one()
+        if row.status == "delivered":
+            break
+        time.sleep(1)
+    assert row.status == "delivered" and row.attempts == 3
+    assert [r.headers["X-Rems-Delivery"] for r in receiver.received] == [str(row.id)] * 3
+    log = program.api.as_(program.admin).get(f"/api/v1/webhooks/{hook['id']}/deliveries").json["items"][0]["log"]
+    assert [a["status_code"] for a in log] == [500, 502, 200]
+    assert log[1]["attempted_at"] > log[0]["attempted_at"]
+
+
+def test_with_redis_down_decisions_succeed_and_events_wait_in_the_outbox(postgres_url, redis_url, receiver):
+    down = Program(postgres_url, "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        down.subscribe(receiver.url, ["authorization.issued", "dispense.approved"])
+        for i in range(3):
+            down.runtime._relay_paused_until = 0.0  # let every request try (and fail) to relay
+            down.authorize_and_dispense(datetime.now(timezone.utc))
+        with down.runtime.session() as s:
+            events = s.exec(select(OutboxEvent)).all()
+        assert events and all(e.sent_at is None for e in events)
+        assert any(e.attempts > 0 and "Connection" in (e.last_error or "") for e in events)
+    finally:
+        down.close()
+    # Redis is back: the relay (cron's job) hands every event on, a worker handles each once.
+    up = create_app({"DATABASE_URL": postgres_url, "REDIS_URL": redis_url}).extensions["rems"]
+    try:
+        while relay_outbox(up):
+            pass
+        relay_outbox(up)  # a second relay finds nothing
+        run_burst_worker(postgres_url, redis_url)
+        with up.session() as s:
+            events = s.exec(select(OutboxEvent)).all()
+            processed = s.exec(select(ProcessedEvent)).all()
+        assert all(e.sent_at is not None for e in events)
+        assert len(processed) == len(events)
+        assert receiver.wait_for(6, timeout=10)
+        time.sleep(0.5)
+        ids = [r.body["id"] for r in receiver.received]
+        assert len(ids) == 6 and len(set(ids)) == 6, "every event delivered, none twice"
+    finally:
+        up.engine.dispose()
+
+
+def test_a_worker_killed_mid_job_loses_no_obligation(program, postgres_url, redis_url, receiver):
+    receiver.stall = 10  # the first delivery hangs: the worker is killed meanwhile
+    program.subscribe(receiver.url, ["authorization.issued"])
+    program.authorize_and_dispense(datetime.now(timezone.utc))
+    worker = subprocess.Popen(
+        [BIN / "rq", "worker", "-w", "rems_service.jobs.worker.RemsWorker", "--serializer", "json", "--url", redis_url, "rems"],
+        env=worker_env(postgres_url, redis_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        assert receiver.arrived.wait(30), "the worker started the delivery"
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-request
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:  # pragma: no cover
+            os.killpg(worker.pid, signal.SIGKILL)
+    receiver.stall = 0
+    with program.runtime.session() as s:
+        row = s.exec(select(WebhookDelivery)).one()
+    assert row.status == "pending" and row.attempts == 1  # claimed, never finished
+    lease = timedelta(seconds=int(WORKER_ENV["REMS_WEBHOOK_LEASE_SECONDS"]))
+    report = handlers.run_sweeps(program.runtime, datetime.now(timezone.utc) + lease + timedelta(seconds=1))
+    assert report.get("webhook_attempts") == 1
+    with program.runtime.session() as s:
+        row = s.exec(select(WebhookDelivery)).one()
+        attempts = s.exec(select(WebhookAttempt)).all()
+    assert row.status == "delivered" and row.attempts == 2 and [a.attempt for a in attempts] == [2]
+    assert len({r.body["id"] for r in receiver.received}) == 1  # at-least-once: the receiver dedupes on id
+
+
+def test_with_no_worker_every_decision_is_right_at_every_expiry_edge(program):
+    """Jobs are scheduled in Redis but no worker ever runs: nothing depends on them."""
+    t0 = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+    auth, disp = program.authorize_and_dispense(t0)
+    number, confirmation = auth["authorization_number"], disp["confirmation_number"]
+    api = program.api.as_(program.pharmacist_token)
+    # The confirmation holds the authorization until exactly 24 h, then lapses.
+    assert api.at(t0 + timedelta(hours=24) - timedelta(seconds=1)).get(f"/api/v1/dispenses/{confirmation}").json["status"] == "confirmed"
+    assert api.at(t0 + timedelta(hours=24)).get(f"/api/v1/dispenses/{confirmation}").json["status"] == "lapsed"
+    assert api.at(t0 + timedelta(hours=24)).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 409
+    assert api.at(t0 + timedelta(hours=24)).get(f"/api/v1/authorizations/{number}").json["status"] == "issued"
+    # The authorization (MALE: 30 days) is valid to the microsecond before its end.
+    body = {"authorization_number": number, "rems_patient_id": auth["rems_patient_id"], "days_supply": 28, "quantity": 28,
+            "counseling": {"medication_guide_provided": True, "checklist_completed": True}}
+    late = api.at(t0 + timedelta(days=30)).post("/api/v1/dispenses", json=body).json
+    assert [r["code"] for r in late["reasons"]] == ["AUTHORIZATION_EXPIRED"]
+    # (the survey is 29 days old by then, which the dispense rules do not read)
+    just_in_time = api.at(t0 + timedelta(days=30) - timedelta(seconds=1)).post("/api/v1/dispenses", json=body).json
+    assert just_in_time["decision"] == "approved", just_in_time
+    r = json.loads(json.dumps(just_in_time))
+    assert r["confirmation_expires_at"]
