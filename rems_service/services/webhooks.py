@@ -25,6 +25,7 @@ import requests
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from rems_service.db.engine import database_now
 from rems_service.db.models import OutboxEvent, UserRole, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from rems_service.db.uow import UnitOfWork
 from workflows.audit import canonical_json
@@ -54,8 +55,10 @@ def create(uow: UnitOfWork, actor: Actor, now: datetime, *, url: str, events: li
     else:
         raise Forbidden(f"The {actor.role} role may not subscribe to events.")
     with uow:
+        # Database time, like the outbox's: a subscription receives the events written after it.
         row = WebhookSubscription(
-            url=url, events=sorted(set(events)), secret=secrets.token_hex(32), created_by=actor.user_id, created_at=now, **scope
+            url=url, events=sorted(set(events)), secret=secrets.token_hex(32), created_by=actor.user_id,
+            created_at=database_now(uow.session), **scope,
         )
         uow.session.add(row)
         uow.commit()
@@ -114,7 +117,7 @@ def deliveries(uow: UnitOfWork, actor: Actor, subscription_id: uuid.UUID, limit:
 
 
 def _matches(subscription: WebhookSubscription, event: OutboxEvent) -> bool:
-    if event.type not in subscription.events:
+    if event.type not in subscription.events or event.created_at < subscription.created_at:
         return False
     data = event.payload
     if subscription.prescriber_id is not None:

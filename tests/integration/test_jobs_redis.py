@@ -206,3 +206,29 @@ def test_with_no_worker_every_decision_is_right_at_every_expiry_edge(program):
     assert just_in_time["decision"] == "approved", just_in_time
     r = json.loads(json.dumps(just_in_time))
     assert r["confirmation_expires_at"]
+
+
+def test_per_entity_jobs_are_scheduled_with_deterministic_ids_and_are_idempotent(program, postgres_url, redis_url):
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+    from rq.serializers import JSONSerializer
+
+    from rems_service.db.models import Authorization, Dispense
+    from rems_service.jobs import tasks
+
+    auth, disp = program.authorize_and_dispense(datetime.now(timezone.utc))
+    run_burst_worker(postgres_url, redis_url)  # handles the events: schedules the follow-ups
+    with program.runtime.session() as s:
+        auth_row = s.exec(select(Authorization)).one()
+        dispense_row = s.exec(select(Dispense)).one()
+    connection = Redis.from_url(redis_url)
+    queue = Queue("rems", connection=connection, serializer=JSONSerializer)
+    scheduled = set(ScheduledJobRegistry(queue=queue).get_job_ids())
+    assert {f"authorization-expiry-{auth_row.id}", f"authorization-expiring-{auth_row.id}", f"dispense-lapse-{dispense_row.id}"} <= scheduled
+    assert any(j.startswith(f"patient-survey-due-{auth_row.patient_id}-") for j in scheduled)
+    # A job that runs early (or twice) changes nothing: the windows are not over yet.
+    rt = program.runtime
+    assert tasks.run_inline(rt, "rems_service.jobs.tasks.expire_authorization", str(auth_row.id)) is False
+    assert tasks.run_inline(rt, "rems_service.jobs.tasks.lapse_confirmation", str(dispense_row.id)) is False
+    connection.close()
