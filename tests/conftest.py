@@ -122,16 +122,21 @@ def postgres_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """The machine's real Redis, flushed around the test."""
+    """The machine's real Redis, flushed around the test; each xdist worker gets a
+    database of its own (a flush or a worker of one test session never touches another's)."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = REDIS_URL
+    if worker.startswith("gw"):
+        url = f"{REDIS_URL.rsplit('/', 1)[0]}/{1 + int(worker[2:]) % 15}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
     except Exception as exc:
         _unavailable(f"Redis at {REDIS_URL}", exc)
     client.flushdb()
-    yield REDIS_URL
+    yield url
     client.flushdb()
     client.close()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rq import Queue
@@ -43,4 +43,8 @@ class Dispatcher:
     def enqueue_at(self, when: datetime, func: str, *args: Any, job_id: str) -> None:
         if self.inline:
             return
+        # RQ's scheduler keeps whole seconds (it floors): round up, so a job never
+        # runs before the time it is meant for (it would find nothing due and stop).
+        if when.microsecond:
+            when = when.replace(microsecond=0) + timedelta(seconds=1)
         self.queue().enqueue_at(when, func, *args, job_id=job_id, result_ttl=3600, failure_ttl=7 * 86400)

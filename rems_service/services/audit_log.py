@@ -135,22 +135,23 @@ def record_export(uow: UnitOfWork, actor: Actor, now: datetime, f: AuditFilter, 
         return head
 
 
-def stream(session_factory: Any, f: AuditFilter, through_seq: int) -> Iterator[AuditEntry]:
-    """Matching entries up to ``through_seq``, oldest first, in keyset batches.
+def stream(session_factory: Any, f: AuditFilter, through_seq: int) -> Iterator[Any]:
+    """Matching entries up to ``through_seq``, oldest first, in keyset batches of
+    plain rows (attribute access like an ``AuditEntry``).
 
     Each batch is read in a short session of its own and dropped before the
     next, so memory does not grow with the size of the log.
     """
     last = 0
+    columns = AuditEntry.__table__.c
     while True:
         with session_factory() as session:
-            rows = session.exec(
-                _where(select(AuditEntry), f)
+            rows = session.execute(
+                _where(select(*columns), f)
                 .where(AuditEntry.seq > last, AuditEntry.seq <= through_seq)
                 .order_by(AuditEntry.seq)
                 .limit(EXPORT_BATCH)
             ).all()
-            session.expunge_all()
         if not rows:
             return
         yield from rows

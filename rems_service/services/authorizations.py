@@ -86,10 +86,15 @@ def effective(row: Authorization, holding: Dispense | None, now: datetime) -> Au
     return effective_status(row.status, row.expires_at, holding.confirmation_expires_at if holding else None, now)
 
 
-def settle_holding(session: Session, actor: Actor, row: Authorization, now: datetime, version: ProgramVersion) -> Dispense | None:
+def settle_holding(
+    session: Session, actor: Actor, row: Authorization, now: datetime, version: ProgramVersion, holding: Dispense | None | bool = True
+) -> Dispense | None:
     """Mirror a confirmation that lapsed by time into its status (so it no longer
-    holds the authorization) and return the live one, if any."""
-    holding = holding_dispense(session, row.id, lock=True)
+    holds the authorization) and return the live one, if any. ``holding`` is the
+    authorization's confirmed dispense when the caller (holding the authorization's
+    lock) has already read it; by default it is read here."""
+    if holding is True:
+        holding = holding_dispense(session, row.id, lock=True)
     if holding is None:
         return None
     if effective_dispense_status(holding.status, holding.confirmation_expires_at, now) is DispenseStatus.LAPSED:

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from rems_service.db.models import Authorization, Dispense, Pharmacy, User, UserRole
 from rems_service.db.uow import UnitOfWork
-from workflows.authorizations import AuthorizationLifecycle
+from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
 from workflows.dispenses import (
     NUMBER_PREFIX,
     AuthorizationFacts,
@@ -127,8 +127,10 @@ def _decide(
         details: dict[str, Any] = {"days_supply": dispense_request.days_supply}
         row = None
         if decision.approved:
-            settle_holding(session, actor, auth, now, version)
-            number = _unused_number(session)
+            settle_holding(session, actor, auth, now, version, holding)
+            # The number's uniqueness is the constraint's: a 75-bit collision would be an
+            # IntegrityError, and the decision is then simply made again.
+            number = new_reference_number(NUMBER_PREFIX)
             change = AuthorizationLifecycle(effective(auth, None, now).value).confirm(number, now)
             row = Dispense(
                 confirmation_number=number, authorization_id=auth.id, pharmacy_id=actor.pharmacy_id,
@@ -137,16 +139,21 @@ def _decide(
                 status=DispenseStatus.CONFIRMED, confirmed_at=now, confirmation_expires_at=decision.valid_until,
                 status_changed_at=now, decision_id=decision_id,
             )
-            details.update(dispense_id=row.id, confirmation_number=row.confirmation_number)
+            # The decision's own audit entry records the authorization's change of state.
+            details.update(
+                dispense_id=row.id, confirmation_number=row.confirmation_number, authorization_id=auth.id,
+                authorization_from_state=change.from_state, authorization_to_state=change.to_state,
+            )
         record = decisions.record(
             session, actor=actor, kind="dispense", decision_id=decision_id, snapshot=ctx, decision=decision,
             program_version=version.version, now=now, subject=subject_ids, details=details,
             event="dispense.approved" if decision.approved else "dispense.denied",
         )
         if row is not None:
+            auth.status, auth.status_changed_at, auth.status_reason = AuthorizationStatus(change.to_state), now, None
             session.add(row)
+            session.add(auth)
             session.flush()  # R-DISP-5's index: IntegrityError here if another confirmation holds it
-            changes.record_change(session, actor, auth, change, authorization_subject(auth), version.version)
         body = render(DecisionResult(record, auth if row is not None else None, row))
         if claim is not None:
             idempotency.complete(session, claim, 201, body)
@@ -165,13 +172,6 @@ def _pharmacist_facts(session: Session, actor: Actor) -> PharmacistFacts:
     """Read fresh: training recorded after the caller authenticated still counts, and vice versa."""
     user = session.get(User, actor.user_id)
     return PharmacistFacts(user_id=str(actor.user_id), training_completed_at=user.training_completed_at if user else None)
-
-
-def _unused_number(session: Session) -> str:
-    while True:
-        number = new_reference_number(NUMBER_PREFIX)
-        if session.exec(select(Dispense.id).where(Dispense.confirmation_number == number)).first() is None:
-            return number
 
 
 def _find(session: Session, actor: Actor, number: str) -> Dispense:
