@@ -155,7 +155,10 @@ def seed_patients(engine, scale, participants) -> list[dict]:
 
 
 def seed_authorizations(engine, patients: list[dict], n: int, expires_at, status="issued") -> list[dict]:
-    """Issued authorizations (with their decision rows) for male and FNRP adults (no testing)."""
+    """Issued authorizations (with their decision rows) for male and FNRP adults (no testing).
+
+    The decision rows are stand-ins with negative ``audit_seq`` values, which no
+    real audit entry has, so they never pose as recorded decisions (replay skips them)."""
     candidates = [p for p in patients if p["risk_category"] in ("MALE_ADULT", "FNRP_ADULT")]
     decisions, auths = [], []
     for i in range(n):
