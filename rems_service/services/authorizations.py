@@ -70,6 +70,13 @@ def lock_patient(session: Session, patient_id: uuid.UUID) -> Patient:
     return session.get(Patient, patient_id, with_for_update=True, populate_existing=True)
 
 
+def lock_authorization(session: Session, authorization_id: uuid.UUID, patient_id: uuid.UUID) -> tuple[Patient, Authorization]:
+    """Lock the patient, then the authorization (the module's lock order), and return
+    both re-read under their locks."""
+    patient = lock_patient(session, patient_id)
+    return patient, session.get(Authorization, authorization_id, with_for_update=True, populate_existing=True)
+
+
 def find(session: Session, number: str) -> Authorization | None:
     return session.exec(select(Authorization).where(Authorization.number == normalize_reference_number(number))).first()
 
@@ -86,15 +93,14 @@ def effective(row: Authorization, holding: Dispense | None, now: datetime) -> Au
     return effective_status(row.status, row.expires_at, holding.confirmation_expires_at if holding else None, now)
 
 
-def settle_holding(
-    session: Session, actor: Actor, row: Authorization, now: datetime, version: ProgramVersion, holding: Dispense | None | bool = True
-) -> Dispense | None:
+def settle_holding(session: Session, actor: Actor, row: Authorization, now: datetime, version: ProgramVersion) -> Dispense | None:
+    """Read ``row``'s confirmed dispense (locked) and settle it (``settle``)."""
+    return settle(session, actor, holding_dispense(session, row.id, lock=True), now, version)
+
+
+def settle(session: Session, actor: Actor, holding: Dispense | None, now: datetime, version: ProgramVersion) -> Dispense | None:
     """Mirror a confirmation that lapsed by time into its status (so it no longer
-    holds the authorization) and return the live one, if any. ``holding`` is the
-    authorization's confirmed dispense when the caller (holding the authorization's
-    lock) has already read it; by default it is read here."""
-    if holding is True:
-        holding = holding_dispense(session, row.id, lock=True)
+    holds its authorization) and return it if it is still live."""
     if holding is None:
         return None
     if effective_dispense_status(holding.status, holding.confirmation_expires_at, now) is DispenseStatus.LAPSED:
@@ -217,8 +223,7 @@ def void(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number:
         found = find(session, number)
         if found is None or not (actor.role == UserRole.PRESCRIBER.value and found.prescriber_id == actor.prescriber_id):
             raise NotFound(NOT_FOUND)
-        lock_patient(session, found.patient_id)
-        row = session.get(Authorization, found.id, with_for_update=True, populate_existing=True)
+        _, row = lock_authorization(session, found.id, found.patient_id)
         try:
             void_locked(session, actor, now, version, row, reason or "voided by the prescriber", {})
         except DomainError as exc:

@@ -41,7 +41,7 @@ from workflows.program import Program, ProgramVersion
 
 from . import changes, decisions, idempotency, patients
 from .actor import Actor
-from .authorizations import DecisionResult, dispense_subject, effective, find, holding_dispense, lock_patient, settle_holding
+from .authorizations import DecisionResult, dispense_subject, effective, find, holding_dispense, lock_authorization, settle
 from .authorizations import subject as authorization_subject
 from .errors import Conflict, NotFound, Unavailable
 
@@ -103,8 +103,7 @@ def _decide(
         patient = None
         holding = None
         if auth is not None:
-            patient = lock_patient(session, auth.patient_id)
-            auth = session.get(Authorization, auth.id, with_for_update=True, populate_existing=True)
+            patient, auth = lock_authorization(session, auth.id, auth.patient_id)
             holding = holding_dispense(session, auth.id)
         matches = auth is not None and auth.rems_patient_id == dispense_request.rems_patient_id
         ctx = DispenseContext(
@@ -127,7 +126,7 @@ def _decide(
         details: dict[str, Any] = {"days_supply": dispense_request.days_supply}
         row = None
         if decision.approved:
-            settle_holding(session, actor, auth, now, version, holding)
+            settle(session, actor, holding, now, version)  # read under the authorization's lock above
             # The number's uniqueness is the constraint's: a 75-bit collision would be an
             # IntegrityError, and the decision is then simply made again.
             number = new_reference_number(NUMBER_PREFIX)
@@ -198,8 +197,7 @@ def get(uow: UnitOfWork, actor: Actor, now: datetime, number: str) -> DispenseVi
 
 def _locked(session: Session, actor: Actor, number: str) -> tuple[Dispense, Authorization, Any]:
     found = _find(session, actor, number)
-    patient = lock_patient(session, found.patient_id)
-    auth = session.get(Authorization, found.authorization_id, with_for_update=True, populate_existing=True)
+    patient, auth = lock_authorization(session, found.authorization_id, found.patient_id)
     row = session.get(Dispense, found.id, with_for_update=True, populate_existing=True)
     return row, auth, patient
 

@@ -58,8 +58,7 @@ def expire_authorization(uow: UnitOfWork, program: Program, now: datetime, autho
         row = session.get(Authorization, authorization_id)
         if row is None or row.status not in (AuthorizationStatus.ISSUED, AuthorizationStatus.CONFIRMED):
             return False
-        authorizations.lock_patient(session, row.patient_id)
-        row = session.get(Authorization, authorization_id, with_for_update=True, populate_existing=True)
+        _, row = authorizations.lock_authorization(session, authorization_id, row.patient_id)
         holding = authorizations.settle_holding(session, SYSTEM, row, now, version)
         if authorizations.effective(row, holding, now) is not AuthorizationStatus.EXPIRED:
             uow.commit()  # a lapsed confirmation may have been mirrored
@@ -78,8 +77,7 @@ def lapse_confirmation(uow: UnitOfWork, program: Program, now: datetime, dispens
         row = session.get(Dispense, dispense_id)
         if row is None or effective_dispense_status(row.status, row.confirmation_expires_at, now) is not DispenseStatus.LAPSED or row.status is not DispenseStatus.CONFIRMED:
             return False
-        authorizations.lock_patient(session, row.patient_id)
-        auth = session.get(Authorization, row.authorization_id, with_for_update=True, populate_existing=True)
+        _, auth = authorizations.lock_authorization(session, row.authorization_id, row.patient_id)
         if authorizations.settle_holding(session, SYSTEM, auth, now, version) is not None:
             return False  # pragma: no cover - a live confirmation is not lapsed
         if auth.status is AuthorizationStatus.CONFIRMED:
