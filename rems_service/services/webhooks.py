@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 import uuid
@@ -167,7 +166,7 @@ def backoff(settings: dict[str, Any], attempt: int) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _claim(uow: UnitOfWork, delivery_id: uuid.UUID, now: datetime, lease: timedelta) -> tuple[int, WebhookSubscription, str] | None:
+def _claim(uow: UnitOfWork, delivery_id: uuid.UUID, now: datetime, lease: timedelta) -> tuple[WebhookSubscription, WebhookDelivery] | None:
     with uow:
         session = uow.session
         row = session.exec(
@@ -182,19 +181,17 @@ def _claim(uow: UnitOfWork, delivery_id: uuid.UUID, now: datetime, lease: timede
             return None
         row.attempts += 1
         row.next_attempt_at = now + lease
-        attempt, body = row.attempts, row.body
-        uow.commit()
-        return attempt, subscription, body
+        uow.commit()  # the sessions keep loaded values after commit (expire_on_commit=False)
+        return subscription, row
 
 
-def _post(subscription: WebhookSubscription, delivery_id: uuid.UUID, body: str, timeout: float) -> tuple[int | None, str | None, int]:
-    raw = body.encode()
-    event = json.loads(body)
+def _post(subscription: WebhookSubscription, delivery: WebhookDelivery, timeout: float) -> tuple[int | None, str | None, int]:
+    raw = delivery.body.encode()
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(subscription.secret, raw),
-        "X-Rems-Event": event["type"],
-        "X-Rems-Delivery": str(delivery_id),
+        "X-Rems-Event": delivery.event_type,
+        "X-Rems-Delivery": str(delivery.id),
     }
     started = time.monotonic()
     try:
@@ -214,8 +211,9 @@ def attempt(uow_factory: Any, settings: dict[str, Any], delivery_id: uuid.UUID, 
     claimed = _claim(uow_factory(), delivery_id, now_fn(), lease)
     if claimed is None:
         return None
-    number, subscription, body = claimed
-    status_code, error, duration_ms = _post(subscription, delivery_id, body, settings["WEBHOOK_TIMEOUT_SECONDS"])
+    subscription, claimed_delivery = claimed
+    number = claimed_delivery.attempts
+    status_code, error, duration_ms = _post(subscription, claimed_delivery, settings["WEBHOOK_TIMEOUT_SECONDS"])
     now = now_fn()
     with uow_factory() as uow:
         row = uow.session.get(WebhookDelivery, delivery_id, with_for_update=True)
