@@ -224,7 +224,9 @@ def test_eight_concurrent_writers_of_200_entries_leave_one_chain(postgres_url):
         with Session(engine) as session:
             check = audit.verify(session)
             rows = session.exec(select(AuditEntry.subject).where(AuditEntry.seq > before)).all()
+            recorded = session.exec(select(AuditEntry.recorded_at).order_by(AuditEntry.seq)).all()
         assert check.valid and check.head_seq == before + 1600 and len(rows) == 1600
         assert len({(r["writer"], r["i"]) for r in rows}) == 1600
+        assert recorded == sorted(recorded)  # database time is monotonic along the chain
     finally:
         engine.dispose()
