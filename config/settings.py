@@ -39,8 +39,10 @@ class Config:
     # Background work (issue "events and jobs")
     #: RQ queue the web process, the worker and cron share.
     QUEUE_NAME = "rems"
-    #: Hand new outbox events to the queue (or run them inline) after each request.
-    RELAY_AFTER_REQUEST = True
+    #: Relay the outbox after each write request. None (the default): only when jobs
+    #: run inline (no REDIS_URL), where nothing else would; with a queue, ``rq cron``
+    #: relays every second and requests do not pay for it.
+    RELAY_AFTER_REQUEST: bool | None = None
     #: Webhook delivery: per-attempt timeout, lease of a claimed attempt, retry policy.
     WEBHOOK_TIMEOUT_SECONDS = 5.0
     WEBHOOK_LEASE_SECONDS = 60

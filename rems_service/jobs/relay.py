@@ -42,6 +42,7 @@ def relay_outbox(runtime: Runtime, limit: int = BATCH) -> int:
             select(OutboxEvent).where(OutboxEvent.sent_at.is_(None)).order_by(OutboxEvent.created_at)
             .limit(limit).with_for_update(skip_locked=True)
         ).all()
+        sent_at = database_now(session) if rows else None
         for row in rows:
             try:
                 dispatcher.enqueue(f"{handlers.TASKS}.handle_event", str(row.id), job_id=f"event-{row.id}")
@@ -50,7 +51,7 @@ def relay_outbox(runtime: Runtime, limit: int = BATCH) -> int:
                 row.last_error = f"{type(exc).__name__}: {exc}"[:500]
                 log.warning("outbox relay: queue unavailable", extra={"error": type(exc).__name__, "pending": len(rows) - sent})
                 break
-            row.sent_at = database_now(session)
+            row.sent_at = sent_at
             sent += 1
         uow.commit()
     return sent

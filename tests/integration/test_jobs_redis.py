@@ -241,3 +241,28 @@ def test_per_entity_jobs_are_scheduled_with_deterministic_ids_and_are_idempotent
     assert tasks.run_inline(rt, "rems_service.jobs.tasks.expire_authorization", str(auth_row.id)) is False
     assert tasks.run_inline(rt, "rems_service.jobs.tasks.lapse_confirmation", str(dispense_row.id)) is False
     connection.close()
+
+
+def test_cron_jobs_are_enqueued_in_json_for_the_json_worker(postgres_url, redis_url):
+    """rq 3.0's cron ignores ``--serializer``; config/cron.py makes it enqueue JSON,
+    and a JSON worker runs every registered cron job without a failure."""
+    from redis import Redis
+    from rq import Queue
+    from rq.cron import CronScheduler
+    from rq.serializers import JSONSerializer
+
+    import rq.cron
+
+    connection = Redis.from_url(redis_url)
+    scheduler = CronScheduler(connection=connection)
+    original = rq.cron.Queue
+    try:
+        scheduler.load_config_from_file(str(ROOT / "config" / "cron.py"))  # as `rq cron` does
+        enqueued = [cron_job.enqueue(connection) for cron_job in scheduler.get_jobs()]
+    finally:
+        rq.cron.Queue = original
+    assert {job.func_name for job in enqueued} == {"rems_service.jobs.tasks.run_sweeps", "rems_service.jobs.tasks.relay"}
+    queue = Queue("rems", connection=connection, serializer=JSONSerializer)
+    assert sorted(job.func_name for job in queue.get_jobs()) == sorted(job.func_name for job in enqueued), "JSON-readable"
+    run_burst_worker(postgres_url, redis_url)
+    assert queue.failed_job_registry.count == 0 and queue.finished_job_registry.count == len(enqueued)
