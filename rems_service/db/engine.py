@@ -71,3 +71,27 @@ def database_now(session: Session) -> datetime:
         return value.astimezone(timezone.utc)
     raw = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
     return datetime.fromisoformat(raw).replace(tzinfo=timezone.utc)
+
+
+_CLOCK_KEY = "transaction_clock"
+
+
+def transaction_clock(session: Session) -> datetime:
+    """One database-clock reading per transaction: the first call reads it (or
+    takes one ``remember_clock`` was given), later calls in the same
+    transaction return it without a round trip."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_CLOCK_KEY)
+    if cached is not None and cached[0] is transaction:
+        return cached[1]
+    value = database_now(session)
+    session.info[_CLOCK_KEY] = (session.get_transaction(), value)
+    return value
+
+
+def remember_clock(session: Session, value: datetime) -> None:
+    """Offer a database-clock reading made anyway (by the audit append) to ``transaction_clock``."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_CLOCK_KEY)
+    if cached is None or cached[0] is not transaction:
+        session.info[_CLOCK_KEY] = (transaction, value)

@@ -14,10 +14,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping, Sequence
 
-from sqlalchemy import insert, text, update
+from sqlalchemy import insert, text
 from sqlmodel import Session, select
 
-from rems_service.db.engine import database_now
+from rems_service.db.engine import database_now, remember_clock
 from rems_service.db.models import AuditChainHead, AuditEntry, AuditReasonCode
 from workflows.audit import ChainCheck, GENESIS_HASH, canonical_json, chain_hash, digest, verify_entries
 
@@ -119,14 +119,18 @@ def append(
     )
     entry.hash = chain_hash(head_hash, entry_content(entry))
     # Core statements: the entry is never loaded back or changed, so the ORM adds nothing.
-    session.execute(insert(AuditEntry.__table__).values({c.name: getattr(entry, c.name) for c in AuditEntry.__table__.columns}))
+    # Statements built once with parameters passed apart, so each compiles once per process.
+    session.execute(_INSERT_ENTRY, {c.name: getattr(entry, c.name) for c in AuditEntry.__table__.columns})
     codes = sorted({r["code"] for r in entry.reasons})
     if codes:
-        session.execute(insert(AuditReasonCode.__table__), [{"code": code, "seq": entry.seq} for code in codes])
-    session.execute(
-        update(AuditChainHead.__table__).where(AuditChainHead.__table__.c.id == CHAIN_HEAD_ID).values(seq=entry.seq, hash=entry.hash)
-    )
+        session.execute(_INSERT_CODE, [{"code": code, "seq": entry.seq} for code in codes])
+    session.execute(_MOVE_HEAD, {"id": CHAIN_HEAD_ID, "seq": entry.seq, "hash": entry.hash})
     return entry
+
+
+_INSERT_ENTRY = insert(AuditEntry.__table__)
+_INSERT_CODE = insert(AuditReasonCode.__table__)
+_MOVE_HEAD = text("UPDATE audit_chain_head SET seq = :seq, hash = :hash WHERE id = :id")
 
 
 def _lock_head(session: Session) -> tuple[int, str, datetime]:
@@ -135,7 +139,9 @@ def _lock_head(session: Session) -> tuple[int, str, datetime]:
         seq, head_hash, now = session.execute(
             text("SELECT seq, hash, clock_timestamp() FROM audit_chain_head WHERE id = :id FOR UPDATE"), {"id": CHAIN_HEAD_ID}
         ).one()
-        return seq, head_hash, now.astimezone(timezone.utc)
+        now = now.astimezone(timezone.utc)
+        remember_clock(session, now)
+        return seq, head_hash, now
     # SQLite: the unit of work already holds the database's write lock (BEGIN IMMEDIATE).
     seq, head_hash = session.execute(
         text("SELECT seq, hash FROM audit_chain_head WHERE id = :id"), {"id": CHAIN_HEAD_ID}

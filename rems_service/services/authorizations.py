@@ -77,6 +77,23 @@ def lock_authorization(session: Session, authorization_id: uuid.UUID, patient_id
     return patient, session.get(Authorization, authorization_id, with_for_update=True, populate_existing=True)
 
 
+def lock_by_number(session: Session, number: str) -> tuple[Patient | None, Authorization | None]:
+    """Lock the patient of the authorization numbered ``number``, then the
+    authorization (the module's lock order), in two statements; ``(None, None)``
+    when no authorization has that number. An authorization's patient never
+    changes, so the subquery's unlocked read of it is safe."""
+    number = normalize_reference_number(number)
+    patient = session.exec(
+        select(Patient)
+        .where(Patient.id == select(Authorization.patient_id).where(Authorization.number == number).scalar_subquery())
+        .with_for_update()
+    ).first()
+    if patient is None:
+        return None, None
+    auth = session.exec(select(Authorization).where(Authorization.number == number).with_for_update()).one()
+    return patient, auth
+
+
 def find(session: Session, number: str) -> Authorization | None:
     return session.exec(select(Authorization).where(Authorization.number == normalize_reference_number(number))).first()
 

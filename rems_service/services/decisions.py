@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator, Mapping
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from rems_service.db.models import AuditEntry, DecisionRecord, Dispense, Patient, PregnancyTestRecord
@@ -34,8 +35,9 @@ ACTIONS = {"authorization": "authorization.decided", "dispense": "dispense.decid
 
 def patient_facts(session: Session, row: Patient) -> PatientFacts:
     """The snapshot of a patient that decisions read (ids, category, status, tests)."""
-    tests = session.exec(
-        select(PregnancyTestRecord).where(PregnancyTestRecord.patient_id == row.id).order_by(PregnancyTestRecord.collected_at)
+    tests = session.execute(
+        select(PregnancyTestRecord.collected_at, PregnancyTestRecord.result, PregnancyTestRecord.sensitivity_miu_ml)
+        .where(PregnancyTestRecord.patient_id == row.id).order_by(PregnancyTestRecord.collected_at)
     ).all()
     return PatientFacts(
         patient_id=str(row.id),
@@ -51,8 +53,8 @@ def patient_facts(session: Session, row: Patient) -> PatientFacts:
 
 def prior_dispense(session: Session, patient_id: uuid.UUID) -> PriorDispense | None:
     """R-DISP-3: the patient's most recent completed dispense."""
-    row = session.exec(
-        select(Dispense)
+    row = session.execute(
+        select(Dispense.dispensed_at, Dispense.days_supply)
         .where(Dispense.patient_id == patient_id, Dispense.status == DispenseStatus.DISPENSED)
         .order_by(Dispense.dispensed_at.desc())
         .limit(1)
@@ -89,13 +91,16 @@ def record(
         patient_id=subject.get("patient_id"), rems_patient_id=subject.get("rems_patient_id"),
         audit_seq=entry.seq, created_at=entry.recorded_at,
     )
-    session.add(row)
-    session.flush()
+    # A Core insert (nothing changes the row later); the caller gets the object for rendering.
+    session.execute(_INSERT_DECISION, {c.name: getattr(row, c.name) for c in DecisionRecord.__table__.columns})
     events.record(session, event, now, {
         **subject, "decision_id": decision_id, "outcome": decision.outcome, "reasons": reasons,
         "valid_until": decision.valid_until, **details,
     })
     return row
+
+
+_INSERT_DECISION = insert(DecisionRecord.__table__)
 
 
 @dataclass(frozen=True)

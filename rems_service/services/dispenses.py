@@ -41,7 +41,7 @@ from workflows.program import Program, ProgramVersion
 
 from . import changes, decisions, idempotency, patients
 from .actor import Actor
-from .authorizations import DecisionResult, dispense_subject, effective, find, holding_dispense, lock_authorization, settle
+from .authorizations import DecisionResult, dispense_subject, effective, holding_dispense, lock_authorization, lock_by_number, settle
 from .authorizations import subject as authorization_subject
 from .errors import Conflict, NotFound, Unavailable
 
@@ -99,16 +99,13 @@ def _decide(
 ) -> str:
     with uow:
         session = uow.session
-        auth = find(session, dispense_request.authorization_number)
-        patient = None
-        holding = None
-        if auth is not None:
-            patient, auth = lock_authorization(session, auth.id, auth.patient_id)
-            holding = holding_dispense(session, auth.id)
+        patient, auth = lock_by_number(session, dispense_request.authorization_number)
+        holding = holding_dispense(session, auth.id) if auth is not None else None
         matches = auth is not None and auth.rems_patient_id == dispense_request.rems_patient_id
+        pharmacy, pharmacist = _participant_facts(session, actor)
         ctx = DispenseContext(
-            pharmacy=_pharmacy_facts(session, actor),
-            pharmacist=_pharmacist_facts(session, actor),
+            pharmacy=pharmacy,
+            pharmacist=pharmacist,
             request=dispense_request,
             authorization=None if auth is None else AuthorizationFacts(
                 number=auth.number, status=auth.status, issued_at=auth.issued_at, expires_at=auth.expires_at,
@@ -160,17 +157,20 @@ def _decide(
         return body
 
 
-def _pharmacy_facts(session: Session, actor: Actor) -> PharmacyFacts:
-    pharmacy = session.get(Pharmacy, actor.pharmacy_id) if actor.pharmacy_id else None
-    if pharmacy is None:
-        return PharmacyFacts(pharmacy_id=str(actor.pharmacy_id), status=PharmacyStatus.DECERTIFIED, certified_until=None)
-    return PharmacyFacts(pharmacy_id=str(pharmacy.id), status=pharmacy.status, certified_until=pharmacy.certified_until)
-
-
-def _pharmacist_facts(session: Session, actor: Actor) -> PharmacistFacts:
-    """Read fresh: training recorded after the caller authenticated still counts, and vice versa."""
-    user = session.get(User, actor.user_id)
-    return PharmacistFacts(user_id=str(actor.user_id), training_completed_at=user.training_completed_at if user else None)
+def _participant_facts(session: Session, actor: Actor) -> tuple[PharmacyFacts, PharmacistFacts]:
+    """The pharmacy's certification and the pharmacist's training, read fresh in one
+    statement (training recorded after the caller authenticated still counts, and
+    vice versa); an unknown pharmacy reads as decertified."""
+    pharmacy = select(Pharmacy.status, Pharmacy.certified_until).where(Pharmacy.id == actor.pharmacy_id)
+    status, certified_until, training = session.execute(select(
+        pharmacy.with_only_columns(Pharmacy.status).scalar_subquery(),
+        pharmacy.with_only_columns(Pharmacy.certified_until).scalar_subquery(),
+        select(User.training_completed_at).where(User.id == actor.user_id).scalar_subquery(),
+    )).one()
+    return (
+        PharmacyFacts(pharmacy_id=str(actor.pharmacy_id), status=status or PharmacyStatus.DECERTIFIED, certified_until=certified_until),
+        PharmacistFacts(user_id=str(actor.user_id), training_completed_at=training),
+    )
 
 
 def _find(session: Session, actor: Actor, number: str) -> Dispense:

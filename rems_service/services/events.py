@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Any, Mapping
 
+from sqlalchemy import insert
 from sqlmodel import Session
 
-from rems_service.db.engine import database_now
+from rems_service.db.engine import transaction_clock
 from rems_service.db.models import OutboxEvent
 from workflows.audit import canonical_json
 
@@ -28,22 +30,21 @@ EVENT_TYPES = (
 )
 
 
-def record(session: Session, event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> OutboxEvent:
+def record(session: Session, event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> None:
     """Add an event to the outbox in the caller's transaction; the relay sends it later."""
-    # One database-clock reading per transaction orders its events well enough
-    # (the relay sends oldest first) and saves a round trip per event.
-    transaction = session.get_transaction()
-    cached = session.info.get("outbox_created_at")
-    if cached is not None and cached[0] is transaction:
-        created_at = cached[1]
-    else:
-        created_at = database_now(session)
-        session.info["outbox_created_at"] = (session.get_transaction(), created_at)
-    event = OutboxEvent(
-        type=event_type,
-        occurred_at=occurred_at,
-        created_at=created_at,
-        payload=json.loads(canonical_json(dict(data))),
-    )
-    session.add(event)
-    return event
+    # One database-clock reading per transaction (often the audit entry's) orders
+    # its events well enough — the relay sends oldest first — and saves a round trip.
+    # A Core insert: nothing reads the row back in this transaction.
+    session.execute(_INSERT_EVENT, {
+        "id": uuid.uuid4(),
+        "type": event_type,
+        "occurred_at": occurred_at,
+        "created_at": transaction_clock(session),
+        "payload": json.loads(canonical_json(dict(data))),
+        "sent_at": None,
+        "attempts": 0,
+        "last_error": None,
+    })
+
+
+_INSERT_EVENT = insert(OutboxEvent.__table__)
