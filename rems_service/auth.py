@@ -34,7 +34,7 @@ def _authenticate() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("A bearer token is required.", {"Authorization": ["Missing or not a Bearer token."]})
-    actor = users.authenticate(get_runtime().uow(), token.strip())
+    actor = users.authenticate(get_runtime().read(), token.strip())
     if actor is None:
         raise Unauthorized("The bearer token is not valid.", {"Authorization": ["Unknown token."]})
     g.actor = actor

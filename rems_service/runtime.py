@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from config.programs import load_program
-from rems_service.db.engine import build_engine
+from rems_service.db.engine import READ_ONLY, build_engine
 from rems_service.db.uow import UnitOfWork
 from workflows.program import Program
 
@@ -26,12 +26,22 @@ class Runtime:
     engine: Engine
     program: Program
     _redis: Any = field(default=None, repr=False)
+    _read_engine: Any = field(default=None, repr=False)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session)
+
+    def read(self) -> UnitOfWork:
+        """A unit of work for a single-statement read: autocommit on PostgreSQL (no
+        BEGIN and ROLLBACK round trips), a deferred transaction on SQLite (no write
+        lock). Never for a read-then-write or for reads that must agree with each other."""
+        if self._read_engine is None:
+            options = {"isolation_level": "AUTOCOMMIT"} if self.engine.dialect.name == "postgresql" else {READ_ONLY: True}
+            self._read_engine = self.engine.execution_options(**options)
+        return UnitOfWork(lambda: Session(self._read_engine, expire_on_commit=False))
 
     @property
     def redis_url(self) -> str | None:
