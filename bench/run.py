@@ -42,7 +42,7 @@ from rems_service.api.audit import _csv  # noqa: E402
 from rems_service.db import migrate  # noqa: E402
 from rems_service.db.engine import build_engine  # noqa: E402
 from rems_service.db.models import (  # noqa: E402
-    AuditChainHead, AuditEntry, AuditReasonCode, Authorization, DecisionRecord, Patient, PatientSurvey, PregnancyTestRecord,
+    AuditEntry, AuditReasonCode, Authorization, DecisionRecord, Patient, PatientSurvey, PregnancyTestRecord,
 )
 from rems_service.services import audit, audit_log, dispenses, pharmacies, prescribers, sweeps, users  # noqa: E402
 from rems_service.services.actor import SYSTEM, Actor  # noqa: E402

@@ -9,6 +9,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
+from workflows.audit import canonical_json
+
 #: Execution option of a read-only unit of work on SQLite (``Runtime.read``).
 READ_ONLY = "rems_read_only"
 
@@ -29,6 +31,9 @@ def build_engine(url: str, **kwargs: Any) -> Engine:
     """Create the engine for ``url`` with the per-backend settings the service needs."""
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
+    # JSON columns hold canonical JSON (sorted keys, no whitespace): the text the
+    # audit chain hashes, so verification on PostgreSQL can hash stored text as is.
+    kwargs.setdefault("json_serializer", canonical_json)
     if backend == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         _configure_sqlite(engine)

@@ -212,6 +212,10 @@ def verify(
     """
     with uow:
         session = uow.session
+        if session.get_bind().dialect.name == "postgresql":
+            # One snapshot for the entries and the head row: an append committed while
+            # the chain is read must not look like a tail the head row does not match.
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         after, prev = 0, GENESIS_HASH
         mode = "full"
         if incremental:
@@ -223,6 +227,10 @@ def verify(
         anchor_report = None
         if anchor is not None:
             check, anchor_report = _against_anchor(session, check, *anchor)
+        # End the read-only snapshot; the checkpoint and the read are recorded in a
+        # transaction of their own (locking the chain head inside an old snapshot
+        # would fail as soon as another append had committed).
+        session.commit()
         if check.valid and check.head_seq > after:
             session.add(AuditCheckpoint(seq=check.head_seq, hash=check.head_hash, verified_at=database_now(session)))
         if actor is not None:

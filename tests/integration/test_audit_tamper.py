@@ -230,3 +230,101 @@ def test_eight_concurrent_writers_of_200_entries_leave_one_chain(postgres_url):
         assert recorded == sorted(recorded)  # database time is monotonic along the chain
     finally:
         engine.dispose()
+
+
+def test_postgresql_builds_each_entrys_canonical_text_as_python_does(postgres_url):
+    """Verification on PostgreSQL hashes the text the database assembles from the columns;
+    for entries with awkward strings, nulls and nested JSON it is exactly the canonical JSON."""
+    engine = build_engine(postgres_url)
+    awkward = 'quote " backslash \\ newline \n tab \t bell \x07 del \x7f é 中文 \u2028 emoji 💊 </script>'
+    try:
+        with Session(engine) as session:
+            for i, role in enumerate(("system", "pharmacist", awkward[:20])):
+                audit.append(
+                    session, actor=SYSTEM, action=f"test.{i}", outcome="completed", effective_at=T0 + timedelta(microseconds=i),
+                    subject={"rems_patient_id": f"RP-{i}", "pharmacy_id": str(uuid.uuid4()) if i else None, "note": awkward},
+                    reasons=[{"code": "X", "message": awkward, "n": [1, 2.5, True, None, {"z": 1, "a": [{}]}]}],
+                    program_version=None if i == 1 else "2020.1", inputs={"any": awkward},
+                    details={"nested": {"b": awkward, "a": -0.0, "big": 10**20, "small": 1e-7}, "empty": {}, "list": []},
+                )
+            session.commit()
+        with Session(engine) as session:
+            presumed = list(audit._presumed_canonical(session, 0))
+            rows = list(audit.iter_rows(session))
+            assert len(presumed) == len(rows) == 3
+            for (seq, _, _, p), row in zip(presumed, rows):
+                assert seq == row.seq and p.text == audit.canonical_json(audit.entry_content(row))
+            assert audit.verify(session).valid
+    finally:
+        engine.dispose()
+
+
+def test_json_rewritten_with_other_whitespace_still_verifies_and_a_changed_value_does_not(postgres_url):
+    """The stored text is only a shortcut: an entry whose JSON text is not canonical is
+    checked the defining way (same content → valid); a changed value is caught."""
+    engine = build_engine(postgres_url)
+    try:
+        build_chain(engine, 20)
+        with Session(engine) as session:
+            tamper_with_audit(session)
+            _update(session, 7, details='{ "i" : 7 }')
+            assert audit.verify(session).valid
+            _update(session, 9, details='{ "i" : 10 }')
+            check = audit.verify(session)
+            assert not check.valid and check.first_invalid_seq == 9
+            session.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_an_append_committed_while_the_chain_is_read_is_not_a_false_alarm(postgres_url, monkeypatch):
+    """Verification reads entries and the head row in one snapshot: an entry appended
+    (with its head update) after the entries were read but before the head row is
+    read must not make the head look forged."""
+    from rems_service.db.uow import UnitOfWork
+
+    engine = build_engine(postgres_url)
+    reader = audit._presumed_canonical
+
+    def append_when_done(session, after_seq, *args, **kwargs):
+        yield from reader(session, after_seq, *args, **kwargs)
+        with Session(engine) as other:
+            audit.append(other, actor=SYSTEM, action="test.late", outcome="completed", effective_at=T0, subject={})
+            other.commit()
+
+    try:
+        build_chain(engine, 50)
+        monkeypatch.setattr(audit, "_presumed_canonical", append_when_done)
+        result = audit_log.verify(UnitOfWork(lambda: Session(engine, expire_on_commit=False)), None, T0)
+        assert result.check.valid and result.check.head_seq == 50, result.check
+        monkeypatch.undo()
+        with Session(engine) as session:
+            assert audit.verify(session).valid and audit.verify(session).head_seq == 51
+    finally:
+        engine.dispose()
+
+
+def test_read_ahead_hands_on_errors_and_stops_its_thread_when_closed():
+    def failing():
+        yield [1, 2]
+        raise RuntimeError("connection lost")
+
+    items = audit._read_ahead(failing())
+    assert [next(items), next(items)] == [1, 2]
+    with pytest.raises(RuntimeError, match="connection lost"):
+        next(items)
+
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            n += 1
+            produced.append(n)
+            yield [n]
+
+    items = audit._read_ahead(endless(), depth=2)
+    assert next(items) == 1
+    items.close()  # the consumer stops early (an invalid entry): the producer ends too
+    assert not any(t.name == "audit-read-ahead" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) <= 4, "the producer stayed at most depth batches ahead"
