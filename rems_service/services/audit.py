@@ -184,7 +184,8 @@ def _canonical_sql() -> str:
 
     Each column becomes one complete JSON value (the ``json`` type holds only
     valid JSON; strings through ``to_json``, whose escapes are Python's;
-    instants as ``isoformat_utc`` writes them) under its key, in sorted key
+    instants as ``isoformat_utc`` writes them, given the default ISO
+    DateStyle) under its key, in sorted key
     order: the text ``canonical_json(entry_content(entry))`` gives, as long as
     the JSON columns were written canonical (the engine's JSON serializer).
     """
@@ -196,10 +197,15 @@ def _canonical_sql() -> str:
         if isinstance(column.type, JSON):
             value = f"{name}::text"
         elif isinstance(column.type, UTCDateTime):
-            value = f"""to_json(to_char({name} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))::text"""
+            # isoformat_utc's text from the ISO DateStyle's (the default): 'T', six fraction
+            # digits, '+00:00' (string functions; to_char costs a third of the query).
+            utc = f"({name} AT TIME ZONE 'UTC')::text || CASE WHEN date_trunc('second', {name}) = {name} THEN '.' ELSE '' END"
+            value = f"""'"' || overlay(rpad({utc}, 26, '0') placing 'T' from 11 for 1) || '+00:00"'"""
         elif isinstance(column.type, BigInteger):
             value = f"{name}::text"
-        elif isinstance(column.type, (Uuid, String)):
+        elif isinstance(column.type, Uuid):  # the uuid type's text is hex and dashes: quoting is enough
+            value = f"""'"' || {name}::text || '"'"""
+        elif isinstance(column.type, String):
             value = f"to_json({name}::text)::text"
         else:  # pragma: no cover - a new column type must be taught here first
             raise TypeError(f"no canonical SQL for audit_entries.{name} ({column.type!r})")
@@ -213,7 +219,7 @@ _PRESUMED = text(
 )
 
 
-def _presumed_canonical(session: Session, after_seq: int, batch: int = 5_000) -> Iterator[tuple[int, str, str, PresumedCanonical]]:
+def _presumed_canonical(session: Session, after_seq: int, batch: int = 2_000) -> Iterator[tuple[int, str, str, PresumedCanonical]]:
     """Entries as ``(seq, prev_hash, hash, PresumedCanonical)`` from PostgreSQL, in keyset batches
     read one batch ahead in a thread (the database builds the next batch's text while this
     thread hashes); an entry whose text does not hash right is read and canonicalized here."""
