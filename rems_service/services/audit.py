@@ -222,16 +222,28 @@ _PRESUMED = text(
 def _presumed_canonical(session: Session, after_seq: int, batch: int = 2_000) -> Iterator[tuple[int, str, str, PresumedCanonical]]:
     """Entries as ``(seq, prev_hash, hash, PresumedCanonical)`` from PostgreSQL, in keyset batches
     read one batch ahead in a thread (the database builds the next batch's text while this
-    thread hashes); an entry whose text does not hash right is read and canonicalized here."""
+    thread hashes); an entry whose text does not hash right is read and canonicalized here.
+
+    Both threads use the session, one statement at a time under ``lock``. Misses come in
+    runs (entries written before JSON columns were stored canonical), so a miss loads
+    the next ``batch`` entries whole."""
     table = AuditEntry.__table__
+    lock = threading.Lock()
+    loaded: dict[int, Any] = {}
 
     def full(seq: int) -> dict[str, Any]:
-        return entry_content(session.execute(select(table).where(table.c.seq == seq)).one())
+        if seq not in loaded:
+            with lock:
+                rows = session.execute(select(table).where(table.c.seq >= seq).order_by(table.c.seq).limit(batch)).all()
+            loaded.clear()
+            loaded.update((row.seq, row) for row in rows)
+        return entry_content(loaded[seq])
 
     def batches() -> Iterator[Sequence[Any]]:
         last = after_seq
         while True:
-            rows = session.execute(_PRESUMED, {"after": last, "batch": batch}).all()
+            with lock:
+                rows = session.execute(_PRESUMED, {"after": last, "batch": batch}).all()
             if not rows:
                 return
             yield rows

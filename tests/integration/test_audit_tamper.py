@@ -328,3 +328,26 @@ def test_read_ahead_hands_on_errors_and_stops_its_thread_when_closed():
     items.close()  # the consumer stops early (an invalid entry): the producer ends too
     assert not any(t.name == "audit-read-ahead" and t.is_alive() for t in threading.enumerate())
     assert len(produced) <= 4, "the producer stayed at most depth batches ahead"
+
+
+def test_a_chain_written_before_json_was_stored_canonical_still_verifies(postgres_url):
+    """Entries whose JSON columns hold another (equivalent) text — as written before the
+    engine stored JSON canonical — take the defining path, in runs; one changed value
+    among them is still caught at its sequence number."""
+    import json
+
+    old_engine = build_engine(postgres_url, json_serializer=json.dumps)  # "key": value, with spaces
+    engine = build_engine(postgres_url)
+    try:
+        build_chain(old_engine, 4_500)
+        with Session(engine) as session:
+            check = audit.verify(session)
+            assert check.valid and check.checked == 4_500
+            tamper_with_audit(session)
+            _update(session, 4_321, details='{"i": 4322}')
+            check = audit.verify(session)
+            assert not check.valid and check.first_invalid_seq == 4_321
+            session.rollback()
+    finally:
+        old_engine.dispose()
+        engine.dispose()
