@@ -246,8 +246,8 @@ def free_port() -> int:
 
 def serve(app: str, url: str):
     port = free_port()
-    # As in production: events are relayed to Redis after each request (no worker runs
-    # during the load, so queued jobs cost the web process nothing more).
+    # As in production: a queue is configured, so requests leave their events in the
+    # outbox for rq cron's relay (not running here) and do no relaying themselves.
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": BENCH_REDIS_URL, "REMS_ENV": "production", "REMS_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([BIN / "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}", app], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -13,6 +13,7 @@ import json
 import queue
 import threading
 import uuid
+from contextlib import closing
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Iterator, Mapping, Sequence
@@ -307,10 +308,11 @@ def verify(session: Session, after_seq: int = 0, prev_hash: str = GENESIS_HASH) 
     text does not hash to its stored hash is checked again the defining way.
     """
     if session.get_bind().dialect.name == "postgresql":
-        entries: Iterator[Any] = _presumed_canonical(session, after_seq)
+        entries: Any = _presumed_canonical(session, after_seq)
     else:
         entries = ((e.seq, e.prev_hash, e.hash, entry_content(e)) for e in iter_rows(session, after_seq))
-    check = verify_entries(entries, start_seq=after_seq, start_hash=prev_hash)
+    with closing(entries):  # an early stop (an invalid entry) ends the read-ahead thread here
+        check = verify_entries(entries, start_seq=after_seq, start_hash=prev_hash)
     if not check.valid:
         return check
     head = session.get(AuditChainHead, CHAIN_HEAD_ID)
