@@ -114,7 +114,10 @@ def authenticate(uow: UnitOfWork, token: str) -> Actor | None:
     if not token:
         return None
     with uow:
-        user = uow.session.exec(select(User).where(User.token_hash == hash_token(token))).first()
+        user = uow.session.execute(
+            select(User.id, User.role, User.prescriber_id, User.pharmacy_id, User.training_completed_at)
+            .where(User.token_hash == hash_token(token))
+        ).first()
         if user is None:
             return None
         return Actor(
