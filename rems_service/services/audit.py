@@ -183,12 +183,12 @@ def iter_rows(session: Session, after_seq: int = 0, batch: int = 10_000) -> Iter
 def _canonical_sql() -> str:
     """PostgreSQL text of an entry's canonical content, built from its columns.
 
-    Each column becomes one complete JSON value (the ``json`` type holds only
-    valid JSON; strings through ``to_json``, whose escapes are Python's;
-    instants as ``isoformat_utc`` writes them, given the default ISO
-    DateStyle) under its key, in sorted key
-    order: the text ``canonical_json(entry_content(entry))`` gives, as long as
-    the JSON columns were written canonical (the engine's JSON serializer).
+    Each column becomes one complete JSON value under its key, keys in sorted
+    order: the ``json`` type holds only valid JSON, strings go through
+    ``to_json`` (whose escapes are Python's), instants come out as
+    ``isoformat_utc`` writes them (given the default ISO DateStyle). That is
+    the text ``canonical_json(entry_content(entry))`` gives, as long as the
+    JSON columns were written canonical (the engine's JSON serializer).
     """
     parts = []
     for column in sorted(AuditEntry.__table__.columns, key=lambda c: c.name):
@@ -257,9 +257,10 @@ def _presumed_canonical(session: Session, after_seq: int, batch: int = 2_000) ->
 def _read_ahead(batches: Iterator[Sequence[Any]], depth: int = 2) -> Iterator[Any]:
     """Items of ``batches``, produced by a thread up to ``depth`` batches ahead.
 
-    The producer alone uses the session's connection while the consumer
-    iterates; closing the iterator (or an error on either side) stops the
-    producer and waits for it, so the session is free again afterwards.
+    The caller keeps the two threads from using one connection at once
+    (``_presumed_canonical`` takes a lock around each statement); closing the
+    iterator (or an error on either side) stops the producer and waits for it,
+    so the session is the caller's alone again afterwards.
     """
     handoff: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()

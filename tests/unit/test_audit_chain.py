@@ -56,3 +56,22 @@ def test_mutations_name_the_first_bad_seq(mutate, first_bad):
     mutate(entries)
     check = verify_entries(entries)
     assert not check.valid and check.first_invalid_seq == first_bad
+
+
+def test_a_presumed_canonical_text_is_a_shortcut_never_a_way_around_the_hash():
+    from workflows.audit import PresumedCanonical, hash_matches
+
+    content = {"seq": 1, "details": {"b": "é", "a": [1, None]}}
+    stored = chain_hash(GENESIS_HASH, content)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return content
+
+    assert hash_matches(GENESIS_HASH, PresumedCanonical(canonical_json(content), build), stored) and not calls
+    # Not the canonical text (other whitespace): the content is built and hashed the defining way.
+    assert hash_matches(GENESIS_HASH, PresumedCanonical('{"seq": 1, "details": {"b": "é", "a": [1, null]}}', build), stored)
+    assert calls == [1]
+    changed = {**content, "seq": 2}
+    assert not hash_matches(GENESIS_HASH, PresumedCanonical(canonical_json(changed), lambda: changed), stored)
