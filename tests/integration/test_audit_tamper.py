@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from rems_service.db.engine import build_engine
 from rems_service.db.models import AuditChainHead, AuditEntry
 from rems_service.services import audit, audit_log
-from rems_service.services.actor import SYSTEM
+from rems_service.services.actor import SYSTEM, Actor
 from tests.helpers import tamper_with_audit
 from workflows.audit import GENESIS_HASH, chain_hash
 
@@ -240,8 +240,9 @@ def test_postgresql_builds_each_entrys_canonical_text_as_python_does(postgres_ur
     try:
         with Session(engine) as session:
             for i, role in enumerate(("system", "pharmacist", awkward[:20])):
-                audit.append(
-                    session, actor=SYSTEM, action=f"test.{i}", outcome="completed", effective_at=T0 + timedelta(microseconds=i),
+                audit.append(  # awkward text in string columns (actor role, action) and in JSON columns
+                    session, actor=Actor(uuid.uuid4() if i else None, role), action=f"test.{i} {awkward[:50]}", outcome="completed",
+                    effective_at=T0 + timedelta(microseconds=i),
                     subject={"rems_patient_id": f"RP-{i}", "pharmacy_id": str(uuid.uuid4()) if i else None, "note": awkward},
                     reasons=[{"code": "X", "message": awkward, "n": [1, 2.5, True, None, {"z": 1, "a": [{}]}]}],
                     program_version=None if i == 1 else "2020.1", inputs={"any": awkward},
