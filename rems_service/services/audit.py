@@ -16,6 +16,7 @@ import uuid
 from contextlib import closing
 from datetime import datetime, timezone
 from functools import partial
+from itertools import islice
 from typing import Any, Iterator, Mapping, Sequence
 
 from sqlalchemy import JSON, BigInteger, String, Uuid, insert, text
@@ -228,14 +229,13 @@ def _presumed_canonical(session: Session, after_seq: int, batch: int = 2_000) ->
     Both threads use the session, one statement at a time under ``lock``. Misses come in
     runs (entries written before JSON columns were stored canonical), so a miss loads
     the next ``batch`` entries whole."""
-    table = AuditEntry.__table__
     lock = threading.Lock()
     loaded: dict[int, Any] = {}
 
     def full(seq: int) -> dict[str, Any]:
         if seq not in loaded:
-            with lock:
-                rows = session.execute(select(table).where(table.c.seq >= seq).order_by(table.c.seq).limit(batch)).all()
+            with lock:  # one batch of iter_rows: one statement
+                rows = list(islice(iter_rows(session, seq - 1, batch), batch))
             loaded.clear()
             loaded.update((row.seq, row) for row in rows)
         return entry_content(loaded[seq])

@@ -130,7 +130,6 @@ def _decide(
             change = AuthorizationLifecycle(effective(auth, None, now).value).confirm(number, now)
             # Written before the audit entry: the chain head's lock is then held for fewer statements.
             auth.status, auth.status_changed_at, auth.status_reason = AuthorizationStatus(change.to_state), now, None
-            session.add(auth)
             session.flush()
             row = Dispense(
                 confirmation_number=number, authorization_id=auth.id, pharmacy_id=actor.pharmacy_id,
@@ -163,10 +162,9 @@ def _participant_facts(session: Session, actor: Actor) -> tuple[PharmacyFacts, P
     """The pharmacy's certification and the pharmacist's training, read fresh in one
     statement (training recorded after the caller authenticated still counts, and
     vice versa); an unknown pharmacy reads as decertified."""
-    pharmacy = select(Pharmacy.status, Pharmacy.certified_until).where(Pharmacy.id == actor.pharmacy_id)
     status, certified_until, training = session.execute(select(
-        pharmacy.with_only_columns(Pharmacy.status).scalar_subquery(),
-        pharmacy.with_only_columns(Pharmacy.certified_until).scalar_subquery(),
+        select(Pharmacy.status).where(Pharmacy.id == actor.pharmacy_id).scalar_subquery(),
+        select(Pharmacy.certified_until).where(Pharmacy.id == actor.pharmacy_id).scalar_subquery(),
         select(User.training_completed_at).where(User.id == actor.user_id).scalar_subquery(),
     )).one()
     return (
