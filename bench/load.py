@@ -77,12 +77,20 @@ def main() -> None:
     for t in threads:
         t.join()
     elapsed = time.monotonic() - began
-    print(json.dumps({
-        "requests": len(latencies), "errors": errors[0], "statuses": statuses, "seconds": round(elapsed, 3),
-        "rps": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
-        "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
-        "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
-    }))
+    print(
+        json.dumps(
+            {
+                "requests": len(latencies),
+                "errors": errors[0],
+                "statuses": statuses,
+                "seconds": round(elapsed, 3),
+                "rps": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
+                "p50_ms": round(percentile(latencies, 50), 2),
+                "p99_ms": round(percentile(latencies, 99), 2),
+                "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

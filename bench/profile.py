@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import event, text
@@ -32,21 +32,36 @@ COUNSELING = {"medication_guide_provided": True, "checklist_completed": True}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get(
-        "REMS_BENCH_PROFILE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/rems_bench"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("REMS_BENCH_PROFILE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/rems_bench"),
+    )
     parser.add_argument("--requests", type=int, default=600)
-    parser.add_argument("--pyinstrument", metavar="FILE", help="write a pyinstrument text profile of the timed requests")
+    parser.add_argument(
+        "--pyinstrument", metavar="FILE", help="write a pyinstrument text profile of the timed requests"
+    )
     args = parser.parse_args()
     app = create_app({"DATABASE_URL": args.database_url, "RELAY_AFTER_REQUEST": False})
     runtime = app.extensions["rems"]
     engine = runtime.engine
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with engine.connect() as conn:
-        patients = [dict(r._mapping) for r in conn.execute(text(
-            "SELECT id, rems_patient_id, prescriber_id, risk_category FROM patients LIMIT 5000"))]
+        patients = [
+            dict(r._mapping)
+            for r in conn.execute(
+                text("SELECT id, rems_patient_id, prescriber_id, risk_category FROM patients LIMIT 5000")
+            )
+        ]
         pharmacy_id = conn.execute(text("SELECT id FROM pharmacies WHERE status = 'certified' LIMIT 1")).scalar_one()
-    _, token = users.create_user(runtime.uow(), SYSTEM, now, name="profile", role="pharmacist", pharmacy_id=pharmacy_id,
-                                 training_completed_at=now - timedelta(days=30))
+    _, token = users.create_user(
+        runtime.uow(),
+        SYSTEM,
+        now,
+        name="profile",
+        role="pharmacist",
+        pharmacy_id=pharmacy_id,
+        training_completed_at=now - timedelta(days=30),
+    )
     n = args.requests + 20
     auths = seed_authorizations(engine, patients, n // 2 + 1, lambda i: now + timedelta(days=29))
     client = app.test_client()
@@ -57,8 +72,11 @@ def main() -> None:
             body = {"authorization_number": a["number"], "rems_patient_id": a["rems_patient_id"]}
         else:
             body = {"authorization_number": new_reference_number("RA"), "rems_patient_id": "RP-00000-00000"}
-        response = client.post("/api/v1/dispenses", json={**body, "days_supply": 28, "quantity": 28, "counseling": COUNSELING},
-                               headers={"Authorization": f"Bearer {token}"})
+        response = client.post(
+            "/api/v1/dispenses",
+            json={**body, "days_supply": 28, "quantity": 28, "counseling": COUNSELING},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert response.status_code == 201, response.data
 
     for i in range(16):  # warm-up: prepared statements, caches
@@ -89,8 +107,10 @@ def main() -> None:
     if profiler is not None:
         profiler.stop()
         Path(args.pyinstrument).write_text(profiler.output_text(unicode=False, color=False))
-    print(f"{n - 18} requests (half approved, half denied) in {elapsed:.2f} s: {elapsed / (n - 18) * 1000:.2f} ms each, in-process, "
-          f"of which {cpu / (n - 18) * 1000:.2f} ms CPU time of this process (the rest: waiting for the database)")
+    print(
+        f"{n - 18} requests (half approved, half denied) in {elapsed:.2f} s: {elapsed / (n - 18) * 1000:.2f} ms each, in-process, "
+        f"of which {cpu / (n - 18) * 1000:.2f} ms CPU time of this process (the rest: waiting for the database)"
+    )
     engine.dispose()
 
 

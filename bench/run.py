@@ -26,7 +26,7 @@ import time
 import tracemalloc
 import urllib.request
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import quantiles
 
@@ -42,7 +42,13 @@ from rems_service.api.audit import _csv  # noqa: E402
 from rems_service.db import migrate  # noqa: E402
 from rems_service.db.engine import build_engine  # noqa: E402
 from rems_service.db.models import (  # noqa: E402
-    AuditEntry, AuditReasonCode, Authorization, DecisionRecord, Patient, PatientSurvey, PregnancyTestRecord,
+    AuditEntry,
+    AuditReasonCode,
+    Authorization,
+    DecisionRecord,
+    Patient,
+    PatientSurvey,
+    PregnancyTestRecord,
 )
 from rems_service.services import audit, audit_log, dispenses, pharmacies, prescribers, sweeps, users  # noqa: E402
 from rems_service.services.actor import SYSTEM, Actor  # noqa: E402
@@ -51,12 +57,34 @@ from workflows.identifiers import new_reference_number  # noqa: E402
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS  # noqa: E402
 
 BIN = Path(sys.executable).parent
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 SCALES = {
-    "full": dict(prescribers=200, pharmacies=500, patients=100_000, history_small=10_000, history_large=1_000_000,
-                 sweep_small=10_000, sweep_large=1_000_000, sweep_due=1_000, load_seconds=20, load_bodies=6_000, latency_n=300),
-    "quick": dict(prescribers=20, pharmacies=50, patients=5_000, history_small=10_000, history_large=100_000,
-                  sweep_small=10_000, sweep_large=100_000, sweep_due=1_000, load_seconds=6, load_bodies=2_000, latency_n=150),
+    "full": dict(
+        prescribers=200,
+        pharmacies=500,
+        patients=100_000,
+        history_small=10_000,
+        history_large=1_000_000,
+        sweep_small=10_000,
+        sweep_large=1_000_000,
+        sweep_due=1_000,
+        load_seconds=20,
+        load_bodies=6_000,
+        latency_n=300,
+    ),
+    "quick": dict(
+        prescribers=20,
+        pharmacies=50,
+        patients=5_000,
+        history_small=10_000,
+        history_large=100_000,
+        sweep_small=10_000,
+        sweep_large=100_000,
+        sweep_due=1_000,
+        load_seconds=6,
+        load_bodies=2_000,
+        latency_n=150,
+    ),
 }
 GUNICORN = ["--workers", "2", "--threads", "1", "--timeout", "60", "--worker-class", "sync"]
 CONCURRENCY = 8
@@ -74,6 +102,7 @@ def percentile(values: list[float], q: int) -> float:
 
 # --- database ------------------------------------------------------------------------
 
+
 def fresh_database(base_url: str) -> str:
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -84,7 +113,11 @@ def fresh_database(base_url: str) -> str:
     engine = build_engine(url)
     migrate.upgrade(engine)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE bench_baseline (id uuid PRIMARY KEY, found boolean NOT NULL, payload text, created_at timestamptz DEFAULT now())"))
+        conn.execute(
+            text(
+                "CREATE TABLE bench_baseline (id uuid PRIMARY KEY, found boolean NOT NULL, payload text, created_at timestamptz DEFAULT now())"
+            )
+        )
     engine.dispose()
     return url
 
@@ -92,27 +125,44 @@ def fresh_database(base_url: str) -> str:
 def bulk(engine, table, rows: list[dict], batch: int = 5_000) -> None:
     with engine.begin() as conn:
         for i in range(0, len(rows), batch):
-            conn.execute(insert(table), rows[i:i + batch])
+            conn.execute(insert(table), rows[i : i + batch])
 
 
 # --- seeding -------------------------------------------------------------------------
+
 
 def seed_participants(runtime, scale) -> dict:
     prescriber_ids, pharmacy_ids = [], []
     for i in range(scale["prescribers"]):
         npi = _npi(100_000_000 + i)
         row = prescribers.register(runtime.uow(), SYSTEM, NOW, npi=npi, first_name="P", last_name=f"Rx{i}")
-        prescribers.certify(runtime.uow(), SYSTEM, NOW, row.id, {k: True for k in PRESCRIBER_ATTESTATIONS})
+        prescribers.certify(runtime.uow(), SYSTEM, NOW, row.id, dict.fromkeys(PRESCRIBER_ATTESTATIONS, True))
         prescriber_ids.append(row.id)
     for i in range(scale["pharmacies"]):
-        row = pharmacies.register(runtime.uow(), SYSTEM, NOW, ncpdp_id=f"{i + 1:07d}", name=f"Pharmacy {i}",
-                                  representative_name="Rep", representative_email="rep@example.org")
-        pharmacies.certify(runtime.uow(), SYSTEM, NOW, runtime.program, row.id, {k: True for k in PHARMACY_ATTESTATIONS})
+        row = pharmacies.register(
+            runtime.uow(),
+            SYSTEM,
+            NOW,
+            ncpdp_id=f"{i + 1:07d}",
+            name=f"Pharmacy {i}",
+            representative_name="Rep",
+            representative_email="rep@example.org",
+        )
+        pharmacies.certify(
+            runtime.uow(), SYSTEM, NOW, runtime.program, row.id, dict.fromkeys(PHARMACY_ATTESTATIONS, True)
+        )
         pharmacy_ids.append(row.id)
     tokens = []
     for pharmacy_id in pharmacy_ids[:CONCURRENCY]:
-        user, token = users.create_user(runtime.uow(), SYSTEM, NOW, name="bench pharmacist", role="pharmacist",
-                                        pharmacy_id=pharmacy_id, training_completed_at=NOW - timedelta(days=30))
+        user, token = users.create_user(
+            runtime.uow(),
+            SYSTEM,
+            NOW,
+            name="bench pharmacist",
+            role="pharmacist",
+            pharmacy_id=pharmacy_id,
+            training_completed_at=NOW - timedelta(days=30),
+        )
         tokens.append((user, token, pharmacy_id))
     return {"prescribers": prescriber_ids, "pharmacies": pharmacy_ids, "pharmacists": tokens}
 
@@ -133,21 +183,52 @@ def seed_patients(engine, scale, participants) -> list[dict]:
     for i in range(scale["patients"]):
         category = categories[i % len(categories)]
         pid = uuid.uuid4()
-        patients.append(dict(
-            id=pid, rems_patient_id=f"RP-{i:06d}-{i % 9973:04d}", prescriber_id=participants["prescribers"][i % len(participants["prescribers"])],
-            first_name="F", last_name=f"L{i}", date_of_birth=datetime(1960 if category.endswith("ADULT") else 2012, 1, 1).date(),
-            risk_category=category, menstrual_cycle="regular" if category.startswith("FRP") else None,
-            fnrp_reason="hysterectomy" if category.startswith("FNRP") else None, guardian_name=None if category.endswith("ADULT") else "G",
-            status="on_therapy" if i % 3 else "enrolled", status_changed_at=NOW - timedelta(days=60), status_reason=None,
-            therapy_started_at=NOW - timedelta(days=60) if i % 3 else None, next_test_due_at=None, next_survey_due_at=None,
-            enrolled_at=NOW - timedelta(days=90), created_at=NOW - timedelta(days=90),
-        ))
+        patients.append(
+            dict(
+                id=pid,
+                rems_patient_id=f"RP-{i:06d}-{i % 9973:04d}",
+                prescriber_id=participants["prescribers"][i % len(participants["prescribers"])],
+                first_name="F",
+                last_name=f"L{i}",
+                date_of_birth=datetime(1960 if category.endswith("ADULT") else 2012, 1, 1).date(),
+                risk_category=category,
+                menstrual_cycle="regular" if category.startswith("FRP") else None,
+                fnrp_reason="hysterectomy" if category.startswith("FNRP") else None,
+                guardian_name=None if category.endswith("ADULT") else "G",
+                status="on_therapy" if i % 3 else "enrolled",
+                status_changed_at=NOW - timedelta(days=60),
+                status_reason=None,
+                therapy_started_at=NOW - timedelta(days=60) if i % 3 else None,
+                next_test_due_at=None,
+                next_survey_due_at=None,
+                enrolled_at=NOW - timedelta(days=90),
+                created_at=NOW - timedelta(days=90),
+            )
+        )
         if category.startswith("FRP"):
             for days in (20, 13, 3):
-                tests.append(dict(id=uuid.uuid4(), patient_id=pid, collected_at=NOW - timedelta(days=days), result="negative",
-                                  sensitivity_miu_ml=25, recorded_at=NOW - timedelta(days=days), recorded_by=None))
-        surveys.append(dict(id=uuid.uuid4(), patient_id=pid, completed_at=NOW - timedelta(days=2), answers={}, noncompliance=[],
-                            recorded_at=NOW - timedelta(days=2), recorded_by=None))
+                tests.append(
+                    dict(
+                        id=uuid.uuid4(),
+                        patient_id=pid,
+                        collected_at=NOW - timedelta(days=days),
+                        result="negative",
+                        sensitivity_miu_ml=25,
+                        recorded_at=NOW - timedelta(days=days),
+                        recorded_by=None,
+                    )
+                )
+        surveys.append(
+            dict(
+                id=uuid.uuid4(),
+                patient_id=pid,
+                completed_at=NOW - timedelta(days=2),
+                answers={},
+                noncompliance=[],
+                recorded_at=NOW - timedelta(days=2),
+                recorded_by=None,
+            )
+        )
     bulk(engine, Patient.__table__, patients)
     bulk(engine, PregnancyTestRecord.__table__, tests)
     bulk(engine, PatientSurvey.__table__, surveys)
@@ -164,13 +245,44 @@ def seed_authorizations(engine, patients: list[dict], n: int, expires_at, status
     for i in range(n):
         p = candidates[i % len(candidates)]
         did = uuid.uuid4()
-        decisions.append(dict(id=did, kind="authorization", outcome="approved", reasons=[], evaluated_at=NOW, valid_until=NOW + timedelta(days=30),
-                              program_version="2020.1", snapshot={}, actor_user_id=None, prescriber_id=p["prescriber_id"], pharmacy_id=None,
-                              patient_id=p["id"], rems_patient_id=p["rems_patient_id"], audit_seq=-(random.getrandbits(62) + 1), created_at=NOW))
-        auths.append(dict(id=uuid.uuid4(), number=new_reference_number("RA"), patient_id=p["id"], prescriber_id=p["prescriber_id"],
-                          rems_patient_id=p["rems_patient_id"], risk_category=p["risk_category"], days_supply=28, quantity=28, strength_mg=10.0,
-                          status=status, issued_at=NOW - timedelta(days=1), expires_at=expires_at(i), status_changed_at=NOW - timedelta(days=1),
-                          status_reason=None, decision_id=did))
+        decisions.append(
+            dict(
+                id=did,
+                kind="authorization",
+                outcome="approved",
+                reasons=[],
+                evaluated_at=NOW,
+                valid_until=NOW + timedelta(days=30),
+                program_version="2020.1",
+                snapshot={},
+                actor_user_id=None,
+                prescriber_id=p["prescriber_id"],
+                pharmacy_id=None,
+                patient_id=p["id"],
+                rems_patient_id=p["rems_patient_id"],
+                audit_seq=-(random.getrandbits(62) + 1),
+                created_at=NOW,
+            )
+        )
+        auths.append(
+            dict(
+                id=uuid.uuid4(),
+                number=new_reference_number("RA"),
+                patient_id=p["id"],
+                prescriber_id=p["prescriber_id"],
+                rems_patient_id=p["rems_patient_id"],
+                risk_category=p["risk_category"],
+                days_supply=28,
+                quantity=28,
+                strength_mg=10.0,
+                status=status,
+                issued_at=NOW - timedelta(days=1),
+                expires_at=expires_at(i),
+                status_changed_at=NOW - timedelta(days=1),
+                status_reason=None,
+                decision_id=did,
+            )
+        )
     bulk(engine, DecisionRecord.__table__, decisions)
     bulk(engine, Authorization.__table__, auths)
     return auths
@@ -181,8 +293,15 @@ def grow_history(engine, n: int, pharmacy_ids, patients) -> None:
     with engine.connect() as conn:
         head_seq, head_hash = conn.execute(text("SELECT seq, hash FROM audit_chain_head WHERE id = 1")).one()
     rows, codes, prev = [], [], head_hash
-    reasons_pool = [[], [], [{"code": "AUTHORIZATION_ALREADY_USED", "rule": "R-DISP-5", "message": "m"}],
-                    [{"code": "EARLY_REFILL", "rule": "R-DISP-3", "message": "m"}, {"code": "COUNSELING_INCOMPLETE", "rule": "R-COUNSEL-1", "message": "m"}]]
+    reasons_pool = [
+        [],
+        [],
+        [{"code": "AUTHORIZATION_ALREADY_USED", "rule": "R-DISP-5", "message": "m"}],
+        [
+            {"code": "EARLY_REFILL", "rule": "R-DISP-3", "message": "m"},
+            {"code": "COUNSELING_INCOMPLETE", "rule": "R-COUNSEL-1", "message": "m"},
+        ],
+    ]
     started = NOW - timedelta(days=365)
     for k in range(1, n + 1):
         seq = head_seq + k
@@ -190,12 +309,27 @@ def grow_history(engine, n: int, pharmacy_ids, patients) -> None:
         reasons = reasons_pool[k % len(reasons_pool)]
         pharmacy = pharmacy_ids[k % len(pharmacy_ids)]
         entry = AuditEntry(
-            seq=seq, recorded_at=started + timedelta(microseconds=seq * 1000), effective_at=started + timedelta(microseconds=seq * 1000),
-            actor_user_id=None, actor_role="pharmacist", action="dispense.decided", outcome="denied" if reasons else "approved",
-            reasons=reasons, program_version="2020.1",
-            subject={"pharmacy_id": str(pharmacy), "rems_patient_id": p["rems_patient_id"], "prescriber_id": str(p["prescriber_id"])},
-            prescriber_id=p["prescriber_id"], pharmacy_id=pharmacy, rems_patient_id=p["rems_patient_id"],
-            inputs_digest="0" * 64, details={"decision_id": str(uuid.uuid4()), "kind": "dispense"}, prev_hash=prev, hash="",
+            seq=seq,
+            recorded_at=started + timedelta(microseconds=seq * 1000),
+            effective_at=started + timedelta(microseconds=seq * 1000),
+            actor_user_id=None,
+            actor_role="pharmacist",
+            action="dispense.decided",
+            outcome="denied" if reasons else "approved",
+            reasons=reasons,
+            program_version="2020.1",
+            subject={
+                "pharmacy_id": str(pharmacy),
+                "rems_patient_id": p["rems_patient_id"],
+                "prescriber_id": str(p["prescriber_id"]),
+            },
+            prescriber_id=p["prescriber_id"],
+            pharmacy_id=pharmacy,
+            rems_patient_id=p["rems_patient_id"],
+            inputs_digest="0" * 64,
+            details={"decision_id": str(uuid.uuid4()), "kind": "dispense"},
+            prev_hash=prev,
+            hash="",
         )
         entry.hash = prev = chain_hash(prev, audit.entry_content(entry))
         rows.append({c.name: getattr(entry, c.name) for c in AuditEntry.__table__.columns})
@@ -206,7 +340,9 @@ def grow_history(engine, n: int, pharmacy_ids, patients) -> None:
     bulk(engine, AuditEntry.__table__, rows)
     bulk(engine, AuditReasonCode.__table__, codes)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE audit_chain_head SET seq = :s, hash = :h WHERE id = 1"), {"s": head_seq + n, "h": prev})
+        conn.execute(
+            text("UPDATE audit_chain_head SET seq = :s, hash = :h WHERE id = 1"), {"s": head_seq + n, "h": prev}
+        )
     vacuum(engine, "audit_entries", "audit_reason_codes")
 
 
@@ -221,6 +357,7 @@ def vacuum(engine, *tables: str) -> None:
 
 # --- measurements --------------------------------------------------------------------
 
+
 def decision_latency(runtime, actor, auths: list[dict], n: int) -> dict[str, list[float]]:
     """In-process dispense decisions, alternately on a valid authorization and on an unknown
     number: milliseconds each, by kind."""
@@ -232,9 +369,18 @@ def decision_latency(runtime, actor, auths: list[dict], n: int) -> dict[str, lis
         else:
             kind, number, rid = "unknown", new_reference_number("RA"), "RP-00000-00000"
         started = time.perf_counter()
-        dispenses.request(runtime.uow, actor, datetime.now(timezone.utc), runtime.program, authorization_number=number,
-                          rems_patient_id=rid, days_supply=28, quantity=28,
-                          counseling={"medication_guide_provided": True, "checklist_completed": True}, render=lambda r: "")
+        dispenses.request(
+            runtime.uow,
+            actor,
+            datetime.now(UTC),
+            runtime.program,
+            authorization_number=number,
+            rems_patient_id=rid,
+            days_supply=28,
+            quantity=28,
+            counseling={"medication_guide_provided": True, "checklist_completed": True},
+            render=lambda r: "",
+        )
         times[kind].append((time.perf_counter() - started) * 1000)
     return times
 
@@ -255,9 +401,21 @@ def serve(app: str, url: str):
     port = free_port()
     # As in production: a queue is configured, so requests leave their events in the
     # outbox for rq cron's relay (not running here) and do no relaying themselves.
-    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": BENCH_REDIS_URL, "REMS_ENV": "production", "REMS_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([BIN / "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}", app], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": BENCH_REDIS_URL,
+        "REMS_ENV": "production",
+        "REMS_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [BIN / "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}", app],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     # Warm up: gunicorn binds before its workers have imported the app; wait until
     # both workers answer, so start-up is not measured as request latency.
     deadline, answered = time.monotonic() + 60, 0
@@ -275,8 +433,25 @@ def serve(app: str, url: str):
 def load(port: int, path: str, pairs: list, seconds: float) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(pairs, f)
-    out = subprocess.run([sys.executable, "-m", "bench.load", "--url", f"http://127.0.0.1:{port}{path}", "--bodies", f.name,
-                          "--concurrency", str(CONCURRENCY), "--duration", str(seconds)], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.load",
+            "--url",
+            f"http://127.0.0.1:{port}{path}",
+            "--bodies",
+            f.name,
+            "--concurrency",
+            str(CONCURRENCY),
+            "--duration",
+            str(seconds),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     os.unlink(f.name)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -291,7 +466,7 @@ def time_sweep(runtime) -> float:
     per kind and run (as cron calls it), so it runs until a run finds nothing due."""
     started, runs, handled = time.perf_counter(), 0, {}
     while True:
-        report = sweeps.run(runtime.uow, runtime.program, datetime.now(timezone.utc))
+        report = sweeps.run(runtime.uow, runtime.program, datetime.now(UTC))
         runs += 1
         for kind, count in report.counts.items():
             handled[kind] = handled.get(kind, 0) + count
@@ -305,7 +480,10 @@ def time_sweep(runtime) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller scale, under 2 minutes")
-    parser.add_argument("--database-url", default=os.environ.get("REMS_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("REMS_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    )
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
     scale = SCALES[mode]
@@ -320,13 +498,17 @@ def main() -> None:
     engine = runtime.engine
     results: dict = {"mode": mode, "scale": scale}
 
-    log(f"seeding ({mode}): {scale['prescribers']} prescribers, {scale['pharmacies']} pharmacies, {scale['patients']} patients")
+    log(
+        f"seeding ({mode}): {scale['prescribers']} prescribers, {scale['pharmacies']} pharmacies, {scale['patients']} patients"
+    )
     participants = seed_participants(runtime, scale)
     patients = seed_patients(engine, scale, participants)
     far = lambda i: NOW + timedelta(days=29)  # noqa: E731
     latency_auths = seed_authorizations(engine, patients, scale["latency_n"], far)
     pharmacist, _token, pharmacy_id = participants["pharmacists"][0]
-    actor = Actor(pharmacist.id, "pharmacist", pharmacy_id=pharmacy_id, training_completed_at=pharmacist.training_completed_at)
+    actor = Actor(
+        pharmacist.id, "pharmacist", pharmacy_id=pharmacy_id, training_completed_at=pharmacist.training_completed_at
+    )
 
     log(f"history {scale['history_small']:,} entries; decision latency")
     grow_history(engine, scale["history_small"], participants["pharmacies"], patients)
@@ -336,10 +518,15 @@ def main() -> None:
     log(f"history {scale['history_large']:,} entries; decision latency")
     grow_history(engine, scale["history_large"] - scale["history_small"], participants["pharmacies"], patients)
     large = decision_latency(runtime, actor, latency_auths[half:], scale["latency_n"] // 2 * 2)
-    results.update(decision_p50_ms_small_history=round(mixed_p50(small), 2), decision_p50_ms_large_history=round(mixed_p50(large), 2),
-                   history_latency_ratio=round(mixed_p50(large) / mixed_p50(small), 3),
-                   decision_p50_ms_by_kind={size: {kind: round(percentile(t, 50), 2) for kind, t in times.items()}
-                                            for size, times in (("small_history", small), ("large_history", large))})
+    results.update(
+        decision_p50_ms_small_history=round(mixed_p50(small), 2),
+        decision_p50_ms_large_history=round(mixed_p50(large), 2),
+        history_latency_ratio=round(mixed_p50(large) / mixed_p50(small), 3),
+        decision_p50_ms_by_kind={
+            size: {kind: round(percentile(t, 50), 2) for kind, t in times.items()}
+            for size, times in (("small_history", small), ("large_history", large))
+        },
+    )
 
     log("load: baseline and service under identical gunicorn settings")
     load_auths = seed_authorizations(engine, patients, scale["load_bodies"] // 2, far)
@@ -350,9 +537,21 @@ def main() -> None:
         _, token, _ = tokens[i % len(tokens)]
         if i % 2 == 0:
             a = load_auths[i // 2]
-            body = {"authorization_number": a["number"], "rems_patient_id": a["rems_patient_id"], "days_supply": 28, "quantity": 28, "counseling": counseling}
+            body = {
+                "authorization_number": a["number"],
+                "rems_patient_id": a["rems_patient_id"],
+                "days_supply": 28,
+                "quantity": 28,
+                "counseling": counseling,
+            }
         else:
-            body = {"authorization_number": new_reference_number("RA"), "rems_patient_id": "RP-00000-00000", "days_supply": 28, "quantity": 28, "counseling": counseling}
+            body = {
+                "authorization_number": new_reference_number("RA"),
+                "rems_patient_id": "RP-00000-00000",
+                "days_supply": 28,
+                "quantity": 28,
+                "counseling": counseling,
+            }
         pairs.append([token, body])
     vacuum(engine)
     proc, port = serve("bench.baseline_app:app", url)
@@ -368,17 +567,26 @@ def main() -> None:
     log(f"  baseline {baseline}")
     log(f"  service  {service}")
     results.update(
-        dispense_rps=service["rps"], dispense_p50_ms=service["p50_ms"], dispense_p99_ms=service["p99_ms"], dispense_statuses=service["statuses"],
-        baseline_rps=baseline["rps"], baseline_p50_ms=baseline["p50_ms"], baseline_p99_ms=baseline["p99_ms"],
-        throughput_ratio=round(service["rps"] / baseline["rps"], 3), p99_ratio=round(service["p99_ms"] / baseline["p99_ms"], 3),
+        dispense_rps=service["rps"],
+        dispense_p50_ms=service["p50_ms"],
+        dispense_p99_ms=service["p99_ms"],
+        dispense_statuses=service["statuses"],
+        baseline_rps=baseline["rps"],
+        baseline_p50_ms=baseline["p50_ms"],
+        baseline_p99_ms=baseline["p99_ms"],
+        throughput_ratio=round(service["rps"] / baseline["rps"], 3),
+        p99_ratio=round(service["p99_ms"] / baseline["p99_ms"], 3),
     )
 
     log("audit: full verification")
     started = time.perf_counter()
-    verification = audit_log.verify(runtime.uow(), None, datetime.now(timezone.utc))
+    verification = audit_log.verify(runtime.uow(), None, datetime.now(UTC))
     elapsed = time.perf_counter() - started
-    results.update(verify_valid=verification.check.valid, verify_entries=verification.check.checked,
-                   verify_entries_per_s=round(verification.check.checked / elapsed))
+    results.update(
+        verify_valid=verification.check.valid,
+        verify_entries=verification.check.checked,
+        verify_entries_per_s=round(verification.check.checked / elapsed),
+    )
 
     log("audit: filtered pages")
     auditor = Actor(None, "auditor")
@@ -389,21 +597,28 @@ def main() -> None:
             audit_log.AuditFilter(reason="EARLY_REFILL"),
             audit_log.AuditFilter(action="dispense.decided", outcome="denied"),
             audit_log.AuditFilter(rems_patient_id=random.choice(patients)["rems_patient_id"]),
-            audit_log.AuditFilter(prescriber_id=random.choice(participants["prescribers"]), since=NOW - timedelta(days=200)),
+            audit_log.AuditFilter(
+                prescriber_id=random.choice(participants["prescribers"]), since=NOW - timedelta(days=200)
+            ),
         ][i % 5]
         started = time.perf_counter()
-        audit_log.page(runtime.uow(), auditor, datetime.now(timezone.utc), filters, 50, None)
+        audit_log.page(runtime.uow(), auditor, datetime.now(UTC), filters, 50, None)
         page_times.append((time.perf_counter() - started) * 1000)
         kinds.setdefault(",".join(filters.as_dict()), []).append(page_times[-1])
-    results.update(audit_page_p95_ms=round(percentile(page_times, 95), 2), audit_page_p50_ms=round(percentile(page_times, 50), 2),
-                   audit_page_max_ms_by_filter={k: round(max(v), 2) for k, v in kinds.items()})
+    results.update(
+        audit_page_p95_ms=round(percentile(page_times, 95), 2),
+        audit_page_p50_ms=round(percentile(page_times, 50), 2),
+        audit_page_max_ms_by_filter={k: round(max(v), 2) for k, v in kinds.items()},
+    )
 
     log("audit: CSV export (rows/s over the whole log; peak memory of a small and a 10x larger export)")
     start = NOW - timedelta(days=365)
-    slices = (("small", audit_log.AuditFilter(until=start + timedelta(seconds=10))),  # 1 entry per ms: ~10,000 rows
-              ("large", audit_log.AuditFilter(until=start + timedelta(seconds=100))))  # ~100,000 rows
+    slices = (
+        ("small", audit_log.AuditFilter(until=start + timedelta(seconds=10))),  # 1 entry per ms: ~10,000 rows
+        ("large", audit_log.AuditFilter(until=start + timedelta(seconds=100))),
+    )  # ~100,000 rows
     for label, f in slices:
-        through = audit_log.record_export(runtime.uow(), auditor, datetime.now(timezone.utc), f, "csv")
+        through = audit_log.record_export(runtime.uow(), auditor, datetime.now(UTC), f, "csv")
         tracemalloc.start()  # slows Python down several times: used for memory only
         rows = sum(chunk.count("\n") for chunk in _csv(audit_log.stream(runtime.session, f, through))) - 1
         _, peak = tracemalloc.get_traced_memory()
@@ -411,11 +626,13 @@ def main() -> None:
         results[f"export_rows_{label}"] = rows
         results[f"export_peak_mb_{label}"] = round(peak / 2**20, 2)
     f = audit_log.AuditFilter()
-    through = audit_log.record_export(runtime.uow(), auditor, datetime.now(timezone.utc), f, "csv")
+    through = audit_log.record_export(runtime.uow(), auditor, datetime.now(UTC), f, "csv")
     started = time.perf_counter()
     rows = sum(chunk.count("\n") for chunk in _csv(audit_log.stream(runtime.session, f, through))) - 1
     elapsed = time.perf_counter() - started
-    results.update(export_rows_all=rows, export_rows_per_s=round(rows / elapsed), export_peak_mb=results["export_peak_mb_large"])
+    results.update(
+        export_rows_all=rows, export_rows_per_s=round(rows / elapsed), export_peak_mb=results["export_peak_mb_large"]
+    )
 
     log("sweep: the same due rows among a small and a large table")
     past = lambda i: NOW - timedelta(minutes=1) if i < scale["sweep_due"] else NOW + timedelta(days=20)  # noqa: E731
@@ -426,15 +643,27 @@ def main() -> None:
     seed_authorizations(engine, patients, scale["sweep_large"] - scale["sweep_small"], past)
     vacuum(engine, "authorizations", "decisions")
     large_sweep = time_sweep(runtime)
-    results.update(sweep_seconds_small=round(small_sweep, 3), sweep_seconds_large=round(large_sweep, 3), sweep_ratio=round(large_sweep / small_sweep, 3))
+    results.update(
+        sweep_seconds_small=round(small_sweep, 3),
+        sweep_seconds_large=round(large_sweep, 3),
+        sweep_ratio=round(large_sweep / small_sweep, 3),
+    )
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    results.update(commit=commit, cores=os.cpu_count(), measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   seconds=round(time.monotonic() - t_start, 1))
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    results.update(
+        commit=commit,
+        cores=os.cpu_count(),
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        seconds=round(time.monotonic() - t_start, 1),
+    )
     results["markdown"] = markdown(results)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / ("latest.json" if mode == "full" else "quick.json")).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (out / ("latest.json" if mode == "full" else "quick.json")).write_text(
+        json.dumps(results, indent=2, default=str) + "\n"
+    )
     print(results["markdown"])
     runtime.engine.dispose()
 
@@ -442,17 +671,56 @@ def main() -> None:
 def markdown(r: dict) -> str:
     s = r["scale"]
     rows = [
-        ("dispense throughput (rps)", r["dispense_rps"], f"baseline {r['baseline_rps']}", f"{r['throughput_ratio']} (target ≥ 0.5)"),
-        ("dispense p50 / p99 (ms)", f"{r['dispense_p50_ms']} / {r['dispense_p99_ms']}", f"baseline {r['baseline_p50_ms']} / {r['baseline_p99_ms']}", f"p99 {r['p99_ratio']} (target ≤ 3)"),
-        (f"decision p50, {s['history_small']:,} vs {s['history_large']:,} audit entries (ms)", f"{r['decision_p50_ms_small_history']} → {r['decision_p50_ms_large_history']}", "", f"{r['history_latency_ratio']} (target ≤ 1.3)"),
-        (f"sweep, {s['sweep_due']:,} due among {s['sweep_small']:,} vs {s['sweep_large']:,} (s)", f"{r['sweep_seconds_small']} → {r['sweep_seconds_large']}", "", f"{r['sweep_ratio']} (target ≤ 2)"),
-        ("full verification (entries/s)", f"{r['verify_entries_per_s']:,}", f"{r['verify_entries']:,} entries", "target ≥ 100,000"),
-        ("filtered audit page p95 / p50 (ms)", f"{r['audit_page_p95_ms']} / {r['audit_page_p50_ms']}", "5 filter kinds × 12", "target ≤ 50"),
+        (
+            "dispense throughput (rps)",
+            r["dispense_rps"],
+            f"baseline {r['baseline_rps']}",
+            f"{r['throughput_ratio']} (target ≥ 0.5)",
+        ),
+        (
+            "dispense p50 / p99 (ms)",
+            f"{r['dispense_p50_ms']} / {r['dispense_p99_ms']}",
+            f"baseline {r['baseline_p50_ms']} / {r['baseline_p99_ms']}",
+            f"p99 {r['p99_ratio']} (target ≤ 3)",
+        ),
+        (
+            f"decision p50, {s['history_small']:,} vs {s['history_large']:,} audit entries (ms)",
+            f"{r['decision_p50_ms_small_history']} → {r['decision_p50_ms_large_history']}",
+            "",
+            f"{r['history_latency_ratio']} (target ≤ 1.3)",
+        ),
+        (
+            f"sweep, {s['sweep_due']:,} due among {s['sweep_small']:,} vs {s['sweep_large']:,} (s)",
+            f"{r['sweep_seconds_small']} → {r['sweep_seconds_large']}",
+            "",
+            f"{r['sweep_ratio']} (target ≤ 2)",
+        ),
+        (
+            "full verification (entries/s)",
+            f"{r['verify_entries_per_s']:,}",
+            f"{r['verify_entries']:,} entries",
+            "target ≥ 100,000",
+        ),
+        (
+            "filtered audit page p95 / p50 (ms)",
+            f"{r['audit_page_p95_ms']} / {r['audit_page_p50_ms']}",
+            "5 filter kinds × 12",
+            "target ≤ 50",
+        ),
         ("CSV export (rows/s)", f"{r['export_rows_per_s']:,}", f"{r['export_rows_all']:,} rows", ""),
-        ("CSV export peak memory (MB)", f"{r['export_peak_mb_small']} ({r['export_rows_small']:,} rows) vs {r['export_peak_mb_large']} ({r['export_rows_large']:,} rows)", "", "independent of size"),
+        (
+            "CSV export peak memory (MB)",
+            f"{r['export_peak_mb_small']} ({r['export_rows_small']:,} rows) vs {r['export_peak_mb_large']} ({r['export_rows_large']:,} rows)",
+            "",
+            "independent of size",
+        ),
     ]
-    lines = [f"Mode `{r['mode']}`, commit `{r['commit']}`, {r['cores']} cores, {r['measured_at']}, {r['seconds']} s.", "",
-             "| measure | ours | context | ratio / target |", "|---|---|---|---|"]
+    lines = [
+        f"Mode `{r['mode']}`, commit `{r['commit']}`, {r['cores']} cores, {r['measured_at']}, {r['seconds']} s.",
+        "",
+        "| measure | ours | context | ratio / target |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines)
 

@@ -9,7 +9,8 @@ instance folder), ``REDIS_URL`` (unset: jobs run inline in-process),
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from config.programs import PROGRAMS_DIR
 
@@ -81,7 +82,9 @@ class ConfigurationError(RuntimeError):
     """The environment does not describe a service that can start safely."""
 
 
-def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Return the settings for ``REMS_ENV`` with environment and explicit overrides applied."""
     environ = os.environ if environ is None else environ
     env_name = environ.get("REMS_ENV", "development").strip().lower()
@@ -97,7 +100,13 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
     ):
         if environ.get(env_key):
             settings[key] = environ[env_key]
-    for key in ("WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_LEASE_SECONDS", "WEBHOOK_BACKOFF_SECONDS", "WEBHOOK_BACKOFF_CAP_SECONDS", "WEBHOOK_MAX_ATTEMPTS"):
+    for key in (
+        "WEBHOOK_TIMEOUT_SECONDS",
+        "WEBHOOK_LEASE_SECONDS",
+        "WEBHOOK_BACKOFF_SECONDS",
+        "WEBHOOK_BACKOFF_CAP_SECONDS",
+        "WEBHOOK_MAX_ATTEMPTS",
+    ):
         if environ.get(f"REMS_{key}"):
             settings[key] = type(settings[key])(environ[f"REMS_{key}"])
     settings.update(overrides or {})

@@ -9,8 +9,9 @@ patients, a pharmacist's own pharmacy) is checked by the services.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from flask import g, request
 from flask_smorest import Blueprint

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 import click
@@ -22,7 +22,7 @@ from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATION
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _fail(exc: ServiceError) -> None:
@@ -106,14 +106,34 @@ def demo_seed(if_empty: bool) -> None:
         click.echo(json.dumps({"error": message}), err=True)
         sys.exit(1)
     now = _now()
-    prescriber = prescribers.register(runtime.uow(), SYSTEM, now, npi=DEMO_NPI, first_name="Demo", last_name="Prescriber", email="prescriber@example.org")
-    prescribers.certify(runtime.uow(), SYSTEM, now, prescriber.id, {k: True for k in PRESCRIBER_ATTESTATIONS})
-    pharmacy = pharmacies.register(
-        runtime.uow(), SYSTEM, now, ncpdp_id=DEMO_NCPDP, name="Demo Specialty Pharmacy",
-        representative_name="Demo Representative", representative_email="rep@example.org",
+    prescriber = prescribers.register(
+        runtime.uow(),
+        SYSTEM,
+        now,
+        npi=DEMO_NPI,
+        first_name="Demo",
+        last_name="Prescriber",
+        email="prescriber@example.org",
     )
-    pharmacies.certify(runtime.uow(), SYSTEM, now, runtime.program, pharmacy.id, {k: True for k in PHARMACY_ATTESTATIONS})
-    out: dict[str, object] = {"seeded": True, "prescriber_id": str(prescriber.id), "pharmacy_id": str(pharmacy.id), "users": {}}
+    prescribers.certify(runtime.uow(), SYSTEM, now, prescriber.id, dict.fromkeys(PRESCRIBER_ATTESTATIONS, True))
+    pharmacy = pharmacies.register(
+        runtime.uow(),
+        SYSTEM,
+        now,
+        ncpdp_id=DEMO_NCPDP,
+        name="Demo Specialty Pharmacy",
+        representative_name="Demo Representative",
+        representative_email="rep@example.org",
+    )
+    pharmacies.certify(
+        runtime.uow(), SYSTEM, now, runtime.program, pharmacy.id, dict.fromkeys(PHARMACY_ATTESTATIONS, True)
+    )
+    out: dict[str, object] = {
+        "seeded": True,
+        "prescriber_id": str(prescriber.id),
+        "pharmacy_id": str(pharmacy.id),
+        "users": {},
+    }
     for label, kwargs in (
         ("admin", {"role": "admin"}),
         ("prescriber", {"role": "prescriber", "prescriber_id": prescriber.id}),
@@ -131,8 +151,15 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
-@click.option("--incremental", is_flag=True, help="Start after the newest stored checkpoint instead of the first entry.")
-@click.option("--anchor", "anchor_text", metavar="SEQ:HASH", help="An anchor from `rems audit anchor`: also prove nothing up to it was truncated or rewritten.")
+@click.option(
+    "--incremental", is_flag=True, help="Start after the newest stored checkpoint instead of the first entry."
+)
+@click.option(
+    "--anchor",
+    "anchor_text",
+    metavar="SEQ:HASH",
+    help="An anchor from `rems audit anchor`: also prove nothing up to it was truncated or rewritten.",
+)
 @with_appcontext
 def audit_verify(incremental: bool, anchor_text: str | None) -> None:
     """Check the chain; exit 0 when intact, 1 otherwise (JSON summary printed).
@@ -156,7 +183,9 @@ def audit_anchor() -> None:
 
 @audit_group.command("replay")
 @click.argument("seq", type=int, required=False)
-@click.option("--all", "replay_all", is_flag=True, help="Replay every recorded decision (one JSON line each, then a summary).")
+@click.option(
+    "--all", "replay_all", is_flag=True, help="Replay every recorded decision (one JSON line each, then a summary)."
+)
 @with_appcontext
 def audit_replay(seq: int | None, replay_all: bool) -> None:
     """Decide again the decision recorded at audit entry SEQ, from its stored snapshot

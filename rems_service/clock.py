@@ -8,7 +8,7 @@ refused with 400, so production can never be time-shifted.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, current_app, g, request
 
@@ -26,10 +26,14 @@ def parse_clock_header(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise BadClockHeader(f"{CLOCK_HEADER} is not an ISO 8601 datetime.", {CLOCK_HEADER: ["Not an ISO 8601 datetime."]}) from None
+        raise BadClockHeader(
+            f"{CLOCK_HEADER} is not an ISO 8601 datetime.", {CLOCK_HEADER: ["Not an ISO 8601 datetime."]}
+        ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise BadClockHeader(f"{CLOCK_HEADER} needs a UTC offset.", {CLOCK_HEADER: ["Needs a UTC offset, e.g. +00:00."]})
-    return parsed.astimezone(timezone.utc)
+        raise BadClockHeader(
+            f"{CLOCK_HEADER} needs a UTC offset.", {CLOCK_HEADER: ["Needs a UTC offset, e.g. +00:00."]}
+        )
+    return parsed.astimezone(UTC)
 
 
 def request_now() -> datetime:
@@ -40,7 +44,7 @@ def request_now() -> datetime:
 def init_app(app: Flask) -> None:
     @app.before_request
     def _set_clock() -> None:
-        g.real_now = datetime.now(timezone.utc)
+        g.real_now = datetime.now(UTC)
         g.now = g.real_now
         header = request.headers.get(CLOCK_HEADER)
         if header is None:

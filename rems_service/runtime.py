@@ -39,7 +39,9 @@ class Runtime:
         BEGIN and ROLLBACK round trips), a deferred transaction on SQLite (no write
         lock). Never for a read-then-write or for reads that must agree with each other."""
         if self._read_engine is None:
-            options = {"isolation_level": "AUTOCOMMIT"} if self.engine.dialect.name == "postgresql" else {READ_ONLY: True}
+            options = (
+                {"isolation_level": "AUTOCOMMIT"} if self.engine.dialect.name == "postgresql" else {READ_ONLY: True}
+            )
             self._read_engine = self.engine.execution_options(**options)
         return UnitOfWork(lambda: Session(self._read_engine, expire_on_commit=False))
 

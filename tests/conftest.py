@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -22,14 +23,14 @@ os.environ["REMS_ENV"] = "test"
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("REDIS_URL", None)
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
-from rems_service import create_app  # noqa: E402
-from rems_service.db import migrate  # noqa: E402
-from rems_service.db.engine import build_engine  # noqa: E402
-from rems_service.services.decisions import replay_all  # noqa: E402
-from sqlalchemy.exc import OperationalError  # noqa: E402
+from rems_service import create_app
+from rems_service.db import migrate
+from rems_service.db.engine import build_engine
+from rems_service.services.decisions import replay_all
 
 PG_URL = os.environ.get("REMS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -37,9 +38,25 @@ REQUIRE_SERVICES = os.environ.get("CI", "").lower() == "true" or os.environ.get(
 
 #: Tables whose rows a test may leave behind (everything but alembic's).
 TABLES = (
-    "users", "prescribers", "pharmacies", "patients", "pregnancy_tests", "patient_surveys", "audit_entries", "outbox_events",
-    "decisions", "authorizations", "dispenses", "idempotency_keys", "audit_reason_codes", "audit_checkpoints",
-    "processed_events", "notices", "webhook_subscriptions", "webhook_deliveries", "webhook_attempts",
+    "users",
+    "prescribers",
+    "pharmacies",
+    "patients",
+    "pregnancy_tests",
+    "patient_surveys",
+    "audit_entries",
+    "outbox_events",
+    "decisions",
+    "authorizations",
+    "dispenses",
+    "idempotency_keys",
+    "audit_reason_codes",
+    "audit_checkpoints",
+    "processed_events",
+    "notices",
+    "webhook_subscriptions",
+    "webhook_deliveries",
+    "webhook_attempts",
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from rems_service.services import pharmacies, prescribers, users
@@ -12,12 +12,12 @@ from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATION
 
 #: Valid NPIs (check digit per the CMS algorithm).
 VALID_NPIS = ("1234567893", "1245319599", "1679576722", "1003000126", "1497758544")
-PRESCRIBER_ATTESTED = {name: True for name in PRESCRIBER_ATTESTATIONS}
-PHARMACY_ATTESTED = {name: True for name in PHARMACY_ATTESTATIONS}
+PRESCRIBER_ATTESTED = dict.fromkeys(PRESCRIBER_ATTESTATIONS, True)
+PHARMACY_ATTESTED = dict.fromkeys(PHARMACY_ATTESTATIONS, True)
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 @dataclass
@@ -28,10 +28,10 @@ class Api:
     token: str | None = None
     now: datetime | None = None
 
-    def as_(self, token: str | None) -> "Api":
+    def as_(self, token: str | None) -> Api:
         return Api(self.client, token, self.now)
 
-    def at(self, now: datetime) -> "Api":
+    def at(self, now: datetime) -> Api:
         return Api(self.client, self.token, now)
 
     def request(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None, **kwargs: Any):
@@ -52,11 +52,13 @@ class Api:
 
 
 def make_user(runtime: Any, role: str, **kwargs: Any) -> tuple[Any, str]:
-    return users.create_user(runtime.uow(), SYSTEM, datetime.now(timezone.utc), name=f"test {role}", role=role, **kwargs)
+    return users.create_user(
+        runtime.uow(), SYSTEM, datetime.now(UTC), name=f"test {role}", role=role, **kwargs
+    )
 
 
 def make_prescriber(runtime: Any, npi: str = VALID_NPIS[0], certified: bool = True, now: datetime | None = None):
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     row = prescribers.register(runtime.uow(), SYSTEM, now, npi=npi, first_name="Ada", last_name="Osler")
     if certified:
         row = prescribers.certify(runtime.uow(), SYSTEM, now, row.id, PRESCRIBER_ATTESTED)
@@ -64,10 +66,15 @@ def make_prescriber(runtime: Any, npi: str = VALID_NPIS[0], certified: bool = Tr
 
 
 def make_pharmacy(runtime: Any, ncpdp_id: str = "1234567", certified: bool = True, now: datetime | None = None):
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     row = pharmacies.register(
-        runtime.uow(), SYSTEM, now, ncpdp_id=ncpdp_id, name="Main St Pharmacy",
-        representative_name="Rita Rep", representative_email="rita@example.org",
+        runtime.uow(),
+        SYSTEM,
+        now,
+        ncpdp_id=ncpdp_id,
+        name="Main St Pharmacy",
+        representative_name="Rita Rep",
+        representative_email="rita@example.org",
     )
     if certified:
         row = pharmacies.certify(runtime.uow(), SYSTEM, now, runtime.program, row.id, PHARMACY_ATTESTED)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from .clock import isoformat_utc
@@ -42,7 +43,9 @@ def _default(value: Any) -> Any:
 
 def canonical_json(value: Any) -> str:
     """Deterministic JSON: sorted keys, no whitespace, UTC instants, UUIDs as text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False
+    )
 
 
 def digest(value: Any) -> str:

@@ -155,21 +155,30 @@ def decide_authorization(ctx: AuthorizationContext, program: ProgramVersion, now
     now = ensure_utc(now)
     reasons: list[Reason] = []
     if ctx.prescriber_status is not PrescriberStatus.CERTIFIED:
-        reasons.append(Reason(
-            Code.PRESCRIBER_NOT_CERTIFIED, "R-PRES-1",
-            f"The prescriber is '{ctx.prescriber_status.value}'; only a certified prescriber may prescribe.",
-        ))
+        reasons.append(
+            Reason(
+                Code.PRESCRIBER_NOT_CERTIFIED,
+                "R-PRES-1",
+                f"The prescriber is '{ctx.prescriber_status.value}'; only a certified prescriber may prescribe.",
+            )
+        )
     if ctx.request.days_supply > program.max_days_supply:
-        reasons.append(Reason(
-            Code.DAYS_SUPPLY_EXCEEDED, "R-AUTH-2",
-            f"At most a {program.max_days_supply}-day supply per prescription; {ctx.request.days_supply} days were requested.",
-        ))
+        reasons.append(
+            Reason(
+                Code.DAYS_SUPPLY_EXCEEDED,
+                "R-AUTH-2",
+                f"At most a {program.max_days_supply}-day supply per prescription; {ctx.request.days_supply} days were requested.",
+            )
+        )
     patient = ctx.patient
     if patient.prescriber_id != ctx.prescriber_id:
-        reasons.append(Reason(
-            Code.PATIENT_PRESCRIBER_MISMATCH, "R-AUTH-1",
-            "The patient is not enrolled with this prescriber.",
-        ))
+        reasons.append(
+            Reason(
+                Code.PATIENT_PRESCRIBER_MISMATCH,
+                "R-AUTH-1",
+                "The patient is not enrolled with this prescriber.",
+            )
+        )
         return Decision.of(reasons, now)
     reasons += eligibility_reasons(patient.status, "authorization")
     reasons += prescriber_survey_reasons(patient.risk_category, dataclasses.asdict(ctx.request.prescriber_survey))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def ensure_utc(value: datetime, name: str = "datetime") -> datetime:
@@ -13,7 +13,7 @@ def ensure_utc(value: datetime, name: str = "datetime") -> datetime:
     """
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValueError(f"{name} must carry a UTC offset")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def isoformat_utc(value: datetime) -> str:

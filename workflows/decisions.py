@@ -36,7 +36,7 @@ class Decision:
         return self.outcome == OUTCOME_APPROVED
 
     @classmethod
-    def of(cls, reasons: list[Reason], valid_until: datetime) -> "Decision":
+    def of(cls, reasons: list[Reason], valid_until: datetime) -> Decision:
         """Approve with ``valid_until`` when nothing fails; deny with every reason otherwise."""
         if reasons:
             return cls(OUTCOME_DENIED, tuple(reasons), None)

@@ -156,27 +156,39 @@ def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
     reasons = []
     status = effective_pharmacy_status(ctx.pharmacy.status.value, ctx.pharmacy.certified_until, now)
     if status == PharmacyStatus.EXPIRED.value:
-        reasons.append(Reason(
-            Code.PHARMACY_CERTIFICATION_EXPIRED, "R-PHA-2",
-            "The pharmacy's certification has expired; it must be renewed before dispensing.",
-        ))
+        reasons.append(
+            Reason(
+                Code.PHARMACY_CERTIFICATION_EXPIRED,
+                "R-PHA-2",
+                "The pharmacy's certification has expired; it must be renewed before dispensing.",
+            )
+        )
     elif status != PharmacyStatus.CERTIFIED.value:
-        reasons.append(Reason(
-            Code.PHARMACY_NOT_CERTIFIED, "R-PHA-1",
-            f"The pharmacy is '{status}'; only a certified pharmacy may dispense.",
-        ))
+        reasons.append(
+            Reason(
+                Code.PHARMACY_NOT_CERTIFIED,
+                "R-PHA-1",
+                f"The pharmacy is '{status}'; only a certified pharmacy may dispense.",
+            )
+        )
     trained = ctx.pharmacist.training_completed_at
     if trained is None or trained > now:
-        reasons.append(Reason(
-            Code.PHARMACIST_NOT_TRAINED, "R-PHA-3",
-            "The dispensing pharmacist has not completed REMS training.",
-        ))
+        reasons.append(
+            Reason(
+                Code.PHARMACIST_NOT_TRAINED,
+                "R-PHA-3",
+                "The dispensing pharmacist has not completed REMS training.",
+            )
+        )
     counseling = ctx.request.counseling
     if counseling.medication_guide_provided is not True or counseling.checklist_completed is not True:
-        reasons.append(Reason(
-            Code.COUNSELING_INCOMPLETE, "R-COUNSEL-1",
-            "The counseling checklist must be completed and the Medication Guide handed out.",
-        ))
+        reasons.append(
+            Reason(
+                Code.COUNSELING_INCOMPLETE,
+                "R-COUNSEL-1",
+                "The counseling checklist must be completed and the Medication Guide handed out.",
+            )
+        )
     return reasons
 
 
@@ -184,20 +196,34 @@ def _authorization_reasons(auth: AuthorizationFacts, request: DispenseRequest, n
     reasons = []
     status = effective_status(auth.status, auth.expires_at, auth.confirmation_expires_at, now)
     if status is AuthorizationStatus.VOIDED:
-        reasons.append(Reason(Code.AUTHORIZATION_VOIDED, "R-AUTH-3", "The authorization was voided; ask the prescriber for a new one."))
+        reasons.append(
+            Reason(
+                Code.AUTHORIZATION_VOIDED, "R-AUTH-3", "The authorization was voided; ask the prescriber for a new one."
+            )
+        )
     elif status in (AuthorizationStatus.DISPENSED, AuthorizationStatus.CONFIRMED):
         why = "has been dispensed" if status is AuthorizationStatus.DISPENSED else "holds another dispense confirmation"
-        reasons.append(Reason(Code.AUTHORIZATION_ALREADY_USED, "R-DISP-5", f"The authorization {why}; it yields one dispense only."))
+        reasons.append(
+            Reason(
+                Code.AUTHORIZATION_ALREADY_USED, "R-DISP-5", f"The authorization {why}; it yields one dispense only."
+            )
+        )
     elif status is AuthorizationStatus.EXPIRED:
-        reasons.append(Reason(
-            Code.AUTHORIZATION_EXPIRED, "R-AUTH-3",
-            f"The authorization expired at {auth.expires_at.isoformat()}; ask the prescriber for a new one.",
-        ))
+        reasons.append(
+            Reason(
+                Code.AUTHORIZATION_EXPIRED,
+                "R-AUTH-3",
+                f"The authorization expired at {auth.expires_at.isoformat()}; ask the prescriber for a new one.",
+            )
+        )
     if request.days_supply > auth.days_supply:
-        reasons.append(Reason(
-            Code.DAYS_SUPPLY_EXCEEDED, "R-DISP-4",
-            f"{request.days_supply} days requested; the authorization is for {auth.days_supply} days at most.",
-        ))
+        reasons.append(
+            Reason(
+                Code.DAYS_SUPPLY_EXCEEDED,
+                "R-DISP-4",
+                f"{request.days_supply} days requested; the authorization is for {auth.days_supply} days at most.",
+            )
+        )
     return reasons
 
 
@@ -209,11 +235,14 @@ def _refill_reasons(prior: PriorDispense | None, program: ProgramVersion, now: d
     remaining = days_between(now, supply_ends, program.tz)
     if remaining <= program.refill_max_remaining_days:
         return []
-    return [Reason(
-        Code.EARLY_REFILL, "R-DISP-3",
-        f"{remaining} days of therapy remain from the previous dispense; a new dispense is allowed "
-        f"when {program.refill_max_remaining_days} days or fewer remain.",
-    )]
+    return [
+        Reason(
+            Code.EARLY_REFILL,
+            "R-DISP-3",
+            f"{remaining} days of therapy remain from the previous dispense; a new dispense is allowed "
+            f"when {program.refill_max_remaining_days} days or fewer remain.",
+        )
+    ]
 
 
 def decide_dispense(ctx: DispenseContext, program: ProgramVersion, now: datetime) -> Decision:
@@ -224,10 +253,13 @@ def decide_dispense(ctx: DispenseContext, program: ProgramVersion, now: datetime
     if auth is None:
         reasons.append(Reason(Code.AUTHORIZATION_NOT_FOUND, "R-AUTH-4", "No authorization has this number."))
     elif auth.rems_patient_id != ctx.request.rems_patient_id:
-        reasons.append(Reason(
-            Code.AUTHORIZATION_PATIENT_MISMATCH, "R-AUTH-4",
-            "The authorization was issued for another patient.",
-        ))
+        reasons.append(
+            Reason(
+                Code.AUTHORIZATION_PATIENT_MISMATCH,
+                "R-AUTH-4",
+                "The authorization was issued for another patient.",
+            )
+        )
     else:
         reasons += _authorization_reasons(auth, ctx.request, now)
         if ctx.patient is None:  # the service always reads the patient of a matching authorization

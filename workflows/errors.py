@@ -14,9 +14,7 @@ class IllegalTransition(DomainError):
         self.subject = subject
         self.trigger = trigger
         self.current_state = current_state
-        super().__init__(
-            f"cannot {trigger} a {subject} whose status is {current_state!r}"
-        )
+        super().__init__(f"cannot {trigger} a {subject} whose status is {current_state!r}")
 
 
 class GuardFailed(DomainError):

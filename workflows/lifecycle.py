@@ -88,9 +88,7 @@ class Lifecycle:
 
     def allowed_triggers(self) -> list[str]:
         """Triggers that are legal from the current state (guards not evaluated)."""
-        return sorted(
-            {t["trigger"] for t in self.TRANSITIONS if self._source_matches(t["source"])}
-        )
+        return sorted({t["trigger"] for t in self.TRANSITIONS if self._source_matches(t["source"])})
 
     def _source_matches(self, source: str | list[str]) -> bool:
         return source == "*" or self.state == source or (isinstance(source, list) and self.state in source)

@@ -73,7 +73,9 @@ class PrescriberCertification(Lifecycle):
         return self._require_true("attestations", attestations, PRESCRIBER_ATTESTATIONS)
 
     def certify(self, attestations: dict[str, Any], now: datetime) -> StateChange:
-        change = self._fire("certify", now, {"attestations": sorted(PRESCRIBER_ATTESTATIONS)}, attestations=attestations)
+        change = self._fire(
+            "certify", now, {"attestations": sorted(PRESCRIBER_ATTESTATIONS)}, attestations=attestations
+        )
         self.certified_at = ensure_utc(now)
         return change
 
@@ -108,7 +110,12 @@ class PharmacyCertification(Lifecycle):
     PERSISTED = ("certified_at", "certified_until")
     STATES = [s.value for s in PharmacyStatus]
     TRANSITIONS = [
-        {"trigger": "certify", "source": ["pending", "certified", "expired"], "dest": "certified", "conditions": "_attested"},
+        {
+            "trigger": "certify",
+            "source": ["pending", "certified", "expired"],
+            "dest": "certified",
+            "conditions": "_attested",
+        },
         {"trigger": "suspend", "source": "certified", "dest": "suspended"},
         {"trigger": "reinstate", "source": "suspended", "dest": "certified"},
         {"trigger": "expire", "source": "certified", "dest": "expired"},

@@ -99,13 +99,19 @@ def enrollment_problems(
     adult = is_adult(date_of_birth, enrollment_date, program)
     if adult != category.is_adult:
         band = "an adult" if adult else "under 18"
-        add("risk_category", f"{category.value} disagrees with the date of birth: the patient is {band} on the enrollment date (R-CAT-1).")
+        add(
+            "risk_category",
+            f"{category.value} disagrees with the date of birth: the patient is {band} on the enrollment date (R-CAT-1).",
+        )
     if category.is_frp and menstrual_cycle is None:
         add("menstrual_cycle", "Required for a female who can get pregnant (R-PREG-3).")
     if not category.is_frp and menstrual_cycle is not None:
         add("menstrual_cycle", "Only recorded for a female who can get pregnant.")
     if category.is_fnrp and fnrp_reason is None:
-        add("fnrp_reason", "Required: hysterectomy, bilateral oophorectomy, or natural menopause for 24 consecutive months; infertility alone does not exempt (R-CAT-2).")
+        add(
+            "fnrp_reason",
+            "Required: hysterectomy, bilateral oophorectomy, or natural menopause for 24 consecutive months; infertility alone does not exempt (R-CAT-2).",
+        )
     if not category.is_fnrp and fnrp_reason is not None:
         add("fnrp_reason", "Only recorded for a female who can not get pregnant.")
     if not adult and not guardian_name:
@@ -137,9 +143,23 @@ class PatientLifecycle(Lifecycle):
         {"trigger": "flag", "source": ["enrolled", "on_therapy"], "dest": "needs_intervention"},
         {"trigger": "reinstate", "source": "halted", "dest": "on_therapy", "conditions": "_therapy_started"},
         {"trigger": "reinstate", "source": "halted", "dest": "enrolled", "unless": "_therapy_started"},
-        {"trigger": "resolve_intervention", "source": "needs_intervention", "dest": "on_therapy", "conditions": "_therapy_started"},
-        {"trigger": "resolve_intervention", "source": "needs_intervention", "dest": "enrolled", "unless": "_therapy_started"},
-        {"trigger": "discontinue", "source": ["enrolled", "on_therapy", "halted", "needs_intervention"], "dest": "discontinued"},
+        {
+            "trigger": "resolve_intervention",
+            "source": "needs_intervention",
+            "dest": "on_therapy",
+            "conditions": "_therapy_started",
+        },
+        {
+            "trigger": "resolve_intervention",
+            "source": "needs_intervention",
+            "dest": "enrolled",
+            "unless": "_therapy_started",
+        },
+        {
+            "trigger": "discontinue",
+            "source": ["enrolled", "on_therapy", "halted", "needs_intervention"],
+            "dest": "discontinued",
+        },
     ]
     EVENTS = {
         "start_therapy": "patient.therapy_started",

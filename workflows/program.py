@@ -9,9 +9,10 @@ every problem, so a bad file refuses to start the service.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .clock import ensure_utc
@@ -140,7 +141,9 @@ class _Reader:
         for missing in sorted(expected - data.keys()):
             self.problems.append(f"{where}.{missing} is missing" if where else f"{missing} is missing")
         for unknown in sorted(data.keys() - expected):
-            self.problems.append(f"{where}.{unknown} is not a known parameter" if where else f"{unknown} is not a known parameter")
+            self.problems.append(
+                f"{where}.{unknown} is not a known parameter" if where else f"{unknown} is not a known parameter"
+            )
         return data
 
     def positive_int(self, where: str, value: Any, maximum: int = 10_000) -> int:
@@ -196,13 +199,21 @@ def parse_program_version(data: Mapping[str, Any], source: str = "program") -> P
         effective_from=effective_from,
         timezone=zone,
         initial_test_1_window_days=(window[0], window[1]),
-        initial_test_2_window_hours=r.positive_int("initial_test_2_window_hours", top.get("initial_test_2_window_hours")),
-        test_max_sensitivity_miu_ml=r.positive_int("test_max_sensitivity_miu_ml", top.get("test_max_sensitivity_miu_ml")),
+        initial_test_2_window_hours=r.positive_int(
+            "initial_test_2_window_hours", top.get("initial_test_2_window_hours")
+        ),
+        test_max_sensitivity_miu_ml=r.positive_int(
+            "test_max_sensitivity_miu_ml", top.get("test_max_sensitivity_miu_ml")
+        ),
         monitoring=Monitoring(
             first_phase_days=r.positive_int("monitoring.first_phase_days", mon.get("first_phase_days")),
-            first_phase_interval_days=r.positive_int("monitoring.first_phase_interval_days", mon.get("first_phase_interval_days")),
+            first_phase_interval_days=r.positive_int(
+                "monitoring.first_phase_interval_days", mon.get("first_phase_interval_days")
+            ),
             regular_interval_days=r.positive_int("monitoring.regular_interval_days", mon.get("regular_interval_days")),
-            irregular_interval_days=r.positive_int("monitoring.irregular_interval_days", mon.get("irregular_interval_days")),
+            irregular_interval_days=r.positive_int(
+                "monitoring.irregular_interval_days", mon.get("irregular_interval_days")
+            ),
         ),
         survey_interval_days_default=r.positive_int("survey_interval_days.default", survey.get("default")),
         survey_interval_days_fnrp_adult=r.positive_int("survey_interval_days.FNRP_ADULT", survey.get("FNRP_ADULT")),
@@ -211,7 +222,9 @@ def parse_program_version(data: Mapping[str, Any], source: str = "program") -> P
         authorization_valid_days_other=r.positive_int("authorization_valid_days.others", auth.get("others")),
         confirmation_valid_hours=r.positive_int("confirmation_valid_hours", top.get("confirmation_valid_hours")),
         refill_max_remaining_days=r.positive_int("refill_max_remaining_days", top.get("refill_max_remaining_days")),
-        pharmacy_certification_days=r.positive_int("pharmacy_certification_days", top.get("pharmacy_certification_days")),
+        pharmacy_certification_days=r.positive_int(
+            "pharmacy_certification_days", top.get("pharmacy_certification_days")
+        ),
         adult_age_years=r.positive_int("adult_age_years", top.get("adult_age_years"), maximum=150),
     )
     if r.problems:

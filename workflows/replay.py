@@ -8,9 +8,10 @@ result is the one recorded.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from . import snapshots
 from .authorizations import AuthorizationContext, decide_authorization

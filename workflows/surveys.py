@@ -3,9 +3,10 @@ R-CONTRA-1, R-CONTRA-2)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from .calendar import days_between, valid_until
 from .patients import RiskCategory
@@ -62,7 +63,9 @@ class SurveyStatus:
     reasons: tuple[Reason, ...]
 
 
-def evaluate_survey(category: RiskCategory, last_completed_at: datetime | None, program: ProgramVersion, now: datetime) -> SurveyStatus:
+def evaluate_survey(
+    category: RiskCategory, last_completed_at: datetime | None, program: ProgramVersion, now: datetime
+) -> SurveyStatus:
     """R-SURV-1: is the patient survey current at ``now`` (calendar days)?"""
     interval = survey_interval_days(category, program)
     if last_completed_at is None or last_completed_at > now:
@@ -72,7 +75,8 @@ def evaluate_survey(category: RiskCategory, last_completed_at: datetime | None, 
     age = days_between(last_completed_at, now, program.tz)
     if age > interval:
         reason = Reason(
-            Code.PATIENT_SURVEY_OVERDUE, "R-SURV-1",
+            Code.PATIENT_SURVEY_OVERDUE,
+            "R-SURV-1",
             f"The last patient survey is {age} days old; one is required every {interval} days.",
         )
         return SurveyStatus(False, last_completed_at, due, (reason,))
@@ -83,15 +87,27 @@ def prescriber_survey_reasons(category: RiskCategory, survey: Mapping[str, Any])
     """R-PRES-2, R-CONTRA-1, R-CONTRA-2: what the prescriber survey must confirm."""
     reasons = []
     if survey.get("counseled_on_risks") is not True:
-        reasons.append(Reason(Code.PRESCRIBER_SURVEY_INCOMPLETE, "R-PRES-2", "The prescriber must confirm the patient was counseled on the risks."))
+        reasons.append(
+            Reason(
+                Code.PRESCRIBER_SURVEY_INCOMPLETE,
+                "R-PRES-2",
+                "The prescriber must confirm the patient was counseled on the risks.",
+            )
+        )
     if category.is_frp and survey.get("contraception_confirmed") is not True:
-        reasons.append(Reason(
-            Code.PRESCRIBER_SURVEY_INCOMPLETE, "R-CONTRA-1",
-            "The prescriber must confirm two reliable methods of contraception (or abstinence).",
-        ))
+        reasons.append(
+            Reason(
+                Code.PRESCRIBER_SURVEY_INCOMPLETE,
+                "R-CONTRA-1",
+                "The prescriber must confirm two reliable methods of contraception (or abstinence).",
+            )
+        )
     if category.is_male and survey.get("contraception_confirmed") is not True:
-        reasons.append(Reason(
-            Code.PRESCRIBER_SURVEY_INCOMPLETE, "R-CONTRA-2",
-            "The prescriber must confirm condom use with any female who can get pregnant.",
-        ))
+        reasons.append(
+            Reason(
+                Code.PRESCRIBER_SURVEY_INCOMPLETE,
+                "R-CONTRA-2",
+                "The prescriber must confirm condom use with any female who can get pregnant.",
+            )
+        )
     return reasons

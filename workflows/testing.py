@@ -7,10 +7,10 @@ and when the next test is due. It reads only the snapshot it is given.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Iterable
 
 from .calendar import days_between, local_date, valid_until
 from .clock import ensure_utc
@@ -79,7 +79,10 @@ def monitoring_interval_days(inputs: PregnancyTestingInputs, program: ProgramVer
     for irregular ones. Interruptions do not reset therapy.
     """
     m = program.monitoring
-    if inputs.therapy_started_at is None or days_between(inputs.therapy_started_at, now, program.tz) < m.first_phase_days:
+    if (
+        inputs.therapy_started_at is None
+        or days_between(inputs.therapy_started_at, now, program.tz) < m.first_phase_days
+    ):
         return m.first_phase_interval_days
     if inputs.menstrual_cycle is MenstrualCycle.REGULAR:
         return m.regular_interval_days
@@ -93,13 +96,16 @@ def _usable(tests: Iterable[PregnancyTest], program: ProgramVersion, now: dateti
     On equal collection times a positive sorts first, so it is never hidden.
     """
     usable = [
-        t for t in tests
+        t
+        for t in tests
         if ensure_utc(t.collected_at) <= now and sensitivity_problem(t.sensitivity_miu_ml, program) is None
     ]
     return sorted(usable, key=lambda t: (t.collected_at, t.result is PregnancyResult.POSITIVE), reverse=True)
 
 
-def evaluate_testing(inputs: PregnancyTestingInputs, program: ProgramVersion, now: datetime, purpose: Purpose) -> PregnancyTestingStatus:
+def evaluate_testing(
+    inputs: PregnancyTestingInputs, program: ProgramVersion, now: datetime, purpose: Purpose
+) -> PregnancyTestingStatus:
     """Whether the FRP testing requirement holds at ``now`` for ``purpose``.
 
     - Not FRP: not required.
@@ -121,7 +127,9 @@ def evaluate_testing(inputs: PregnancyTestingInputs, program: ProgramVersion, no
     due = valid_until(newest_negative.collected_at, interval, tz) if newest_negative else now
 
     if tests and tests[0].result is PregnancyResult.POSITIVE:
-        reason = Reason(Code.PREGNANCY_TEST_POSITIVE, "R-PREG-4", "The most recent pregnancy test is positive; therapy is halted.")
+        reason = Reason(
+            Code.PREGNANCY_TEST_POSITIVE, "R-PREG-4", "The most recent pregnancy test is positive; therapy is halted."
+        )
         return PregnancyTestingStatus(PregnancyTestingState.POSITIVE, False, (reason,), None, interval)
 
     reasons: list[Reason] = []
@@ -131,21 +139,29 @@ def evaluate_testing(inputs: PregnancyTestingInputs, program: ProgramVersion, no
         reasons = [Reason(Code.PREGNANCY_TEST_MISSING, "R-PREG-3", "No negative pregnancy test is on record.")]
     elif days_between(newest_negative.collected_at, now, tz) > interval:
         age = days_between(newest_negative.collected_at, now, tz)
-        reasons = [Reason(
-            Code.PREGNANCY_TEST_STALE, "R-PREG-3",
-            f"The newest negative pregnancy test is {age} days old; a test is required every {interval} days now.",
-        )]
+        reasons = [
+            Reason(
+                Code.PREGNANCY_TEST_STALE,
+                "R-PREG-3",
+                f"The newest negative pregnancy test is {age} days old; a test is required every {interval} days now.",
+            )
+        ]
     met = not reasons
-    return PregnancyTestingStatus(PregnancyTestingState.CURRENT if met else PregnancyTestingState.DUE, met, tuple(reasons), due, interval)
+    return PregnancyTestingStatus(
+        PregnancyTestingState.CURRENT if met else PregnancyTestingState.DUE, met, tuple(reasons), due, interval
+    )
 
 
 def _initial_test_reasons(negatives: list[PregnancyTest], program: ProgramVersion, now: datetime) -> list[Reason]:
     """R-PREG-1: the two negative tests before the first authorization."""
     if not negatives:
-        return [Reason(
-            Code.PREGNANCY_TEST_MISSING, "R-PREG-1",
-            "Two negative pregnancy tests are required before the first authorization; none is on record.",
-        )]
+        return [
+            Reason(
+                Code.PREGNANCY_TEST_MISSING,
+                "R-PREG-1",
+                "Two negative pregnancy tests are required before the first authorization; none is on record.",
+            )
+        ]
     earliest, latest = program.initial_test_1_window_days
     today = local_date(now, program.tz)
     first_ok = any(earliest <= (today - local_date(t.collected_at, program.tz)).days <= latest for t in negatives)
@@ -153,13 +169,19 @@ def _initial_test_reasons(negatives: list[PregnancyTest], program: ProgramVersio
     second_ok = any(now - window <= t.collected_at <= now for t in negatives)
     reasons = []
     if not first_ok:
-        reasons.append(Reason(
-            Code.PREGNANCY_TEST_OUT_OF_WINDOW, "R-PREG-1",
-            f"The first negative test must be collected {earliest} to {latest} days before the authorization date.",
-        ))
+        reasons.append(
+            Reason(
+                Code.PREGNANCY_TEST_OUT_OF_WINDOW,
+                "R-PREG-1",
+                f"The first negative test must be collected {earliest} to {latest} days before the authorization date.",
+            )
+        )
     if not second_ok:
-        reasons.append(Reason(
-            Code.PREGNANCY_TEST_OUT_OF_WINDOW, "R-PREG-1",
-            f"The second negative test must be collected within the {program.initial_test_2_window_hours} hours before the authorization.",
-        ))
+        reasons.append(
+            Reason(
+                Code.PREGNANCY_TEST_OUT_OF_WINDOW,
+                "R-PREG-1",
+                f"The second negative test must be collected within the {program.initial_test_2_window_hours} hours before the authorization.",
+            )
+        )
     return reasons

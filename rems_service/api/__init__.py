@@ -8,7 +8,15 @@ from . import audit, authorizations, dispenses, errors, health, patients, pharma
 from .errors import RemsApi
 
 BLUEPRINTS = (
-    health.blp, users.blp, prescribers.blp, pharmacies.blp, patients.blp, authorizations.blp, dispenses.blp, audit.blp, webhooks.blp,
+    health.blp,
+    users.blp,
+    prescribers.blp,
+    pharmacies.blp,
+    patients.blp,
+    authorizations.blp,
+    dispenses.blp,
+    audit.blp,
+    webhooks.blp,
 )
 
 

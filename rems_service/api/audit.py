@@ -9,12 +9,13 @@ import csv
 import io
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from flask import Response, stream_with_context
-from marshmallow import RAISE
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from rems_service.auth import current_actor, protect, roles
 from rems_service.clock import request_now
@@ -36,19 +37,39 @@ AUDITORS = (UserRole.AUDITOR, UserRole.ADMIN)
 
 #: CSV columns, in order; JSON-valued columns are written as canonical JSON text.
 CSV_COLUMNS = (
-    "seq", "recorded_at", "effective_at", "actor_user_id", "actor_role", "action", "outcome", "reasons",
-    "program_version", "subject", "details", "inputs_digest", "prev_hash", "hash",
+    "seq",
+    "recorded_at",
+    "effective_at",
+    "actor_user_id",
+    "actor_role",
+    "action",
+    "outcome",
+    "reasons",
+    "program_version",
+    "subject",
+    "details",
+    "inputs_digest",
+    "prev_hash",
+    "hash",
 )
 
 
 def item(row: AuditEntry) -> dict[str, Any]:
     """One entry in API.md's shape (plus ``details``)."""
     return {
-        "seq": row.seq, "recorded_at": row.recorded_at, "effective_at": row.effective_at,
+        "seq": row.seq,
+        "recorded_at": row.recorded_at,
+        "effective_at": row.effective_at,
         "actor": {"user_id": row.actor_user_id, "role": row.actor_role},
-        "action": row.action, "outcome": row.outcome, "reasons": row.reasons, "program_version": row.program_version,
-        "subject": row.subject, "details": row.details, "inputs_digest": row.inputs_digest,
-        "prev_hash": row.prev_hash, "hash": row.hash,
+        "action": row.action,
+        "outcome": row.outcome,
+        "reasons": row.reasons,
+        "program_version": row.program_version,
+        "subject": row.subject,
+        "details": row.details,
+        "inputs_digest": row.inputs_digest,
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
     }
 
 
@@ -62,7 +83,9 @@ def _filter(args: dict[str, Any]) -> audit_log.AuditFilter:
 @blp.response(200, AuditPageSchema)
 def events(args):
     """Entries matching every given filter, newest first; `next_cursor` fetches the next page."""
-    rows, next_cursor = audit_log.page(get_runtime().uow(), current_actor(), request_now(), _filter(args), args["limit"], args.get("cursor"))
+    rows, next_cursor = audit_log.page(
+        get_runtime().uow(), current_actor(), request_now(), _filter(args), args["limit"], args.get("cursor")
+    )
     return {"items": [item(r) for r in rows], "next_cursor": next_cursor}
 
 
@@ -81,7 +104,9 @@ def event(seq: int):
 def verify(args):
     """Check the chain (whole, or from the last checkpoint) and name the first invalid entry."""
     anchor = audit_log.parse_anchor(args["anchor"]) if args.get("anchor") else None
-    result = audit_log.verify(get_runtime().uow(), current_actor(), request_now(), incremental=args["incremental"], anchor=anchor)
+    result = audit_log.verify(
+        get_runtime().uow(), current_actor(), request_now(), incremental=args["incremental"], anchor=anchor
+    )
     return result.as_dict()
 
 
@@ -119,8 +144,20 @@ def _flat(row: AuditEntry) -> dict[str, Any]:
 
 
 _ROW_COLUMNS = (
-    "seq", "recorded_at", "effective_at", "actor_user_id", "actor_role", "action", "outcome", "reasons",
-    "program_version", "subject", "details", "inputs_digest", "prev_hash", "hash",
+    "seq",
+    "recorded_at",
+    "effective_at",
+    "actor_user_id",
+    "actor_role",
+    "action",
+    "outcome",
+    "reasons",
+    "program_version",
+    "subject",
+    "details",
+    "inputs_digest",
+    "prev_hash",
+    "hash",
 )
 
 
@@ -146,10 +183,14 @@ def _csv(rows: Iterator[AuditEntry]) -> Iterator[str]:
     yield flush()
     for n, row in enumerate(rows, 1):
         flat = _flat(row)
-        writer.writerow([
-            json.dumps(flat[c], sort_keys=True, separators=(",", ":")) if isinstance(flat[c], (dict, list)) else ("" if flat[c] is None else flat[c])
-            for c in CSV_COLUMNS
-        ])
+        writer.writerow(
+            [
+                json.dumps(flat[c], sort_keys=True, separators=(",", ":"))
+                if isinstance(flat[c], (dict, list))
+                else ("" if flat[c] is None else flat[c])
+                for c in CSV_COLUMNS
+            ]
+        )
         if n % 200 == 0:
             yield flush()
     yield flush()

@@ -14,7 +14,11 @@ from rems_service.services import authorizations
 
 from . import decisions
 
-blp = protect(Blueprint("authorizations", __name__, url_prefix="/api/v1/authorizations", description="Prescription authorizations"))
+blp = protect(
+    Blueprint(
+        "authorizations", __name__, url_prefix="/api/v1/authorizations", description="Prescription authorizations"
+    )
+)
 
 
 def _view(view: authorizations.AuthorizationView) -> dict:
@@ -32,9 +36,14 @@ def create(args):
     Always 201 with a Decision when the request is well formed: a denial
     lists every failing reason. Unknown patient → 404."""
     runtime, actor, now = get_runtime(), current_actor(), request_now()
-    return decisions.respond(actor, "authorizations", args, lambda claim: authorizations.request(
-        runtime.uow(), actor, now, runtime.program, render=decisions.render, claim=claim, **args
-    ))
+    return decisions.respond(
+        actor,
+        "authorizations",
+        args,
+        lambda claim: authorizations.request(
+            runtime.uow(), actor, now, runtime.program, render=decisions.render, claim=claim, **args
+        ),
+    )
 
 
 @blp.route("/<string:number>", methods=["GET"])
@@ -52,4 +61,6 @@ def get(number: str):
 def void(args, number: str):
     """Void an open authorization (its prescriber); a confirmation not yet handed over is voided too."""
     runtime = get_runtime()
-    return _view(authorizations.void(runtime.uow(), current_actor(), request_now(), runtime.program, number, args.get("reason")))
+    return _view(
+        authorizations.void(runtime.uow(), current_actor(), request_now(), runtime.program, number, args.get("reason"))
+    )

@@ -14,7 +14,14 @@ from rems_service.services import dispenses
 
 from . import decisions
 
-blp = protect(Blueprint("dispenses", __name__, url_prefix="/api/v1/dispenses", description="Dispense authorizations and recorded dispenses"))
+blp = protect(
+    Blueprint(
+        "dispenses",
+        __name__,
+        url_prefix="/api/v1/dispenses",
+        description="Dispense authorizations and recorded dispenses",
+    )
+)
 
 
 def _view(view: dispenses.DispenseView) -> dict:
@@ -32,9 +39,14 @@ def create(args):
     Always 201 with a Decision when the request is well formed: a denial
     lists every failing reason."""
     runtime, actor, now = get_runtime(), current_actor(), request_now()
-    return decisions.respond(actor, "dispenses", args, lambda claim: dispenses.request(
-        runtime.uow, actor, now, runtime.program, render=decisions.render, claim=claim, **args
-    ))
+    return decisions.respond(
+        actor,
+        "dispenses",
+        args,
+        lambda claim: dispenses.request(
+            runtime.uow, actor, now, runtime.program, render=decisions.render, claim=claim, **args
+        ),
+    )
 
 
 @blp.route("/<string:number>", methods=["GET"])
@@ -62,4 +74,6 @@ def complete(_args, number: str):
 def reverse(args, number: str):
     """Reverse a confirmation not yet handed over; the authorization is usable again while valid."""
     runtime = get_runtime()
-    return _view(dispenses.reverse(runtime.uow(), current_actor(), request_now(), runtime.program, number, args.get("reason")))
+    return _view(
+        dispenses.reverse(runtime.uow(), current_actor(), request_now(), runtime.program, number, args.get("reason"))
+    )

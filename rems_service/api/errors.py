@@ -62,7 +62,9 @@ def _summary(errors: dict[str, list[str]]) -> str:
     return "; ".join(parts)
 
 
-def error_response(code: int, message: str | None = None, errors: dict[str, list[str]] | None = None, headers: Any = None):
+def error_response(
+    code: int, message: str | None = None, errors: dict[str, list[str]] | None = None, headers: Any = None
+):
     status = HTTPStatus(code)
     payload: dict[str, Any] = {"code": code, "status": status.phrase, "message": message or status.description}
     if errors:

@@ -23,7 +23,14 @@ from rems_service.schemas.patients import (
 )
 from rems_service.services import patients
 
-blp = protect(Blueprint("patients", __name__, url_prefix="/api/v1/patients", description="Patient enrollment, pregnancy tests and surveys"))
+blp = protect(
+    Blueprint(
+        "patients",
+        __name__,
+        url_prefix="/api/v1/patients",
+        description="Patient enrollment, pregnancy tests and surveys",
+    )
+)
 
 ADMIN, PRESCRIBER = UserRole.ADMIN, UserRole.PRESCRIBER
 
@@ -74,7 +81,9 @@ def record_test(args, patient_id: UUID):
     """Record a test. Sensitivity above 50, a future date or a non-FRP patient → 422.
     A positive result halts the patient at once (R-PREG-4)."""
     runtime = get_runtime()
-    record, patient = patients.record_test(runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, **args)
+    record, patient = patients.record_test(
+        runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, **args
+    )
     return _with_status(record, patient)
 
 
@@ -85,7 +94,9 @@ def record_test(args, patient_id: UUID):
 def record_survey(args, patient_id: UUID):
     """Record the patient's survey answers; a `true` flag moves the patient to `needs_intervention`."""
     runtime = get_runtime()
-    record, patient = patients.record_survey(runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, **args)
+    record, patient = patients.record_survey(
+        runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, **args
+    )
     return _with_status(record, patient)
 
 
@@ -96,7 +107,9 @@ def record_survey(args, patient_id: UUID):
 def reinstate(args, patient_id: UUID):
     """Reinstate a halted patient after review (program administrator)."""
     runtime = get_runtime()
-    return patients.reinstate(runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, args.get("reason"))
+    return patients.reinstate(
+        runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, args.get("reason")
+    )
 
 
 @blp.route("/<uuid:patient_id>/resolve-intervention", methods=["POST"])
@@ -106,7 +119,9 @@ def reinstate(args, patient_id: UUID):
 def resolve_intervention(args, patient_id: UUID):
     """Resolve a patient in `needs_intervention` (program administrator)."""
     runtime = get_runtime()
-    return patients.resolve_intervention(runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, args.get("reason"))
+    return patients.resolve_intervention(
+        runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, args.get("reason")
+    )
 
 
 @blp.route("/<uuid:patient_id>/discontinue", methods=["POST"])
@@ -116,4 +131,6 @@ def resolve_intervention(args, patient_id: UUID):
 def discontinue(args, patient_id: UUID):
     """Discontinue the patient (final); only the patient's prescriber."""
     runtime = get_runtime()
-    return patients.discontinue(runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, args.get("reason"))
+    return patients.discontinue(
+        runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, args.get("reason")
+    )

@@ -15,7 +15,11 @@ from rems_service.schemas.common import EmptySchema, OptionalReasonSchema
 from rems_service.schemas.pharmacies import PharmacyCertifySchema, PharmacyCreateSchema, PharmacySchema
 from rems_service.services import pharmacies
 
-blp = protect(Blueprint("pharmacies", __name__, url_prefix="/api/v1/pharmacies", description="Pharmacy registration and certification"))
+blp = protect(
+    Blueprint(
+        "pharmacies", __name__, url_prefix="/api/v1/pharmacies", description="Pharmacy registration and certification"
+    )
+)
 
 ADMIN, PHARMACIST = UserRole.ADMIN, UserRole.PHARMACIST
 
@@ -72,7 +76,9 @@ def certify(args, pharmacy_id: UUID):
     """Certify, or renew, for the program's certification period (R-PHA-2)."""
     runtime = get_runtime()
     return _out(
-        pharmacies.certify(runtime.uow(), current_actor(), request_now(), runtime.program, pharmacy_id, args["attestations"])
+        pharmacies.certify(
+            runtime.uow(), current_actor(), request_now(), runtime.program, pharmacy_id, args["attestations"]
+        )
     )
 
 
@@ -81,7 +87,9 @@ def certify(args, pharmacy_id: UUID):
 @blp.arguments(OptionalReasonSchema)
 @blp.response(200, PharmacySchema)
 def suspend(args, pharmacy_id: UUID):
-    return _out(pharmacies.suspend(get_runtime().uow(), current_actor(), request_now(), pharmacy_id, args.get("reason")))
+    return _out(
+        pharmacies.suspend(get_runtime().uow(), current_actor(), request_now(), pharmacy_id, args.get("reason"))
+    )
 
 
 @blp.route("/<uuid:pharmacy_id>/reinstate", methods=["POST"])
@@ -97,4 +105,6 @@ def reinstate(_args, pharmacy_id: UUID):
 @blp.arguments(OptionalReasonSchema)
 @blp.response(200, PharmacySchema)
 def decertify(args, pharmacy_id: UUID):
-    return _out(pharmacies.decertify(get_runtime().uow(), current_actor(), request_now(), pharmacy_id, args.get("reason")))
+    return _out(
+        pharmacies.decertify(get_runtime().uow(), current_actor(), request_now(), pharmacy_id, args.get("reason"))
+    )

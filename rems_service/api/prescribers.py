@@ -14,7 +14,14 @@ from rems_service.schemas.common import EmptySchema, ReasonSchema
 from rems_service.schemas.prescribers import PrescriberCertifySchema, PrescriberCreateSchema, PrescriberSchema
 from rems_service.services import prescribers
 
-blp = protect(Blueprint("prescribers", __name__, url_prefix="/api/v1/prescribers", description="Prescriber registration and certification"))
+blp = protect(
+    Blueprint(
+        "prescribers",
+        __name__,
+        url_prefix="/api/v1/prescribers",
+        description="Prescriber registration and certification",
+    )
+)
 
 ADMIN, PRESCRIBER = UserRole.ADMIN, UserRole.PRESCRIBER
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, text
@@ -21,9 +21,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs that name no driver."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -35,7 +35,9 @@ def build_engine(url: str, **kwargs: Any) -> Engine:
     # audit chain hashes, so verification on PostgreSQL can hash stored text as is.
     kwargs.setdefault("json_serializer", canonical_json)
     if backend == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
+        )
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -77,9 +79,9 @@ def database_now(session: Session) -> datetime:
     """
     if session.get_bind().dialect.name == "postgresql":
         value = session.execute(text("SELECT clock_timestamp()")).scalar_one()
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     raw = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
-    return datetime.fromisoformat(raw).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(raw).replace(tzinfo=UTC)
 
 
 _CLOCK_KEY = "transaction_clock"

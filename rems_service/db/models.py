@@ -5,13 +5,24 @@ SQLModel table models skip pydantic validation, so these are storage only.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
-from datetime import date
-
-from sqlalchemy import JSON, BigInteger, Column, Date, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from workflows.authorizations import AuthorizationStatus
@@ -55,11 +66,11 @@ class Prescriber(SQLModel, table=True):
     npi: str = Field(sa_column=Column(String(10), nullable=False, unique=True))
     first_name: str = Field(sa_type=String(100), nullable=False)
     last_name: str = Field(sa_type=String(100), nullable=False)
-    email: Optional[str] = Field(default=None, sa_type=String(254), nullable=True)
+    email: str | None = Field(default=None, sa_type=String(254), nullable=True)
     status: PrescriberStatus = Field(sa_type=EnumText(PrescriberStatus), nullable=False)
-    certified_at: Optional[datetime] = _utc(nullable=True)
+    certified_at: datetime | None = _utc(nullable=True)
     status_changed_at: datetime = _utc()
-    status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
+    status_reason: str | None = Field(default=None, sa_type=String(500), nullable=True)
     created_at: datetime = _utc()
 
 
@@ -74,11 +85,11 @@ class Pharmacy(SQLModel, table=True):
     representative_name: str = Field(sa_type=String(200), nullable=False)
     representative_email: str = Field(sa_type=String(254), nullable=False)
     status: PharmacyStatus = Field(sa_type=EnumText(PharmacyStatus), nullable=False)
-    certified_at: Optional[datetime] = _utc(nullable=True)
+    certified_at: datetime | None = _utc(nullable=True)
     # Indexed: the renewal and expiry sweeps select only the rows coming due.
-    certified_until: Optional[datetime] = _utc(nullable=True, index=True)
+    certified_until: datetime | None = _utc(nullable=True, index=True)
     status_changed_at: datetime = _utc()
-    status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
+    status_reason: str | None = Field(default=None, sa_type=String(500), nullable=True)
     created_at: datetime = _utc()
 
 
@@ -90,13 +101,13 @@ class User(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str = Field(sa_type=String(200), nullable=False)
     role: UserRole = Field(sa_type=EnumText(UserRole), nullable=False)
-    prescriber_id: Optional[uuid.UUID] = Field(
+    prescriber_id: uuid.UUID | None = Field(
         default=None, sa_column=Column(ForeignKey("prescribers.id"), nullable=True, index=True)
     )
-    pharmacy_id: Optional[uuid.UUID] = Field(
+    pharmacy_id: uuid.UUID | None = Field(
         default=None, sa_column=Column(ForeignKey("pharmacies.id"), nullable=True, index=True)
     )
-    training_completed_at: Optional[datetime] = _utc(nullable=True)
+    training_completed_at: datetime | None = _utc(nullable=True)
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     created_at: datetime = _utc()
 
@@ -114,17 +125,17 @@ class Patient(SQLModel, table=True):
     last_name: str = Field(sa_type=String(100), nullable=False)
     date_of_birth: date = Field(sa_type=Date, nullable=False)
     risk_category: RiskCategory = Field(sa_type=EnumText(RiskCategory), nullable=False)
-    menstrual_cycle: Optional[MenstrualCycle] = Field(default=None, sa_type=EnumText(MenstrualCycle), nullable=True)
-    fnrp_reason: Optional[FnrpReason] = Field(default=None, sa_type=EnumText(FnrpReason), nullable=True)
-    guardian_name: Optional[str] = Field(default=None, sa_type=String(200), nullable=True)
+    menstrual_cycle: MenstrualCycle | None = Field(default=None, sa_type=EnumText(MenstrualCycle), nullable=True)
+    fnrp_reason: FnrpReason | None = Field(default=None, sa_type=EnumText(FnrpReason), nullable=True)
+    guardian_name: str | None = Field(default=None, sa_type=String(200), nullable=True)
     status: PatientStatus = Field(sa_type=EnumText(PatientStatus), nullable=False)
     status_changed_at: datetime = _utc()
-    status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
-    therapy_started_at: Optional[datetime] = _utc(nullable=True)
+    status_reason: str | None = Field(default=None, sa_type=String(500), nullable=True)
+    therapy_started_at: datetime | None = _utc(nullable=True)
     # Mirrors for reminders only (never read by a decision): when the next
     # pregnancy test and survey are due. Indexed so the sweeps read due rows only.
-    next_test_due_at: Optional[datetime] = _utc(nullable=True, index=True)
-    next_survey_due_at: Optional[datetime] = _utc(nullable=True, index=True)
+    next_test_due_at: datetime | None = _utc(nullable=True, index=True)
+    next_survey_due_at: datetime | None = _utc(nullable=True, index=True)
     enrolled_at: datetime = _utc()
     created_at: datetime = _utc()
 
@@ -140,7 +151,7 @@ class PregnancyTestRecord(SQLModel, table=True):
     result: PregnancyResult = Field(sa_type=EnumText(PregnancyResult), nullable=False)
     sensitivity_miu_ml: int = Field(sa_type=Integer, nullable=False)
     recorded_at: datetime = _utc()
-    recorded_by: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    recorded_by: uuid.UUID | None = Field(default=None, nullable=True)
 
     __table_args__ = (Index("ix_pregnancy_tests_patient_collected", "patient_id", "collected_at"),)
 
@@ -156,7 +167,7 @@ class PatientSurvey(SQLModel, table=True):
     answers: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
     noncompliance: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
     recorded_at: datetime = _utc()
-    recorded_by: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    recorded_by: uuid.UUID | None = Field(default=None, nullable=True)
 
     __table_args__ = (Index("ix_patient_surveys_patient_completed", "patient_id", "completed_at"),)
 
@@ -174,16 +185,16 @@ class AuditEntry(SQLModel, table=True):
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     recorded_at: datetime = _utc()
     effective_at: datetime = _utc()
-    actor_user_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    actor_user_id: uuid.UUID | None = Field(default=None, nullable=True)
     actor_role: str = Field(sa_type=String(20), nullable=False)
     action: str = Field(sa_type=String(64), nullable=False)
     outcome: str = Field(sa_type=String(16), nullable=False)
     reasons: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON, nullable=False)
-    program_version: Optional[str] = Field(default=None, sa_type=String(32), nullable=True)
+    program_version: str | None = Field(default=None, sa_type=String(32), nullable=True)
     subject: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
-    prescriber_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
-    pharmacy_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
-    rems_patient_id: Optional[str] = Field(default=None, sa_type=String(32), nullable=True)
+    prescriber_id: uuid.UUID | None = Field(default=None, nullable=True)
+    pharmacy_id: uuid.UUID | None = Field(default=None, nullable=True)
+    rems_patient_id: str | None = Field(default=None, sa_type=String(32), nullable=True)
     inputs_digest: str = Field(sa_type=String(64), nullable=False)
     details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
     prev_hash: str = Field(sa_type=String(64), nullable=False)
@@ -224,9 +235,9 @@ class OutboxEvent(SQLModel, table=True):
     occurred_at: datetime = _utc()
     created_at: datetime = _utc()
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
-    sent_at: Optional[datetime] = _utc(nullable=True)
+    sent_at: datetime | None = _utc(nullable=True)
     attempts: int = Field(default=0, nullable=False)
-    last_error: Optional[str] = Field(default=None, sa_type=Text, nullable=True)
+    last_error: str | None = Field(default=None, sa_type=Text, nullable=True)
 
     __table_args__ = (Index("ix_outbox_events_unsent", "sent_at", "created_at"),)
 
@@ -246,14 +257,14 @@ class DecisionRecord(SQLModel, table=True):
     outcome: str = Field(sa_type=String(16), nullable=False)
     reasons: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON, nullable=False)
     evaluated_at: datetime = _utc()
-    valid_until: Optional[datetime] = _utc(nullable=True)
+    valid_until: datetime | None = _utc(nullable=True)
     program_version: str = Field(sa_type=String(32), nullable=False)
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
-    actor_user_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
-    prescriber_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
-    pharmacy_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
-    patient_id: Optional[uuid.UUID] = Field(default=None, nullable=True)
-    rems_patient_id: Optional[str] = Field(default=None, sa_type=String(32), nullable=True)
+    actor_user_id: uuid.UUID | None = Field(default=None, nullable=True)
+    prescriber_id: uuid.UUID | None = Field(default=None, nullable=True)
+    pharmacy_id: uuid.UUID | None = Field(default=None, nullable=True)
+    patient_id: uuid.UUID | None = Field(default=None, nullable=True)
+    rems_patient_id: str | None = Field(default=None, sa_type=String(32), nullable=True)
     audit_seq: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
     created_at: datetime = _utc()
 
@@ -278,7 +289,7 @@ class Authorization(SQLModel, table=True):
     # Indexed: the expiry sweep selects only the authorizations coming due.
     expires_at: datetime = _utc(index=True)
     status_changed_at: datetime = _utc()
-    status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
+    status_reason: str | None = Field(default=None, sa_type=String(500), nullable=True)
     decision_id: uuid.UUID = Field(sa_column=Column(ForeignKey("decisions.id"), nullable=False))
 
     __table_args__ = (Index("ix_authorizations_patient_status", "patient_id", "status"),)
@@ -310,15 +321,18 @@ class Dispense(SQLModel, table=True):
     confirmed_at: datetime = _utc()
     # Indexed: the lapse sweep selects only the confirmations coming due.
     confirmation_expires_at: datetime = _utc(index=True)
-    dispensed_at: Optional[datetime] = _utc(nullable=True)
+    dispensed_at: datetime | None = _utc(nullable=True)
     status_changed_at: datetime = _utc()
-    status_reason: Optional[str] = Field(default=None, sa_type=String(500), nullable=True)
+    status_reason: str | None = Field(default=None, sa_type=String(500), nullable=True)
     decision_id: uuid.UUID = Field(sa_column=Column(ForeignKey("decisions.id"), nullable=False))
 
     __table_args__ = (
         Index(
-            "uq_dispenses_one_holding_per_authorization", "authorization_id", unique=True,
-            sqlite_where=text(_HOLDING), postgresql_where=text(_HOLDING),
+            "uq_dispenses_one_holding_per_authorization",
+            "authorization_id",
+            unique=True,
+            sqlite_where=text(_HOLDING),
+            postgresql_where=text(_HOLDING),
         ),
         Index("ix_dispenses_patient_dispensed", "patient_id", "dispensed_at"),
     )
@@ -335,10 +349,10 @@ class IdempotencyKey(SQLModel, table=True):
     endpoint: str = Field(sa_type=String(64), nullable=False)
     key: str = Field(sa_type=String(255), nullable=False)
     request_digest: str = Field(sa_type=String(64), nullable=False)
-    response_status: Optional[int] = Field(default=None, sa_type=Integer, nullable=True)
-    response_body: Optional[str] = Field(default=None, sa_type=Text, nullable=True)
+    response_status: int | None = Field(default=None, sa_type=Integer, nullable=True)
+    response_body: str | None = Field(default=None, sa_type=Text, nullable=True)
     created_at: datetime = _utc()
-    completed_at: Optional[datetime] = _utc(nullable=True)
+    completed_at: datetime | None = _utc(nullable=True)
 
     __table_args__ = (UniqueConstraint("scope", "endpoint", "key", name="uq_idempotency_keys_scope_endpoint_key"),)
 
@@ -396,11 +410,13 @@ class WebhookSubscription(SQLModel, table=True):
     url: str = Field(sa_type=String(2000), nullable=False)
     events: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
     secret: str = Field(sa_type=String(100), nullable=False)
-    prescriber_id: Optional[uuid.UUID] = Field(default=None, sa_column=Column(ForeignKey("prescribers.id"), nullable=True))
-    pharmacy_id: Optional[uuid.UUID] = Field(default=None, sa_column=Column(ForeignKey("pharmacies.id"), nullable=True))
-    created_by: Optional[uuid.UUID] = Field(default=None, nullable=True)
+    prescriber_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(ForeignKey("prescribers.id"), nullable=True)
+    )
+    pharmacy_id: uuid.UUID | None = Field(default=None, sa_column=Column(ForeignKey("pharmacies.id"), nullable=True))
+    created_by: uuid.UUID | None = Field(default=None, nullable=True)
     created_at: datetime = _utc()
-    deleted_at: Optional[datetime] = _utc(nullable=True)
+    deleted_at: datetime | None = _utc(nullable=True)
 
 
 class WebhookDelivery(SQLModel, table=True):
@@ -416,10 +432,10 @@ class WebhookDelivery(SQLModel, table=True):
     body: str = Field(sa_type=Text, nullable=False)
     status: str = Field(sa_type=String(16), nullable=False)
     attempts: int = Field(default=0, nullable=False)
-    next_attempt_at: Optional[datetime] = _utc(nullable=True)
-    delivered_at: Optional[datetime] = _utc(nullable=True)
-    last_status_code: Optional[int] = Field(default=None, nullable=True)
-    last_error: Optional[str] = Field(default=None, sa_type=Text, nullable=True)
+    next_attempt_at: datetime | None = _utc(nullable=True)
+    delivered_at: datetime | None = _utc(nullable=True)
+    last_status_code: int | None = Field(default=None, nullable=True)
+    last_error: str | None = Field(default=None, sa_type=Text, nullable=True)
     created_at: datetime = _utc()
 
     __table_args__ = (
@@ -439,6 +455,6 @@ class WebhookAttempt(SQLModel, table=True):
     delivery_id: uuid.UUID = Field(sa_column=Column(ForeignKey("webhook_deliveries.id"), nullable=False, index=True))
     attempt: int = Field(nullable=False)
     attempted_at: datetime = _utc()
-    status_code: Optional[int] = Field(default=None, nullable=True)
-    error: Optional[str] = Field(default=None, sa_type=Text, nullable=True)
+    status_code: int | None = Field(default=None, nullable=True)
+    error: str | None = Field(default=None, sa_type=Text, nullable=True)
     duration_ms: int = Field(default=0, nullable=False)

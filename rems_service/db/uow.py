@@ -8,8 +8,8 @@ unit of work that ended without error stay readable after it closes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
-from typing import Callable
 
 from sqlmodel import Session
 
@@ -23,7 +23,7 @@ class UnitOfWork:
         self._session_factory = session_factory
         self._committed = False
 
-    def __enter__(self) -> "UnitOfWork":
+    def __enter__(self) -> UnitOfWork:
         self.session = self._session_factory()
         self._committed = False
         return self

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +29,7 @@ PATIENT_EVENTS = ("patient.enrolled", "pregnancy_test.recorded", "patient_survey
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _when(value: Any) -> datetime | None:
@@ -43,9 +43,23 @@ def follow_ups(session: Session, event: OutboxEvent) -> list[tuple[datetime, str
     if event.type == "authorization.issued" and data.get("authorization_id") and _when(data.get("valid_until")):
         auth_id, expires = data["authorization_id"], _when(data["valid_until"])
         out.append((expires, f"{TASKS}.expire_authorization", auth_id, f"authorization-expiry-{auth_id}"))
-        out.append((expires - sweeps.AUTHORIZATION_EXPIRY_AHEAD, f"{TASKS}.remind_authorization_expiring", auth_id, f"authorization-expiring-{auth_id}"))
+        out.append(
+            (
+                expires - sweeps.AUTHORIZATION_EXPIRY_AHEAD,
+                f"{TASKS}.remind_authorization_expiring",
+                auth_id,
+                f"authorization-expiring-{auth_id}",
+            )
+        )
     elif event.type == "dispense.approved" and data.get("dispense_id") and _when(data.get("valid_until")):
-        out.append((_when(data["valid_until"]), f"{TASKS}.lapse_confirmation", data["dispense_id"], f"dispense-lapse-{data['dispense_id']}"))
+        out.append(
+            (
+                _when(data["valid_until"]),
+                f"{TASKS}.lapse_confirmation",
+                data["dispense_id"],
+                f"dispense-lapse-{data['dispense_id']}",
+            )
+        )
     elif event.type in PATIENT_EVENTS and data.get("patient_id"):
         patient = session.get(Patient, uuid.UUID(data["patient_id"]))
         for due, ahead, kind in (
@@ -53,7 +67,14 @@ def follow_ups(session: Session, event: OutboxEvent) -> list[tuple[datetime, str
             (patient.next_survey_due_at if patient else None, sweeps.SURVEY_DUE_AHEAD, "survey"),
         ):
             if due is not None:
-                out.append((due - ahead, f"{TASKS}.remind_patient", data["patient_id"], f"patient-{kind}-due-{data['patient_id']}-{int(due.timestamp())}"))
+                out.append(
+                    (
+                        due - ahead,
+                        f"{TASKS}.remind_patient",
+                        data["patient_id"],
+                        f"patient-{kind}-due-{data['patient_id']}-{int(due.timestamp())}",
+                    )
+                )
     return out
 
 
@@ -93,10 +114,15 @@ def deliver_webhook(runtime: Runtime, delivery_id: str) -> bool | None:
     if result.next_attempt_at is not None:
         try:
             Dispatcher(runtime).enqueue_at(
-                result.next_attempt_at, f"{TASKS}.deliver_webhook", delivery_id, job_id=f"webhook-{delivery_id}-{result.attempt + 1}"
+                result.next_attempt_at,
+                f"{TASKS}.deliver_webhook",
+                delivery_id,
+                job_id=f"webhook-{delivery_id}-{result.attempt + 1}",
             )
         except Exception as exc:
-            log.warning("could not schedule a webhook retry", extra={"delivery_id": delivery_id, "error": type(exc).__name__})
+            log.warning(
+                "could not schedule a webhook retry", extra={"delivery_id": delivery_id, "error": type(exc).__name__}
+            )
     return result.delivered
 
 

@@ -39,8 +39,11 @@ def relay_outbox(runtime: Runtime, limit: int = BATCH) -> int:
     with runtime.uow() as uow:
         session = uow.session
         rows = session.exec(
-            select(OutboxEvent).where(OutboxEvent.sent_at.is_(None)).order_by(OutboxEvent.created_at)
-            .limit(limit).with_for_update(skip_locked=True)
+            select(OutboxEvent)
+            .where(OutboxEvent.sent_at.is_(None))
+            .order_by(OutboxEvent.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
         sent_at = database_now(session) if rows else None
         for row in rows:
@@ -49,7 +52,9 @@ def relay_outbox(runtime: Runtime, limit: int = BATCH) -> int:
             except Exception as exc:
                 row.attempts += 1
                 row.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("outbox relay: queue unavailable", extra={"error": type(exc).__name__, "pending": len(rows) - sent})
+                log.warning(
+                    "outbox relay: queue unavailable", extra={"error": type(exc).__name__, "pending": len(rows) - sent}
+                )
                 break
             row.sent_at = sent_at
             sent += 1
@@ -60,9 +65,14 @@ def relay_outbox(runtime: Runtime, limit: int = BATCH) -> int:
 def _relay_inline(runtime: Runtime, limit: int) -> int:
     """No queue: run each handler here, then mark its event sent (each in its own transaction)."""
     with runtime.uow() as uow:
-        ids = list(uow.session.exec(
-            select(OutboxEvent.id).where(OutboxEvent.sent_at.is_(None)).order_by(OutboxEvent.created_at).limit(limit)
-        ).all())
+        ids = list(
+            uow.session.exec(
+                select(OutboxEvent.id)
+                .where(OutboxEvent.sent_at.is_(None))
+                .order_by(OutboxEvent.created_at)
+                .limit(limit)
+            ).all()
+        )
     for event_id in ids:
         handlers.handle_event(runtime, str(event_id))
         _mark_sent(runtime, event_id)

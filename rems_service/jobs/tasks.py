@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rems_service.runtime import Runtime
 from rems_service.services import sweeps
 
-from . import handlers, relay as relay_module
+from . import handlers
+from . import relay as relay_module
 
 _runtime: tuple[int, Runtime] | None = None
 

@@ -32,8 +32,14 @@ class AuditExportQuerySchema(AuditFilterSchema):
 
 
 class AuditVerifyQuerySchema(RequestSchema):
-    incremental = fields.Boolean(load_default=False, metadata={"description": "Start from the newest stored checkpoint."})
-    anchor = fields.String(metadata={"description": "SEQ:HASH from `rems audit anchor`: prove nothing up to it was truncated or rewritten."})
+    incremental = fields.Boolean(
+        load_default=False, metadata={"description": "Start from the newest stored checkpoint."}
+    )
+    anchor = fields.String(
+        metadata={
+            "description": "SEQ:HASH from `rems audit anchor`: prove nothing up to it was truncated or rewritten."
+        }
+    )
 
 
 class ActorSchema(Schema):

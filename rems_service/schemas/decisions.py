@@ -21,13 +21,18 @@ def _days_supply() -> fields.Integer:
 
 
 def _quantity() -> fields.Integer:
-    return fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=1000), metadata={"description": "Capsules."})
+    return fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=1, max=1000), metadata={"description": "Capsules."}
+    )
 
 
 class PrescriberSurveySchema(RequestSchema):
-    counseled_on_risks = StrictBoolean(required=True, metadata={"description": "R-PRES-2. `false` is a denial, not an error."})
+    counseled_on_risks = StrictBoolean(
+        required=True, metadata={"description": "R-PRES-2. `false` is a denial, not an error."}
+    )
     contraception_confirmed = StrictBoolean(
-        load_default=None, allow_none=True,
+        load_default=None,
+        allow_none=True,
         metadata={"description": "Required `true` for FRP (R-CONTRA-1) and male (R-CONTRA-2) patients; else a denial."},
     )
 
@@ -36,7 +41,9 @@ class AuthorizationCreateSchema(RequestSchema):
     patient_id = fields.UUID(required=True)
     days_supply = _days_supply()
     quantity = _quantity()
-    strength_mg = fields.Float(required=True, validate=validate.OneOf(STRENGTHS_MG), metadata={"description": "Capsule strength."})
+    strength_mg = fields.Float(
+        required=True, validate=validate.OneOf(STRENGTHS_MG), metadata={"description": "Capsule strength."}
+    )
     prescriber_survey = fields.Nested(PrescriberSurveySchema, required=True)
 
 
@@ -50,7 +57,9 @@ class DispenseCreateSchema(RequestSchema):
     rems_patient_id = text(20)
     days_supply = _days_supply()
     quantity = _quantity()
-    counseling = fields.Nested(CounselingSchema, required=True, metadata={"description": "R-COUNSEL-1; `false` is a denial."})
+    counseling = fields.Nested(
+        CounselingSchema, required=True, metadata={"description": "R-COUNSEL-1; `false` is a denial."}
+    )
 
 
 class DecisionReasonSchema(Schema):

@@ -18,14 +18,26 @@ class PatientEnrollSchema(RequestSchema):
     date_of_birth = fields.Date(required=True)
     risk_category = fields.String(required=True, validate=validate.OneOf(_values(RiskCategory)))
     menstrual_cycle = fields.String(
-        load_default=None, allow_none=True, validate=validate.OneOf(_values(MenstrualCycle)),
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(_values(MenstrualCycle)),
         metadata={"description": "Required for FRP categories (R-PREG-3)."},
     )
     fnrp_reason = fields.String(
-        load_default=None, allow_none=True, validate=validate.OneOf(_values(FnrpReason)),
-        metadata={"description": "Required for FNRP categories (R-CAT-2): why she can not get pregnant. Infertility alone does not exempt."},
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(_values(FnrpReason)),
+        metadata={
+            "description": "Required for FNRP categories (R-CAT-2): why she can not get pregnant. Infertility alone does not exempt."
+        },
     )
-    guardian_name = text(200, required=False, load_default=None, allow_none=True, metadata={"description": "Required under 18 (R-PAT-1)."})
+    guardian_name = text(
+        200,
+        required=False,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Required under 18 (R-PAT-1)."},
+    )
     ppaf_signed = StrictBoolean(required=True)
     counseling_completed = StrictBoolean(required=True)
 
@@ -70,7 +82,12 @@ class PatientDetailSchema(PatientSchema):
 class PregnancyTestCreateSchema(RequestSchema):
     collected_at = fields.AwareDateTime(required=True)
     result = fields.String(required=True, validate=validate.OneOf(_values(PregnancyResult)))
-    sensitivity_miu_ml = fields.Integer(strict=True, required=True, validate=validate.Range(min=1), metadata={"description": "≤ 50 to count (R-PREG-2)."})
+    sensitivity_miu_ml = fields.Integer(
+        strict=True,
+        required=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "≤ 50 to count (R-PREG-2)."},
+    )
 
 
 class PregnancyTestSchema(Schema):

@@ -10,10 +10,16 @@ from .common import RequestSchema, text
 class UserCreateSchema(RequestSchema):
     name = text(200)
     role = fields.String(required=True, validate=validate.OneOf([r.value for r in UserRole]))
-    prescriber_id = fields.UUID(load_default=None, allow_none=True, metadata={"description": "Required for role prescriber."})
-    pharmacy_id = fields.UUID(load_default=None, allow_none=True, metadata={"description": "Required for role pharmacist."})
+    prescriber_id = fields.UUID(
+        load_default=None, allow_none=True, metadata={"description": "Required for role prescriber."}
+    )
+    pharmacy_id = fields.UUID(
+        load_default=None, allow_none=True, metadata={"description": "Required for role pharmacist."}
+    )
     training_completed_at = fields.AwareDateTime(
-        load_default=None, allow_none=True, metadata={"description": "Pharmacists: when REMS training was completed (R-PHA-3)."}
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Pharmacists: when REMS training was completed (R-PHA-3)."},
     )
 
 

@@ -12,7 +12,9 @@ from .common import RequestSchema
 class WebhookCreateSchema(RequestSchema):
     url = fields.URL(required=True, schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2000))
     events = fields.List(
-        fields.String(validate=validate.OneOf(EVENT_TYPES)), required=True, validate=validate.Length(min=1, max=len(EVENT_TYPES)),
+        fields.String(validate=validate.OneOf(EVENT_TYPES)),
+        required=True,
+        validate=validate.Length(min=1, max=len(EVENT_TYPES)),
         metadata={"description": "Event types, e.g. `authorization.issued`, `pregnancy.reported`."},
     )
 

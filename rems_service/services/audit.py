@@ -13,11 +13,12 @@ import json
 import queue
 import threading
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, String, Uuid, insert, text
 from sqlmodel import Session, select
@@ -25,7 +26,15 @@ from sqlmodel import Session, select
 from rems_service.db.engine import database_now, remember_clock
 from rems_service.db.models import AuditChainHead, AuditEntry, AuditReasonCode
 from rems_service.db.types import UTCDateTime
-from workflows.audit import ChainCheck, GENESIS_HASH, PresumedCanonical, canonical_json, chain_hash, digest, verify_entries
+from workflows.audit import (
+    GENESIS_HASH,
+    ChainCheck,
+    PresumedCanonical,
+    canonical_json,
+    chain_hash,
+    digest,
+    verify_entries,
+)
 
 from .actor import Actor
 
@@ -143,9 +152,10 @@ def _lock_head(session: Session) -> tuple[int, str, datetime]:
     """Lock the chain head and read it with the database's clock, in one round trip on PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
         seq, head_hash, now = session.execute(
-            text("SELECT seq, hash, clock_timestamp() FROM audit_chain_head WHERE id = :id FOR UPDATE"), {"id": CHAIN_HEAD_ID}
+            text("SELECT seq, hash, clock_timestamp() FROM audit_chain_head WHERE id = :id FOR UPDATE"),
+            {"id": CHAIN_HEAD_ID},
         ).one()
-        now = now.astimezone(timezone.utc)
+        now = now.astimezone(UTC)
         remember_clock(session, now)
         return seq, head_hash, now
     # SQLite: the unit of work already holds the database's write lock (BEGIN IMMEDIATE).
@@ -159,9 +169,7 @@ def iter_entries(session: Session, after_seq: int = 0, batch: int = 5000) -> Ite
     """Entries with ``seq > after_seq`` in ascending order, read in keyset batches."""
     last = after_seq
     while True:
-        rows = session.exec(
-            select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(batch)
-        ).all()
+        rows = session.exec(select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(batch)).all()
         if not rows:
             return
         yield from rows
@@ -221,7 +229,9 @@ _PRESUMED = text(
 )
 
 
-def _presumed_canonical(session: Session, after_seq: int, batch: int = 2_000) -> Iterator[tuple[int, str, str, PresumedCanonical]]:
+def _presumed_canonical(
+    session: Session, after_seq: int, batch: int = 2_000
+) -> Iterator[tuple[int, str, str, PresumedCanonical]]:
     """Entries as ``(seq, prev_hash, hash, PresumedCanonical)`` from PostgreSQL, in keyset batches
     read one batch ahead in a thread (the database builds the next batch's text while this
     thread hashes); an entry whose text does not hash right is read and canonicalized here.

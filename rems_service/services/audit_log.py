@@ -12,9 +12,10 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import exists
 from sqlmodel import Session, select
@@ -56,9 +57,7 @@ def _where(query: Any, f: AuditFilter) -> Any:
     if f.outcome:
         query = query.where(AuditEntry.outcome == f.outcome)
     if f.reason:
-        query = query.where(
-            exists().where(AuditReasonCode.seq == AuditEntry.seq, AuditReasonCode.code == f.reason)
-        )
+        query = query.where(exists().where(AuditReasonCode.seq == AuditEntry.seq, AuditReasonCode.code == f.reason))
     if f.pharmacy_id:
         query = query.where(AuditEntry.pharmacy_id == f.pharmacy_id)
     if f.prescriber_id:
@@ -90,12 +89,20 @@ def decode_cursor(cursor: str) -> int:
 def record_read(session: Session, actor: Actor, now: datetime, operation: str, details: dict[str, Any]) -> None:
     """Who looked at what: the read is itself an audit entry."""
     audit.append(
-        session, actor=actor, action="audit.read", outcome=OUTCOME_COMPLETED, effective_at=now,
-        subject={}, inputs={"operation": operation, **details}, details={"operation": operation, **details},
+        session,
+        actor=actor,
+        action="audit.read",
+        outcome=OUTCOME_COMPLETED,
+        effective_at=now,
+        subject={},
+        inputs={"operation": operation, **details},
+        details={"operation": operation, **details},
     )
 
 
-def page(uow: UnitOfWork, actor: Actor, now: datetime, f: AuditFilter, limit: int, cursor: str | None) -> tuple[list[AuditEntry], str | None]:
+def page(
+    uow: UnitOfWork, actor: Actor, now: datetime, f: AuditFilter, limit: int, cursor: str | None
+) -> tuple[list[AuditEntry], str | None]:
     """Entries matching ``f``, newest first, ``limit`` per page; returns the page and the next cursor."""
     before = decode_cursor(cursor) if cursor else None
     with uow:
@@ -107,10 +114,19 @@ def page(uow: UnitOfWork, actor: Actor, now: datetime, f: AuditFilter, limit: in
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].seq) if more else None
-        record_read(session, actor, now, "list", {
-            "filters": f.as_dict(), "limit": limit, "cursor_before": before,
-            "returned": len(rows), "seqs": [rows[0].seq, rows[-1].seq] if rows else [],
-        })
+        record_read(
+            session,
+            actor,
+            now,
+            "list",
+            {
+                "filters": f.as_dict(),
+                "limit": limit,
+                "cursor_before": before,
+                "returned": len(rows),
+                "seqs": [rows[0].seq, rows[-1].seq] if rows else [],
+            },
+        )
         uow.commit()
         return rows, next_cursor
 
@@ -167,9 +183,13 @@ class Verification:
 
     def as_dict(self) -> dict[str, Any]:
         out = {
-            "valid": self.check.valid, "checked": self.check.checked, "head_seq": self.check.head_seq,
-            "head_hash": self.check.head_hash, "first_invalid_seq": self.check.first_invalid_seq,
-            "mode": self.mode, "started_after_seq": self.started_after_seq,
+            "valid": self.check.valid,
+            "checked": self.check.checked,
+            "head_seq": self.check.head_seq,
+            "head_hash": self.check.head_hash,
+            "first_invalid_seq": self.check.first_invalid_seq,
+            "mode": self.mode,
+            "started_after_seq": self.started_after_seq,
         }
         if self.anchor is not None:
             out["anchor"] = self.anchor
@@ -179,7 +199,10 @@ class Verification:
 def parse_anchor(value: str) -> tuple[int, str]:
     seq, sep, digest = value.partition(":")
     if not sep or not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise Invalid("An anchor is SEQ:HASH as printed by `rems audit anchor`.", {"anchor": ["Expected SEQ:HASH (64 hex digits)."]})
+        raise Invalid(
+            "An anchor is SEQ:HASH as printed by `rems audit anchor`.",
+            {"anchor": ["Expected SEQ:HASH (64 hex digits)."]},
+        )
     return int(seq), digest
 
 
@@ -193,16 +216,29 @@ def _against_anchor(session: Session, check: ChainCheck, seq: int, digest: str) 
     if not check.valid:
         return check, {"seq": seq, "hash": digest, "matches": False}
     if check.head_seq < seq:
-        return ChainCheck(False, check.checked, check.head_seq, check.head_hash, check.head_seq + 1), {"seq": seq, "hash": digest, "matches": False}
+        return ChainCheck(False, check.checked, check.head_seq, check.head_hash, check.head_seq + 1), {
+            "seq": seq,
+            "hash": digest,
+            "matches": False,
+        }
     stored = session.get(AuditEntry, seq) if seq > 0 else None
     stored_hash = stored.hash if stored is not None else GENESIS_HASH
     if stored_hash != digest:
-        return ChainCheck(False, check.checked, check.head_seq, check.head_hash, max(seq, 1)), {"seq": seq, "hash": digest, "matches": False}
+        return ChainCheck(False, check.checked, check.head_seq, check.head_hash, max(seq, 1)), {
+            "seq": seq,
+            "hash": digest,
+            "matches": False,
+        }
     return check, {"seq": seq, "hash": digest, "matches": True}
 
 
 def verify(
-    uow: UnitOfWork, actor: Actor | None, now: datetime, *, incremental: bool = False, anchor: tuple[int, str] | None = None
+    uow: UnitOfWork,
+    actor: Actor | None,
+    now: datetime,
+    *,
+    incremental: bool = False,
+    anchor: tuple[int, str] | None = None,
 ) -> Verification:
     """Verify the chain; record the verification (when an actor asks) and a checkpoint when valid.
 
@@ -234,9 +270,18 @@ def verify(
         if check.valid and check.head_seq > after:
             session.add(AuditCheckpoint(seq=check.head_seq, hash=check.head_hash, verified_at=database_now(session)))
         if actor is not None:
-            record_read(session, actor, now, "verify", {
-                "mode": mode, "valid": check.valid, "head_seq": check.head_seq, "first_invalid_seq": check.first_invalid_seq,
-            })
+            record_read(
+                session,
+                actor,
+                now,
+                "verify",
+                {
+                    "mode": mode,
+                    "valid": check.valid,
+                    "head_seq": check.head_seq,
+                    "first_invalid_seq": check.first_invalid_seq,
+                },
+            )
         uow.commit()
         return Verification(check, mode, after, anchor_report)
 

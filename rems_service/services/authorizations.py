@@ -11,9 +11,10 @@ lock.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -54,15 +55,22 @@ class DecisionResult:
 
 def subject(row: Authorization) -> dict[str, Any]:
     return {
-        "authorization_id": row.id, "authorization_number": row.number, "patient_id": row.patient_id,
-        "rems_patient_id": row.rems_patient_id, "prescriber_id": row.prescriber_id,
+        "authorization_id": row.id,
+        "authorization_number": row.number,
+        "patient_id": row.patient_id,
+        "rems_patient_id": row.rems_patient_id,
+        "prescriber_id": row.prescriber_id,
     }
 
 
 def dispense_subject(row: Dispense) -> dict[str, Any]:
     return {
-        "dispense_id": row.id, "confirmation_number": row.confirmation_number, "authorization_id": row.authorization_id,
-        "patient_id": row.patient_id, "rems_patient_id": row.rems_patient_id, "pharmacy_id": row.pharmacy_id,
+        "dispense_id": row.id,
+        "confirmation_number": row.confirmation_number,
+        "authorization_id": row.authorization_id,
+        "patient_id": row.patient_id,
+        "rems_patient_id": row.rems_patient_id,
+        "pharmacy_id": row.pharmacy_id,
     }
 
 
@@ -70,7 +78,9 @@ def lock_patient(session: Session, patient_id: uuid.UUID) -> Patient:
     return session.get(Patient, patient_id, with_for_update=True, populate_existing=True)
 
 
-def lock_authorization(session: Session, authorization_id: uuid.UUID, patient_id: uuid.UUID) -> tuple[Patient, Authorization]:
+def lock_authorization(
+    session: Session, authorization_id: uuid.UUID, patient_id: uuid.UUID
+) -> tuple[Patient, Authorization]:
     """Lock the patient, then the authorization (the module's lock order), and return
     both re-read under their locks."""
     patient = lock_patient(session, patient_id)
@@ -100,7 +110,9 @@ def find(session: Session, number: str) -> Authorization | None:
 
 def holding_dispense(session: Session, authorization_id: uuid.UUID, lock: bool = False) -> Dispense | None:
     """The authorization's dispense in stored status ``confirmed`` (at most one: R-DISP-5's index)."""
-    query = select(Dispense).where(Dispense.authorization_id == authorization_id, Dispense.status == DispenseStatus.CONFIRMED)
+    query = select(Dispense).where(
+        Dispense.authorization_id == authorization_id, Dispense.status == DispenseStatus.CONFIRMED
+    )
     if lock:
         query = query.with_for_update()
     return session.exec(query).first()
@@ -110,19 +122,30 @@ def effective(row: Authorization, holding: Dispense | None, now: datetime) -> Au
     return effective_status(row.status, row.expires_at, holding.confirmation_expires_at if holding else None, now)
 
 
-def settle_holding(session: Session, actor: Actor, row: Authorization, now: datetime, version: ProgramVersion) -> Dispense | None:
+def settle_holding(
+    session: Session, actor: Actor, row: Authorization, now: datetime, version: ProgramVersion
+) -> Dispense | None:
     """Read ``row``'s confirmed dispense (locked) and settle it (``settle``)."""
     return settle(session, actor, holding_dispense(session, row.id, lock=True), now, version)
 
 
-def settle(session: Session, actor: Actor, holding: Dispense | None, now: datetime, version: ProgramVersion) -> Dispense | None:
+def settle(
+    session: Session, actor: Actor, holding: Dispense | None, now: datetime, version: ProgramVersion
+) -> Dispense | None:
     """Mirror a confirmation that lapsed by time into its status (so it no longer
     holds its authorization) and return it if it is still live."""
     if holding is None:
         return None
     if effective_dispense_status(holding.status, holding.confirmation_expires_at, now) is DispenseStatus.LAPSED:
         machine = DispenseLifecycle(DispenseStatus.CONFIRMED.value)
-        changes.record_change(session, actor, holding, machine.lapse(now, {"rule": "R-DISP-2"}), dispense_subject(holding), version.version)
+        changes.record_change(
+            session,
+            actor,
+            holding,
+            machine.lapse(now, {"rule": "R-DISP-2"}),
+            dispense_subject(holding),
+            version.version,
+        )
         return None
     return holding
 
@@ -159,7 +182,9 @@ def request(
             patient=decisions.patient_facts(session, patient),
             last_survey_at=patients.last_survey_at(session, patient.id),
             request=AuthorizationRequest(
-                days_supply=days_supply, quantity=quantity, strength_mg=float(strength_mg),
+                days_supply=days_supply,
+                quantity=quantity,
+                strength_mg=float(strength_mg),
                 prescriber_survey=PrescriberSurvey(
                     counseled_on_risks=prescriber_survey.get("counseled_on_risks"),
                     contraception_confirmed=prescriber_survey.get("contraception_confirmed"),
@@ -168,21 +193,43 @@ def request(
         )
         decision = decide_authorization(ctx, version, now)
         decision_id = uuid.uuid4()
-        subject_ids = {"patient_id": patient.id, "rems_patient_id": patient.rems_patient_id, "prescriber_id": actor.prescriber_id}
+        subject_ids = {
+            "patient_id": patient.id,
+            "rems_patient_id": patient.rems_patient_id,
+            "prescriber_id": actor.prescriber_id,
+        }
         details: dict[str, Any] = {"days_supply": days_supply}
         row = None
         if decision.approved:
             row = Authorization(
-                number=_unused_number(session), patient_id=patient.id, prescriber_id=patient.prescriber_id,
-                rems_patient_id=patient.rems_patient_id, risk_category=patient.risk_category,
-                days_supply=days_supply, quantity=quantity, strength_mg=float(strength_mg),
-                status=AuthorizationStatus.ISSUED, issued_at=now, expires_at=decision.valid_until,
-                status_changed_at=now, decision_id=decision_id,
+                number=_unused_number(session),
+                patient_id=patient.id,
+                prescriber_id=patient.prescriber_id,
+                rems_patient_id=patient.rems_patient_id,
+                risk_category=patient.risk_category,
+                days_supply=days_supply,
+                quantity=quantity,
+                strength_mg=float(strength_mg),
+                status=AuthorizationStatus.ISSUED,
+                issued_at=now,
+                expires_at=decision.valid_until,
+                status_changed_at=now,
+                decision_id=decision_id,
             )
-            details.update(authorization_id=row.id, authorization_number=row.number, risk_category=patient.risk_category.value)
+            details.update(
+                authorization_id=row.id, authorization_number=row.number, risk_category=patient.risk_category.value
+            )
         record = decisions.record(
-            session, actor=actor, kind="authorization", decision_id=decision_id, snapshot=ctx, decision=decision,
-            program_version=version.version, now=now, subject=subject_ids, details=details,
+            session,
+            actor=actor,
+            kind="authorization",
+            decision_id=decision_id,
+            snapshot=ctx,
+            decision=decision,
+            program_version=version.version,
+            now=now,
+            subject=subject_ids,
+            details=details,
             event="authorization.issued" if decision.approved else "authorization.denied",
         )
         if row is not None:
@@ -228,7 +275,9 @@ def get(uow: UnitOfWork, actor: Actor, now: datetime, number: str) -> Authorizat
         return AuthorizationView(row, effective(row, holding, now))
 
 
-def void(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number: str, reason: str | None) -> AuthorizationView:
+def void(
+    uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number: str, reason: str | None
+) -> AuthorizationView:
     """The prescriber voids an open authorization; a live confirmation on it is voided too.
 
     Raises ``NotFound`` (not the caller's) or ``Conflict`` (already used,
@@ -238,7 +287,9 @@ def void(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number:
     with uow:
         session = uow.session
         found = find(session, number)
-        if found is None or not (actor.role == UserRole.PRESCRIBER.value and found.prescriber_id == actor.prescriber_id):
+        if found is None or not (
+            actor.role == UserRole.PRESCRIBER.value and found.prescriber_id == actor.prescriber_id
+        ):
             raise NotFound(NOT_FOUND)
         _, row = lock_authorization(session, found.id, found.patient_id)
         try:
@@ -250,19 +301,35 @@ def void(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number:
 
 
 def void_locked(
-    session: Session, actor: Actor, now: datetime, version: ProgramVersion, row: Authorization, reason: str, details: dict[str, Any]
+    session: Session,
+    actor: Actor,
+    now: datetime,
+    version: ProgramVersion,
+    row: Authorization,
+    reason: str,
+    details: dict[str, Any],
 ) -> None:
     """Void ``row`` (locked by the caller) and its live confirmation, if any."""
     holding = settle_holding(session, actor, row, now, version)
     machine = AuthorizationLifecycle(effective(row, holding, now).value)
     change = machine.void(reason, now, details)
     if holding is not None:
-        dispense_change = DispenseLifecycle(DispenseStatus.CONFIRMED.value).void(reason, now, {"authorization_number": row.number, **details})
+        dispense_change = DispenseLifecycle(DispenseStatus.CONFIRMED.value).void(
+            reason, now, {"authorization_number": row.number, **details}
+        )
         changes.record_change(session, actor, holding, dispense_change, dispense_subject(holding), version.version)
     changes.record_change(session, actor, row, change, subject(row), version.version)
 
 
-def void_open_for_patient(session: Session, actor: Actor, now: datetime, version: ProgramVersion, patient: Patient, reason: str, details: dict[str, Any]) -> int:
+def void_open_for_patient(
+    session: Session,
+    actor: Actor,
+    now: datetime,
+    version: ProgramVersion,
+    patient: Patient,
+    reason: str,
+    details: dict[str, Any],
+) -> int:
     """R-PREG-4: void every open authorization of ``patient`` (locked by the caller)
     and every confirmation not yet handed over. Returns how many were voided."""
     rows = session.exec(

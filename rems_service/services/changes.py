@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
+from rems_service.db.uow import UnitOfWork
 from workflows.audit import OUTCOME_COMPLETED
 from workflows.errors import DomainError, GuardFailed, IllegalTransition, NoProgramInForce
 from workflows.lifecycle import Lifecycle, StateChange
 from workflows.program import Program, ProgramVersion
-
-from rems_service.db.uow import UnitOfWork
 
 from . import audit, events
 from .actor import Actor

@@ -9,9 +9,10 @@ recorded program version and says whether the outcome is the same.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import Session, select
@@ -22,7 +23,8 @@ from workflows.audit import digest
 from workflows.decisions import Decision, PatientFacts
 from workflows.dispenses import DispenseStatus, PriorDispense
 from workflows.program import Program
-from workflows.replay import ReplayResult, compare, replay as replay_decision, summary
+from workflows.replay import ReplayResult, compare, summary
+from workflows.replay import replay as replay_decision
 from workflows.testing import PregnancyTest
 
 from . import audit, events
@@ -37,7 +39,8 @@ def patient_facts(session: Session, row: Patient) -> PatientFacts:
     """The snapshot of a patient that decisions read (ids, category, status, tests)."""
     tests = session.execute(
         select(PregnancyTestRecord.collected_at, PregnancyTestRecord.result, PregnancyTestRecord.sensitivity_miu_ml)
-        .where(PregnancyTestRecord.patient_id == row.id).order_by(PregnancyTestRecord.collected_at)
+        .where(PregnancyTestRecord.patient_id == row.id)
+        .order_by(PregnancyTestRecord.collected_at)
     ).all()
     return PatientFacts(
         patient_id=str(row.id),
@@ -80,23 +83,49 @@ def record(
     data = snapshots.dump(snapshot)
     reasons = [r.as_dict() for r in decision.reasons]
     entry = audit.append(
-        session, actor=actor, action=ACTIONS[kind], outcome=decision.outcome, effective_at=now,
-        subject=subject, reasons=reasons, program_version=program_version, inputs=data,
+        session,
+        actor=actor,
+        action=ACTIONS[kind],
+        outcome=decision.outcome,
+        effective_at=now,
+        subject=subject,
+        reasons=reasons,
+        program_version=program_version,
+        inputs=data,
         details={"decision_id": decision_id, "kind": kind, "valid_until": decision.valid_until, **details},
     )
     row = DecisionRecord(
-        id=decision_id, kind=kind, outcome=decision.outcome, reasons=reasons, evaluated_at=now,
-        valid_until=decision.valid_until, program_version=program_version, snapshot=data,
-        actor_user_id=actor.user_id, prescriber_id=subject.get("prescriber_id"), pharmacy_id=subject.get("pharmacy_id"),
-        patient_id=subject.get("patient_id"), rems_patient_id=subject.get("rems_patient_id"),
-        audit_seq=entry.seq, created_at=entry.recorded_at,
+        id=decision_id,
+        kind=kind,
+        outcome=decision.outcome,
+        reasons=reasons,
+        evaluated_at=now,
+        valid_until=decision.valid_until,
+        program_version=program_version,
+        snapshot=data,
+        actor_user_id=actor.user_id,
+        prescriber_id=subject.get("prescriber_id"),
+        pharmacy_id=subject.get("pharmacy_id"),
+        patient_id=subject.get("patient_id"),
+        rems_patient_id=subject.get("rems_patient_id"),
+        audit_seq=entry.seq,
+        created_at=entry.recorded_at,
     )
     # A Core insert (nothing changes the row later); the caller gets the object for rendering.
     session.execute(_INSERT_DECISION, {c.name: getattr(row, c.name) for c in DecisionRecord.__table__.columns})
-    events.record(session, event, now, {
-        **subject, "decision_id": decision_id, "outcome": decision.outcome, "reasons": reasons,
-        "valid_until": decision.valid_until, **details,
-    })
+    events.record(
+        session,
+        event,
+        now,
+        {
+            **subject,
+            "decision_id": decision_id,
+            "outcome": decision.outcome,
+            "reasons": reasons,
+            "valid_until": decision.valid_until,
+            **details,
+        },
+    )
     return row
 
 
@@ -117,9 +146,13 @@ class Replayed:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "seq": self.seq, "decision_id": str(self.decision_id), "kind": self.kind, "matches": self.matches,
+            "seq": self.seq,
+            "decision_id": str(self.decision_id),
+            "kind": self.kind,
+            "matches": self.matches,
             "snapshot_digest_matches": self.digest_matches,
-            "recorded": self.result.recorded, "replayed": self.result.replayed,
+            "recorded": self.result.recorded,
+            "replayed": self.result.replayed,
         }
 
 
@@ -127,7 +160,9 @@ def _replay_row(program: Program, entry: AuditEntry, row: DecisionRecord) -> Rep
     version = program.version(row.program_version)
     decision = replay_decision(row.kind, row.snapshot, version, row.evaluated_at)
     recorded = summary(entry.outcome, entry.reasons, entry.details.get("valid_until"))
-    return Replayed(entry.seq, row.id, row.kind, digest(row.snapshot) == entry.inputs_digest, compare(recorded, decision))
+    return Replayed(
+        entry.seq, row.id, row.kind, digest(row.snapshot) == entry.inputs_digest, compare(recorded, decision)
+    )
 
 
 def replay(session: Session, program: Program, seq: int) -> Replayed:

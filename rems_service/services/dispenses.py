@@ -10,9 +10,10 @@ a race to the index is decided again and denied AUTHORIZATION_ALREADY_USED.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -41,7 +42,15 @@ from workflows.program import Program, ProgramVersion
 
 from . import changes, decisions, idempotency, patients
 from .actor import Actor
-from .authorizations import DecisionResult, dispense_subject, effective, holding_dispense, lock_authorization, lock_by_number, settle
+from .authorizations import (
+    DecisionResult,
+    dispense_subject,
+    effective,
+    holding_dispense,
+    lock_authorization,
+    lock_by_number,
+    settle,
+)
 from .authorizations import subject as authorization_subject
 from .errors import Conflict, NotFound, Unavailable
 
@@ -85,7 +94,9 @@ def request(
             return _decide(uow_factory(), actor, now, version, dispense_request, render, claim)
         except IntegrityError:
             continue  # the unit of work rolled back; decide again on what the winner wrote
-    raise Unavailable("The dispense could not be decided safely under concurrent requests; nothing was recorded. Retry.")
+    raise Unavailable(
+        "The dispense could not be decided safely under concurrent requests; nothing was recorded. Retry."
+    )
 
 
 def _decide(
@@ -107,9 +118,15 @@ def _decide(
             pharmacy=pharmacy,
             pharmacist=pharmacist,
             request=dispense_request,
-            authorization=None if auth is None else AuthorizationFacts(
-                number=auth.number, status=auth.status, issued_at=auth.issued_at, expires_at=auth.expires_at,
-                rems_patient_id=auth.rems_patient_id, days_supply=auth.days_supply,
+            authorization=None
+            if auth is None
+            else AuthorizationFacts(
+                number=auth.number,
+                status=auth.status,
+                issued_at=auth.issued_at,
+                expires_at=auth.expires_at,
+                rems_patient_id=auth.rems_patient_id,
+                days_supply=auth.days_supply,
                 confirmation_expires_at=holding.confirmation_expires_at if holding else None,
             ),
             patient=decisions.patient_facts(session, patient) if matches else None,
@@ -117,9 +134,14 @@ def _decide(
         )
         decision = decide_dispense(ctx, version, now)
         decision_id = uuid.uuid4()
-        subject_ids: dict[str, Any] = {"pharmacy_id": actor.pharmacy_id, "authorization_number": dispense_request.authorization_number}
+        subject_ids: dict[str, Any] = {
+            "pharmacy_id": actor.pharmacy_id,
+            "authorization_number": dispense_request.authorization_number,
+        }
         if matches:
-            subject_ids.update(patient_id=patient.id, rems_patient_id=patient.rems_patient_id, prescriber_id=auth.prescriber_id)
+            subject_ids.update(
+                patient_id=patient.id, rems_patient_id=patient.rems_patient_id, prescriber_id=auth.prescriber_id
+            )
         details: dict[str, Any] = {"days_supply": dispense_request.days_supply}
         row = None
         if decision.approved:
@@ -132,20 +154,39 @@ def _decide(
             auth.status, auth.status_changed_at, auth.status_reason = AuthorizationStatus(change.to_state), now, None
             session.flush()
             row = Dispense(
-                confirmation_number=number, authorization_id=auth.id, pharmacy_id=actor.pharmacy_id,
-                pharmacist_user_id=actor.user_id, patient_id=patient.id, rems_patient_id=patient.rems_patient_id,
-                days_supply=dispense_request.days_supply, quantity=dispense_request.quantity,
-                status=DispenseStatus.CONFIRMED, confirmed_at=now, confirmation_expires_at=decision.valid_until,
-                status_changed_at=now, decision_id=decision_id,
+                confirmation_number=number,
+                authorization_id=auth.id,
+                pharmacy_id=actor.pharmacy_id,
+                pharmacist_user_id=actor.user_id,
+                patient_id=patient.id,
+                rems_patient_id=patient.rems_patient_id,
+                days_supply=dispense_request.days_supply,
+                quantity=dispense_request.quantity,
+                status=DispenseStatus.CONFIRMED,
+                confirmed_at=now,
+                confirmation_expires_at=decision.valid_until,
+                status_changed_at=now,
+                decision_id=decision_id,
             )
             # The decision's own audit entry records the authorization's change of state.
             details.update(
-                dispense_id=row.id, confirmation_number=row.confirmation_number, authorization_id=auth.id,
-                authorization_from_state=change.from_state, authorization_to_state=change.to_state,
+                dispense_id=row.id,
+                confirmation_number=row.confirmation_number,
+                authorization_id=auth.id,
+                authorization_from_state=change.from_state,
+                authorization_to_state=change.to_state,
             )
         record = decisions.record(
-            session, actor=actor, kind="dispense", decision_id=decision_id, snapshot=ctx, decision=decision,
-            program_version=version.version, now=now, subject=subject_ids, details=details,
+            session,
+            actor=actor,
+            kind="dispense",
+            decision_id=decision_id,
+            snapshot=ctx,
+            decision=decision,
+            program_version=version.version,
+            now=now,
+            subject=subject_ids,
+            details=details,
             event="dispense.approved" if decision.approved else "dispense.denied",
         )
         if row is not None:
@@ -162,20 +203,30 @@ def _participant_facts(session: Session, actor: Actor) -> tuple[PharmacyFacts, P
     """The pharmacy's certification and the pharmacist's training, read fresh in one
     statement (training recorded after the caller authenticated still counts, and
     vice versa); an unknown pharmacy reads as decertified."""
-    status, certified_until, training = session.execute(select(
-        select(Pharmacy.status).where(Pharmacy.id == actor.pharmacy_id).scalar_subquery(),
-        select(Pharmacy.certified_until).where(Pharmacy.id == actor.pharmacy_id).scalar_subquery(),
-        select(User.training_completed_at).where(User.id == actor.user_id).scalar_subquery(),
-    )).one()
+    status, certified_until, training = session.execute(
+        select(
+            select(Pharmacy.status).where(Pharmacy.id == actor.pharmacy_id).scalar_subquery(),
+            select(Pharmacy.certified_until).where(Pharmacy.id == actor.pharmacy_id).scalar_subquery(),
+            select(User.training_completed_at).where(User.id == actor.user_id).scalar_subquery(),
+        )
+    ).one()
     return (
-        PharmacyFacts(pharmacy_id=str(actor.pharmacy_id), status=status or PharmacyStatus.DECERTIFIED, certified_until=certified_until),
+        PharmacyFacts(
+            pharmacy_id=str(actor.pharmacy_id),
+            status=status or PharmacyStatus.DECERTIFIED,
+            certified_until=certified_until,
+        ),
         PharmacistFacts(user_id=str(actor.user_id), training_completed_at=training),
     )
 
 
 def _find(session: Session, actor: Actor, number: str) -> Dispense:
-    row = session.exec(select(Dispense).where(Dispense.confirmation_number == normalize_reference_number(number))).first()
-    if row is None or not (actor.is_admin or (actor.role == UserRole.PHARMACIST.value and actor.pharmacy_id == row.pharmacy_id)):
+    row = session.exec(
+        select(Dispense).where(Dispense.confirmation_number == normalize_reference_number(number))
+    ).first()
+    if row is None or not (
+        actor.is_admin or (actor.role == UserRole.PHARMACIST.value and actor.pharmacy_id == row.pharmacy_id)
+    ):
         raise NotFound(NOT_FOUND)
     return row
 
@@ -246,7 +297,9 @@ def complete(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, num
         return DispenseView(row, row.status, auth.number)
 
 
-def reverse(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number: str, reason: str | None) -> DispenseView:
+def reverse(
+    uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number: str, reason: str | None
+) -> DispenseView:
     """Reverse a confirmation not yet handed over; the authorization is usable again
     while it is still valid (R-DISP-2). Raises ``NotFound`` or ``Conflict``."""
     version = changes.version_at(program, now)
@@ -258,7 +311,9 @@ def reverse(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, numb
         status = effective_dispense_status(row.status, row.confirmation_expires_at, now)
         try:
             change = DispenseLifecycle(status.value).reverse(reason or "reversed by the pharmacy", now)
-            auth_change = AuthorizationLifecycle(effective(auth, row, now).value).release("dispense confirmation reversed", now)
+            auth_change = AuthorizationLifecycle(effective(auth, row, now).value).release(
+                "dispense confirmation reversed", now
+            )
         except DomainError as exc:
             raise changes.translate_domain_error(exc) from None
         changes.record_change(session, actor, row, change, subject(row), version.version)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import Session
@@ -14,18 +15,45 @@ from rems_service.db.engine import transaction_clock
 from rems_service.db.models import OutboxEvent
 from workflows.audit import canonical_json
 
-
 #: Every event type the service emits (what a webhook may subscribe to).
 EVENT_TYPES = (
-    "authorization.issued", "authorization.denied", "authorization.released",
-    "authorization.dispensed", "authorization.expiring", "authorization.expired", "authorization.voided",
-    "dispense.approved", "dispense.denied", "dispense.completed", "dispense.reversed", "dispense.lapsed", "dispense.voided",
-    "patient.enrolled", "patient.therapy_started", "patient.halted", "patient.needs_intervention",
-    "patient.reinstated", "patient.intervention_resolved", "patient.discontinued",
-    "pregnancy_test.recorded", "pregnancy_test.due", "pregnancy.reported", "patient_survey.recorded", "patient_survey.due",
-    "prescriber.registered", "prescriber.certified", "prescriber.suspended", "prescriber.reinstated", "prescriber.decertified",
-    "pharmacy.registered", "pharmacy.certified", "pharmacy.suspended", "pharmacy.reinstated", "pharmacy.decertified",
-    "pharmacy.certification_expiring", "pharmacy.certification_expired",
+    "authorization.issued",
+    "authorization.denied",
+    "authorization.released",
+    "authorization.dispensed",
+    "authorization.expiring",
+    "authorization.expired",
+    "authorization.voided",
+    "dispense.approved",
+    "dispense.denied",
+    "dispense.completed",
+    "dispense.reversed",
+    "dispense.lapsed",
+    "dispense.voided",
+    "patient.enrolled",
+    "patient.therapy_started",
+    "patient.halted",
+    "patient.needs_intervention",
+    "patient.reinstated",
+    "patient.intervention_resolved",
+    "patient.discontinued",
+    "pregnancy_test.recorded",
+    "pregnancy_test.due",
+    "pregnancy.reported",
+    "patient_survey.recorded",
+    "patient_survey.due",
+    "prescriber.registered",
+    "prescriber.certified",
+    "prescriber.suspended",
+    "prescriber.reinstated",
+    "prescriber.decertified",
+    "pharmacy.registered",
+    "pharmacy.certified",
+    "pharmacy.suspended",
+    "pharmacy.reinstated",
+    "pharmacy.decertified",
+    "pharmacy.certification_expiring",
+    "pharmacy.certification_expired",
     "user.created",
 )
 
@@ -35,16 +63,19 @@ def record(session: Session, event_type: str, occurred_at: datetime, data: Mappi
     # One database-clock reading per transaction (often the audit entry's) orders
     # its events well enough — the relay sends oldest first — and saves a round trip.
     # A Core insert: nothing reads the row back in this transaction.
-    session.execute(_INSERT_EVENT, {
-        "id": uuid.uuid4(),
-        "type": event_type,
-        "occurred_at": occurred_at,
-        "created_at": transaction_clock(session),
-        "payload": json.loads(canonical_json(dict(data))),
-        "sent_at": None,
-        "attempts": 0,
-        "last_error": None,
-    })
+    session.execute(
+        _INSERT_EVENT,
+        {
+            "id": uuid.uuid4(),
+            "type": event_type,
+            "occurred_at": occurred_at,
+            "created_at": transaction_clock(session),
+            "payload": json.loads(canonical_json(dict(data))),
+            "sent_at": None,
+            "attempts": 0,
+            "last_error": None,
+        },
+    )
 
 
 _INSERT_EVENT = insert(OutboxEvent.__table__)

@@ -15,9 +15,10 @@ Keys are scoped to the caller's prescriber or pharmacy and to the endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -108,11 +109,17 @@ def claim(uow: UnitOfWork, scope: str, endpoint: str, key: str, body: Any) -> Cl
         # Take over an abandoned claim; the compare-and-set keeps two takers apart.
         taken = session.execute(
             update(IdempotencyKey)
-            .where(IdempotencyKey.id == existing.id, IdempotencyKey.created_at == existing.created_at, IdempotencyKey.response_body.is_(None))
+            .where(
+                IdempotencyKey.id == existing.id,
+                IdempotencyKey.created_at == existing.created_at,
+                IdempotencyKey.response_body.is_(None),
+            )
             .values(created_at=now)
         )
         if taken.rowcount != 1:
-            raise Conflict(f"A request with this {HEADER} is still being processed; retry shortly.", {HEADER: ["In flight."]})
+            raise Conflict(
+                f"A request with this {HEADER} is still being processed; retry shortly.", {HEADER: ["In flight."]}
+            )
         uow.commit()
         return Claim(existing.id, now)
 
@@ -121,7 +128,11 @@ def complete(session: Session, claimed: Claim, status: int, body: str) -> None:
     """Store the response in the caller's (the decision's) transaction."""
     done = session.execute(
         update(IdempotencyKey)
-        .where(IdempotencyKey.id == claimed.id, IdempotencyKey.created_at == claimed.created_at, IdempotencyKey.response_body.is_(None))
+        .where(
+            IdempotencyKey.id == claimed.id,
+            IdempotencyKey.created_at == claimed.created_at,
+            IdempotencyKey.response_body.is_(None),
+        )
         .values(response_status=status, response_body=body, completed_at=database_now(session))
     )
     if done.rowcount != 1:

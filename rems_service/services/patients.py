@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -107,7 +108,9 @@ def refresh_reminders(session: Session, row: Patient, version: ProgramVersion, n
     decisions recompute both from the tests and surveys themselves)."""
     testing = evaluate_testing(testing_inputs(row, load_tests(session, row.id)), version, now, Purpose.DISPENSE)
     row.next_test_due_at = testing.next_test_due_at if row.risk_category.is_frp else None
-    row.next_survey_due_at = evaluate_survey(row.risk_category, last_survey_at(session, row.id), version, now).next_due_at
+    row.next_survey_due_at = evaluate_survey(
+        row.risk_category, last_survey_at(session, row.id), version, now
+    ).next_due_at
     session.add(row)
 
 
@@ -145,9 +148,15 @@ def enroll(
                 {"prescriber": ["PRESCRIBER_NOT_CERTIFIED"]},
             )
         problems = enrollment_problems(
-            category, date_of_birth, enrollment_date, version,
-            menstrual_cycle=menstrual_cycle, fnrp_reason=fnrp_reason, guardian_name=guardian_name,
-            ppaf_signed=ppaf_signed, counseling_completed=counseling_completed,
+            category,
+            date_of_birth,
+            enrollment_date,
+            version,
+            menstrual_cycle=menstrual_cycle,
+            fnrp_reason=fnrp_reason,
+            guardian_name=guardian_name,
+            ppaf_signed=ppaf_signed,
+            counseling_completed=counseling_completed,
         )
         if problems:
             raise Invalid("The patient cannot be enrolled.", problems)
@@ -191,8 +200,15 @@ def enroll(
         refresh_reminders(session, row, version, now)
         details = {"to_state": PatientStatus.ENROLLED.value, "risk_category": category.value}
         audit.append(
-            session, actor=actor, action="patient.enrolled", outcome=OUTCOME_COMPLETED, effective_at=now,
-            subject=subject(row), program_version=version.version, inputs=inputs, details=details,
+            session,
+            actor=actor,
+            action="patient.enrolled",
+            outcome=OUTCOME_COMPLETED,
+            effective_at=now,
+            subject=subject(row),
+            program_version=version.version,
+            inputs=inputs,
+            details=details,
         )
         events.record(session, "patient.enrolled", now, {**subject(row), **details})
         uow.commit()
@@ -212,14 +228,18 @@ def get(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, patient_
     version = changes.version_at(program, now)
     with uow:
         row = _load(uow.session, actor, patient_id)
-        testing = evaluate_testing(testing_inputs(row, load_tests(uow.session, row.id)), version, now, Purpose.AUTHORIZATION)
+        testing = evaluate_testing(
+            testing_inputs(row, load_tests(uow.session, row.id)), version, now, Purpose.AUTHORIZATION
+        )
         survey = evaluate_survey(row.risk_category, last_survey_at(uow.session, row.id), version, now)
         return PatientView(row, testing, survey, version.version)
 
 
 def _refuse_if_discontinued(row: Patient, what: str) -> None:
     if row.status is PatientStatus.DISCONTINUED:
-        raise Conflict(f"Cannot record a {what} for a discontinued patient.", {"status": ["Current status is 'discontinued'."]})
+        raise Conflict(
+            f"Cannot record a {what} for a discontinued patient.", {"status": ["Current status is 'discontinued'."]}
+        )
 
 
 def record_test(
@@ -246,7 +266,9 @@ def record_test(
         row = _load(session, actor, patient_id, lock=True)
         problems: dict[str, list[str]] = {}
         if not row.risk_category.is_frp:
-            problems["patient_id"] = [f"Pregnancy tests are recorded only for females who can get pregnant; this patient is {row.risk_category.value} (R-PREG-5)."]
+            problems["patient_id"] = [
+                f"Pregnancy tests are recorded only for females who can get pregnant; this patient is {row.risk_category.value} (R-PREG-5)."
+            ]
         if collected_at > now:
             problems["collected_at"] = ["Cannot be in the future (R-PREG-5)."]
         problem = sensitivity_problem(sensitivity_miu_ml, version)
@@ -256,15 +278,31 @@ def record_test(
             raise Invalid("The pregnancy test cannot be recorded.", problems)
         _refuse_if_discontinued(row, "pregnancy test")
         record = PregnancyTestRecord(
-            patient_id=row.id, collected_at=collected_at, result=outcome,
-            sensitivity_miu_ml=sensitivity_miu_ml, recorded_at=now, recorded_by=actor.user_id,
+            patient_id=row.id,
+            collected_at=collected_at,
+            result=outcome,
+            sensitivity_miu_ml=sensitivity_miu_ml,
+            recorded_at=now,
+            recorded_by=actor.user_id,
         )
         session.add(record)
         session.flush()
-        details = {"test_id": record.id, "collected_at": collected_at, "result": outcome.value, "sensitivity_miu_ml": sensitivity_miu_ml}
+        details = {
+            "test_id": record.id,
+            "collected_at": collected_at,
+            "result": outcome.value,
+            "sensitivity_miu_ml": sensitivity_miu_ml,
+        }
         audit.append(
-            session, actor=actor, action="pregnancy_test.recorded", outcome=OUTCOME_COMPLETED, effective_at=now,
-            subject=subject(row), program_version=version.version, inputs=details, details=details,
+            session,
+            actor=actor,
+            action="pregnancy_test.recorded",
+            outcome=OUTCOME_COMPLETED,
+            effective_at=now,
+            subject=subject(row),
+            program_version=version.version,
+            inputs=details,
+            details=details,
         )
         events.record(session, "pregnancy_test.recorded", now, {**subject(row), **details})
         if outcome is PregnancyResult.POSITIVE:
@@ -287,10 +325,15 @@ def _halt_for_positive(
         session, actor, now, version, row, "positive pregnancy test", {"test_id": record.id, "rule": "R-PREG-4"}
     )
     events.record(
-        session, "pregnancy.reported", now,
+        session,
+        "pregnancy.reported",
+        now,
         {
-            **subject(row), "test_id": record.id, "collected_at": record.collected_at,
-            "patient_status": row.status.value, "authorizations_voided": voided,
+            **subject(row),
+            "test_id": record.id,
+            "collected_at": record.collected_at,
+            "patient_status": row.status.value,
+            "authorizations_voided": voided,
         },
     )
 
@@ -320,20 +363,35 @@ def record_survey(
         _refuse_if_discontinued(row, "survey")
         flags = noncompliance(row.risk_category, answers)
         record = PatientSurvey(
-            patient_id=row.id, completed_at=completed_at, answers=dict(answers), noncompliance=flags,
-            recorded_at=now, recorded_by=actor.user_id,
+            patient_id=row.id,
+            completed_at=completed_at,
+            answers=dict(answers),
+            noncompliance=flags,
+            recorded_at=now,
+            recorded_by=actor.user_id,
         )
         session.add(record)
         session.flush()
         details = {"survey_id": record.id, "completed_at": completed_at, "noncompliance": flags}
         audit.append(
-            session, actor=actor, action="patient_survey.recorded", outcome=OUTCOME_COMPLETED, effective_at=now,
-            subject=subject(row), program_version=version.version, inputs={**details, "answers": dict(answers)}, details=details,
+            session,
+            actor=actor,
+            action="patient_survey.recorded",
+            outcome=OUTCOME_COMPLETED,
+            effective_at=now,
+            subject=subject(row),
+            program_version=version.version,
+            inputs={**details, "answers": dict(answers)},
+            details=details,
         )
         events.record(session, "patient_survey.recorded", now, {**subject(row), **details})
         machine = PatientLifecycle(row.status.value, row.therapy_started_at)
         if flags and machine.eligible:
-            change = machine.flag("survey revealed non-compliance", now, {"survey_id": record.id, "noncompliance": flags, "rule": "R-SURV-2"})
+            change = machine.flag(
+                "survey revealed non-compliance",
+                now,
+                {"survey_id": record.id, "noncompliance": flags, "rule": "R-SURV-2"},
+            )
             changes.record_change(session, actor, row, change, subject(row), version.version)
         refresh_reminders(session, row, version, now)
         uow.commit()
@@ -341,12 +399,19 @@ def record_survey(
 
 
 def _transition(
-    uow: UnitOfWork, actor: Actor, now: datetime, program: Program, patient_id: uuid.UUID,
+    uow: UnitOfWork,
+    actor: Actor,
+    now: datetime,
+    program: Program,
+    patient_id: uuid.UUID,
     command: Callable[[PatientLifecycle], StateChange],
 ) -> Patient:
     version = changes.version_at(program, now)
     return changes.transition(
-        uow, actor, Patient, patient_id,
+        uow,
+        actor,
+        Patient,
+        patient_id,
         visible=lambda row: _visible(actor, row),
         not_found=NOT_FOUND,
         build=lambda row: PatientLifecycle(row.status.value, row.therapy_started_at),
@@ -356,16 +421,24 @@ def _transition(
     )
 
 
-def reinstate(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, patient_id: uuid.UUID, reason: str | None) -> Patient:
+def reinstate(
+    uow: UnitOfWork, actor: Actor, now: datetime, program: Program, patient_id: uuid.UUID, reason: str | None
+) -> Patient:
     """R-PAT-2: an administrator reinstates a halted patient after review."""
     return _transition(uow, actor, now, program, patient_id, lambda m: m.reinstate(reason or "reviewed", now))
 
 
-def resolve_intervention(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, patient_id: uuid.UUID, reason: str | None) -> Patient:
+def resolve_intervention(
+    uow: UnitOfWork, actor: Actor, now: datetime, program: Program, patient_id: uuid.UUID, reason: str | None
+) -> Patient:
     """R-PAT-2: an administrator resolves a needs-intervention patient."""
-    return _transition(uow, actor, now, program, patient_id, lambda m: m.resolve_intervention(reason or "resolved", now))
+    return _transition(
+        uow, actor, now, program, patient_id, lambda m: m.resolve_intervention(reason or "resolved", now)
+    )
 
 
-def discontinue(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, patient_id: uuid.UUID, reason: str | None) -> Patient:
+def discontinue(
+    uow: UnitOfWork, actor: Actor, now: datetime, program: Program, patient_id: uuid.UUID, reason: str | None
+) -> Patient:
     """R-PAT-2: the prescriber discontinues the patient (final)."""
     return _transition(uow, actor, now, program, patient_id, lambda m: m.discontinue(reason, now))

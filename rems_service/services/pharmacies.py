@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlmodel import select
 
@@ -59,9 +60,13 @@ def register(
         if uow.session.exec(select(Pharmacy.id).where(Pharmacy.ncpdp_id == ncpdp_id)).first() is not None:
             raise duplicate
     row = Pharmacy(
-        ncpdp_id=ncpdp_id, name=name, representative_name=representative_name,
-        representative_email=representative_email, status=PharmacyStatus.PENDING,
-        status_changed_at=now, created_at=now,
+        ncpdp_id=ncpdp_id,
+        name=name,
+        representative_name=representative_name,
+        representative_email=representative_email,
+        status=PharmacyStatus.PENDING,
+        status_changed_at=now,
+        created_at=now,
     )
     return changes.register(uow, actor, row, "pharmacy.registered", _subject, duplicate)
 
@@ -84,11 +89,16 @@ def _transition(
     program_version: str | None = None,
 ) -> Pharmacy:
     return changes.transition(
-        uow, actor, Pharmacy, pharmacy_id,
+        uow,
+        actor,
+        Pharmacy,
+        pharmacy_id,
         visible=lambda row: _visible(actor, row.id),
         not_found=NOT_FOUND,
         # Built in its effective status: a lapsed certification is 'expired' here.
-        build=lambda row: PharmacyCertification(row.status.value, now, certified_at=row.certified_at, certified_until=row.certified_until),
+        build=lambda row: PharmacyCertification(
+            row.status.value, now, certified_at=row.certified_at, certified_until=row.certified_until
+        ),
         command=command,
         subject=_subject,
         program_version=program_version,

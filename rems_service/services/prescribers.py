@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlmodel import select
 
@@ -42,8 +43,13 @@ def register(
         if uow.session.exec(select(Prescriber.id).where(Prescriber.npi == npi)).first() is not None:
             raise duplicate
     row = Prescriber(
-        npi=npi, first_name=first_name, last_name=last_name, email=email,
-        status=PrescriberStatus.PENDING, status_changed_at=now, created_at=now,
+        npi=npi,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        status=PrescriberStatus.PENDING,
+        status_changed_at=now,
+        created_at=now,
     )
     return changes.register(uow, actor, row, "prescriber.registered", _subject, duplicate)
 
@@ -61,7 +67,10 @@ def _transition(
     uow: UnitOfWork, actor: Actor, prescriber_id: uuid.UUID, command: Callable[[PrescriberCertification], StateChange]
 ) -> Prescriber:
     return changes.transition(
-        uow, actor, Prescriber, prescriber_id,
+        uow,
+        actor,
+        Prescriber,
+        prescriber_id,
         visible=lambda row: _visible(actor, row.id),
         not_found=NOT_FOUND,
         build=lambda row: PrescriberCertification(row.status.value, certified_at=row.certified_at),
@@ -70,7 +79,9 @@ def _transition(
     )
 
 
-def certify(uow: UnitOfWork, actor: Actor, now: datetime, prescriber_id: uuid.UUID, attestations: dict[str, Any]) -> Prescriber:
+def certify(
+    uow: UnitOfWork, actor: Actor, now: datetime, prescriber_id: uuid.UUID, attestations: dict[str, Any]
+) -> Prescriber:
     """R-PRES-1: certify a pending prescriber whose four attestations are all true."""
     return _transition(uow, actor, prescriber_id, lambda m: m.certify(attestations, now))
 

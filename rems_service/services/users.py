@@ -115,8 +115,9 @@ def authenticate(uow: UnitOfWork, token: str) -> Actor | None:
         return None
     with uow:
         user = uow.session.execute(
-            select(User.id, User.role, User.prescriber_id, User.pharmacy_id, User.training_completed_at)
-            .where(User.token_hash == hash_token(token))
+            select(User.id, User.role, User.prescriber_id, User.pharmacy_id, User.training_completed_at).where(
+                User.token_hash == hash_token(token)
+            )
         ).first()
         if user is None:
             return None

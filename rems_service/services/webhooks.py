@@ -56,8 +56,12 @@ def create(uow: UnitOfWork, actor: Actor, now: datetime, *, url: str, events: li
     with uow:
         # Database time, like the outbox's: a subscription receives the events written after it.
         row = WebhookSubscription(
-            url=url, events=sorted(set(events)), secret=secrets.token_hex(32), created_by=actor.user_id,
-            created_at=database_now(uow.session), **scope,
+            url=url,
+            events=sorted(set(events)),
+            secret=secrets.token_hex(32),
+            created_by=actor.user_id,
+            created_at=database_now(uow.session),
+            **scope,
         )
         uow.session.add(row)
         uow.commit()
@@ -103,8 +107,10 @@ def deliveries(uow: UnitOfWork, actor: Actor, subscription_id: uuid.UUID, limit:
         if not _owned(actor, session.get(WebhookSubscription, subscription_id)):
             raise NotFound(NOT_FOUND)
         rows = session.exec(
-            select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
-            .order_by(WebhookDelivery.created_at.desc()).limit(limit)
+            select(WebhookDelivery)
+            .where(WebhookDelivery.subscription_id == subscription_id)
+            .order_by(WebhookDelivery.created_at.desc())
+            .limit(limit)
         ).all()
         out = []
         for row in rows:
@@ -139,8 +145,13 @@ def fan_out(session: Session, event: OutboxEvent, now: datetime) -> list[uuid.UU
         if not _matches(subscription, event):
             continue
         delivery = WebhookDelivery(
-            subscription_id=subscription.id, event_id=event.id, event_type=event.type, body=body_of(event),
-            status=PENDING, next_attempt_at=now, created_at=now,
+            subscription_id=subscription.id,
+            event_id=event.id,
+            event_type=event.type,
+            body=body_of(event),
+            status=PENDING,
+            next_attempt_at=now,
+            created_at=now,
         )
         try:
             with session.begin_nested():
@@ -166,7 +177,9 @@ def backoff(settings: dict[str, Any], attempt: int) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _claim(uow: UnitOfWork, delivery_id: uuid.UUID, now: datetime, lease: timedelta) -> tuple[WebhookSubscription, WebhookDelivery] | None:
+def _claim(
+    uow: UnitOfWork, delivery_id: uuid.UUID, now: datetime, lease: timedelta
+) -> tuple[WebhookSubscription, WebhookDelivery] | None:
     with uow:
         session = uow.session
         row = session.exec(
@@ -185,7 +198,9 @@ def _claim(uow: UnitOfWork, delivery_id: uuid.UUID, now: datetime, lease: timede
         return subscription, row
 
 
-def _post(subscription: WebhookSubscription, delivery: WebhookDelivery, timeout: float) -> tuple[int | None, str | None, int]:
+def _post(
+    subscription: WebhookSubscription, delivery: WebhookDelivery, timeout: float
+) -> tuple[int | None, str | None, int]:
     raw = delivery.body.encode()
     headers = {
         "Content-Type": "application/json",
@@ -196,7 +211,11 @@ def _post(subscription: WebhookSubscription, delivery: WebhookDelivery, timeout:
     started = time.monotonic()
     try:
         response = requests.post(subscription.url, data=raw, headers=headers, timeout=timeout, allow_redirects=False)
-        return response.status_code, None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}", int((time.monotonic() - started) * 1000)
+        return (
+            response.status_code,
+            None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}",
+            int((time.monotonic() - started) * 1000),
+        )
     except requests.RequestException as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500], int((time.monotonic() - started) * 1000)
 
@@ -217,9 +236,16 @@ def attempt(uow_factory: Any, settings: dict[str, Any], delivery_id: uuid.UUID, 
     now = now_fn()
     with uow_factory() as uow:
         row = uow.session.get(WebhookDelivery, delivery_id, with_for_update=True)
-        uow.session.add(WebhookAttempt(
-            delivery_id=delivery_id, attempt=number, attempted_at=now, status_code=status_code, error=error, duration_ms=duration_ms,
-        ))
+        uow.session.add(
+            WebhookAttempt(
+                delivery_id=delivery_id,
+                attempt=number,
+                attempted_at=now,
+                status_code=status_code,
+                error=error,
+                duration_ms=duration_ms,
+            )
+        )
         next_at = None
         if row.attempts == number and row.status == PENDING:  # nobody took the delivery over meanwhile
             row.last_status_code, row.last_error = status_code, error
@@ -236,7 +262,11 @@ def attempt(uow_factory: Any, settings: dict[str, Any], delivery_id: uuid.UUID, 
 def due(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[uuid.UUID]:
     """Deliveries whose next attempt is due (the retry sweep's rows, by index)."""
     with uow:
-        return list(uow.session.exec(
-            select(WebhookDelivery.id).where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
-            .order_by(WebhookDelivery.next_attempt_at).limit(limit)
-        ).all())
+        return list(
+            uow.session.exec(
+                select(WebhookDelivery.id)
+                .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
+                .order_by(WebhookDelivery.next_attempt_at)
+                .limit(limit)
+            ).all()
+        )

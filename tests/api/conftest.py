@@ -57,5 +57,7 @@ def world(api: Api, runtime: Any) -> World:
         pharmacy=pharmacy,
         pharmacist_token=make_user(runtime, "pharmacist", pharmacy_id=pharmacy.id, training_completed_at=TRAINED)[1],
         other_pharmacy=other_pharmacy,
-        other_pharmacist_token=make_user(runtime, "pharmacist", pharmacy_id=other_pharmacy.id, training_completed_at=TRAINED)[1],
+        other_pharmacist_token=make_user(
+            runtime, "pharmacist", pharmacy_id=other_pharmacy.id, training_completed_at=TRAINED
+        )[1],
     )

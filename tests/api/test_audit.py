@@ -23,7 +23,13 @@ def history(world):
     """Decisions by two prescribers and two pharmacies, approved and denied."""
     patient, auth = approved_authorization(world, ADULT_MALE)
     ok = dispense(world, auth["authorization_number"], patient["rems_patient_id"], at=NOW + timedelta(hours=1)).json
-    used = dispense(world, auth["authorization_number"], patient["rems_patient_id"], token=world.other_pharmacist_token, at=NOW + timedelta(hours=2)).json
+    used = dispense(
+        world,
+        auth["authorization_number"],
+        patient["rems_patient_id"],
+        token=world.other_pharmacist_token,
+        at=NOW + timedelta(hours=2),
+    ).json
     stranger = enrolled(world, ADULT_FRP)
     denied = authorize(world, stranger, at=NOW + timedelta(days=1)).json
     return {"patient": patient, "auth": auth, "ok": ok, "used": used, "denied": denied, "stranger": stranger}
@@ -45,12 +51,28 @@ def test_auditor_sees_every_pharmacys_decisions_newest_first(world, history):
     pharmacies = {i["subject"]["pharmacy_id"] for i in r.json["items"]}
     assert pharmacies == {str(world.pharmacy.id), str(world.other_pharmacy.id)}
     item = r.json["items"][0]
-    assert set(item) >= {"seq", "recorded_at", "effective_at", "actor", "action", "outcome", "reasons", "program_version", "subject", "inputs_digest", "prev_hash", "hash"}
+    assert set(item) >= {
+        "seq",
+        "recorded_at",
+        "effective_at",
+        "actor",
+        "action",
+        "outcome",
+        "reasons",
+        "program_version",
+        "subject",
+        "inputs_digest",
+        "prev_hash",
+        "hash",
+    }
     assert item["actor"]["role"] == "pharmacist"
 
 
 @pytest.mark.parametrize("token", ["prescriber_token", "pharmacist_token"])
-@pytest.mark.parametrize("path", ["/api/v1/audit/events", "/api/v1/audit/events/1", "/api/v1/audit/verify", "/api/v1/audit/export?format=csv"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/audit/events", "/api/v1/audit/events/1", "/api/v1/audit/verify", "/api/v1/audit/export?format=csv"],
+)
 def test_pharmacists_and_prescribers_get_403(world, token, path):
     assert world.api.as_(getattr(world, token)).get(path).status_code == 403
 
@@ -64,12 +86,36 @@ def test_admin_may_read_the_log(world, history):
     [
         ("action", lambda w, h: "authorization.decided", lambda w, h, i: i["action"] == "authorization.decided"),
         ("outcome", lambda w, h: "denied", lambda w, h, i: i["outcome"] == "denied"),
-        ("reason", lambda w, h: "AUTHORIZATION_ALREADY_USED", lambda w, h, i: "AUTHORIZATION_ALREADY_USED" in [r["code"] for r in i["reasons"]]),
-        ("pharmacy_id", lambda w, h: w.other_pharmacy.id, lambda w, h, i: i["subject"].get("pharmacy_id") == str(w.other_pharmacy.id)),
-        ("prescriber_id", lambda w, h: w.prescriber.id, lambda w, h, i: i["subject"].get("prescriber_id") == str(w.prescriber.id)),
-        ("rems_patient_id", lambda w, h: h["stranger"]["rems_patient_id"], lambda w, h, i: i["subject"].get("rems_patient_id") == h["stranger"]["rems_patient_id"]),
-        ("since", lambda w, h: (NOW + timedelta(hours=12)).isoformat().replace("+", "%2B"), lambda w, h, i: i["effective_at"] >= (NOW + timedelta(hours=12)).isoformat()),
-        ("until", lambda w, h: (NOW + timedelta(hours=1)).isoformat().replace("+", "%2B"), lambda w, h, i: i["effective_at"] < (NOW + timedelta(hours=1)).isoformat()),
+        (
+            "reason",
+            lambda w, h: "AUTHORIZATION_ALREADY_USED",
+            lambda w, h, i: "AUTHORIZATION_ALREADY_USED" in [r["code"] for r in i["reasons"]],
+        ),
+        (
+            "pharmacy_id",
+            lambda w, h: w.other_pharmacy.id,
+            lambda w, h, i: i["subject"].get("pharmacy_id") == str(w.other_pharmacy.id),
+        ),
+        (
+            "prescriber_id",
+            lambda w, h: w.prescriber.id,
+            lambda w, h, i: i["subject"].get("prescriber_id") == str(w.prescriber.id),
+        ),
+        (
+            "rems_patient_id",
+            lambda w, h: h["stranger"]["rems_patient_id"],
+            lambda w, h, i: i["subject"].get("rems_patient_id") == h["stranger"]["rems_patient_id"],
+        ),
+        (
+            "since",
+            lambda w, h: (NOW + timedelta(hours=12)).isoformat().replace("+", "%2B"),
+            lambda w, h, i: i["effective_at"] >= (NOW + timedelta(hours=12)).isoformat(),
+        ),
+        (
+            "until",
+            lambda w, h: (NOW + timedelta(hours=1)).isoformat().replace("+", "%2B"),
+            lambda w, h, i: i["effective_at"] < (NOW + timedelta(hours=1)).isoformat(),
+        ),
     ],
 )
 def test_each_filter_returns_exactly_the_matching_entries(world, history, name, value, expect):
@@ -83,7 +129,14 @@ def test_each_filter_returns_exactly_the_matching_entries(world, history, name, 
 
 
 def _as_item(e: AuditEntry) -> dict:
-    return {"seq": e.seq, "action": e.action, "outcome": e.outcome, "reasons": e.reasons, "subject": e.subject, "effective_at": e.effective_at.isoformat()}
+    return {
+        "seq": e.seq,
+        "action": e.action,
+        "outcome": e.outcome,
+        "reasons": e.reasons,
+        "subject": e.subject,
+        "effective_at": e.effective_at.isoformat(),
+    }
 
 
 def test_filters_combine(world, history):
@@ -101,14 +154,24 @@ def test_cursor_pages_cover_everything_once(world, history):
             break
     flat = [s for p in pages for s in p]
     assert len(pages) >= 2 and flat == sorted(set(flat), reverse=True)
-    assert set(flat) >= set(seqs(events(world, limit=500, until=(NOW + timedelta(days=2)).isoformat().replace("+", "%2B"))))
+    assert set(flat) >= set(
+        seqs(events(world, limit=500, until=(NOW + timedelta(days=2)).isoformat().replace("+", "%2B")))
+    )
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"limit": 0}, "limit"), ({"limit": 501}, "limit"), ({"cursor": "garbage"}, "cursor"),
-    ({"outcome": "maybe"}, "outcome"), ({"reason": "NOT_A_CODE"}, "reason"), ({"since": "yesterday"}, "since"),
-    ({"pharmacy_id": "x"}, "pharmacy_id"), ({"colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"outcome": "maybe"}, "outcome"),
+        ({"reason": "NOT_A_CODE"}, "reason"),
+        ({"since": "yesterday"}, "since"),
+        ({"pharmacy_id": "x"}, "pharmacy_id"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
 def test_bad_queries_are_422(world, params, field):
     r = events(world, **params)
     assert r.status_code == 422 and field in r.json["errors"], r.json
@@ -131,7 +194,9 @@ def test_every_read_is_recorded(world, history):
         reads = s.exec(select(AuditEntry).where(AuditEntry.action == "audit.read").order_by(AuditEntry.seq)).all()
     assert [r.details["operation"] for r in reads] == ["list", "get", "verify", "export"]
     assert all(r.actor_role == "auditor" for r in reads)
-    assert reads[0].details["filters"] == {"outcome": "denied"} and reads[1].details["seq"] == history["ok"]["audit_seq"]
+    assert (
+        reads[0].details["filters"] == {"outcome": "denied"} and reads[1].details["seq"] == history["ok"]["audit_seq"]
+    )
 
 
 def test_verify_names_the_first_invalid_entry_and_checkpoints(world, history):
@@ -140,7 +205,9 @@ def test_verify_names_the_first_invalid_entry_and_checkpoints(world, history):
     inc = world.api.as_(world.auditor).get("/api/v1/audit/verify?incremental=true").json
     assert inc["valid"] and inc["mode"] == "incremental" and inc["started_after_seq"] == r.json["head_seq"]
     with world.runtime.session() as s:
-        target = s.exec(select(AuditEntry.seq).where(AuditEntry.action == "patient.enrolled").order_by(AuditEntry.seq)).first()
+        target = s.exec(
+            select(AuditEntry.seq).where(AuditEntry.action == "patient.enrolled").order_by(AuditEntry.seq)
+        ).first()
         tamper_with_audit(s)
         s.execute(text("UPDATE audit_entries SET outcome = 'denied' WHERE seq = :seq"), {"seq": target})
         s.commit()

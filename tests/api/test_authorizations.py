@@ -10,10 +10,15 @@ from datetime import timedelta
 import pytest
 from sqlmodel import func, select
 
-from rems_service.db.models import Authorization, AuditEntry, DecisionRecord, Dispense, IdempotencyKey, OutboxEvent
+from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense, IdempotencyKey, OutboxEvent
 from tests.api.test_patients import ADULT_FRP, ADULT_MALE, NOW, add_survey, add_test, enrolled
 
-AUTH_BODY = {"days_supply": 28, "quantity": 28, "strength_mg": 25, "prescriber_survey": {"counseled_on_risks": True, "contraception_confirmed": True}}
+AUTH_BODY = {
+    "days_supply": 28,
+    "quantity": 28,
+    "strength_mg": 25,
+    "prescriber_survey": {"counseled_on_risks": True, "contraception_confirmed": True},
+}
 COUNSELED = {"medication_guide_provided": True, "checklist_completed": True}
 
 
@@ -29,11 +34,20 @@ def ready_patient(world, body=ADULT_MALE):
 
 def authorize(world, patient, at=NOW, token=None, headers=None, **changes):
     body = {**AUTH_BODY, "patient_id": patient["id"], **changes}
-    return world.api.as_(token or world.prescriber_token).at(at).post("/api/v1/authorizations", json=body, headers=headers)
+    return (
+        world.api.as_(token or world.prescriber_token).at(at).post("/api/v1/authorizations", json=body, headers=headers)
+    )
 
 
 def dispense(world, auth_number, rems_patient_id, at=NOW, token=None, headers=None, **changes):
-    body = {"authorization_number": auth_number, "rems_patient_id": rems_patient_id, "days_supply": 28, "quantity": 28, "counseling": COUNSELED, **changes}
+    body = {
+        "authorization_number": auth_number,
+        "rems_patient_id": rems_patient_id,
+        "days_supply": 28,
+        "quantity": 28,
+        "counseling": COUNSELED,
+        **changes,
+    }
     return world.api.as_(token or world.pharmacist_token).at(at).post("/api/v1/dispenses", json=body, headers=headers)
 
 
@@ -63,12 +77,28 @@ def test_full_flow_authorize_dispense_complete(world):
     assert r.status_code == 201 and r.json["decision"] == "approved", r.json
     confirmation = r.json["confirmation_number"]
     assert confirmation.startswith("RC-") and r.json["confirmation_expires_at"]
-    assert world.api.as_(world.prescriber_token).at(NOW + timedelta(hours=1)).get(f"/api/v1/authorizations/{number}").json["status"] == "confirmed"
+    assert (
+        world.api.as_(world.prescriber_token)
+        .at(NOW + timedelta(hours=1))
+        .get(f"/api/v1/authorizations/{number}")
+        .json["status"]
+        == "confirmed"
+    )
 
-    done = world.api.as_(world.pharmacist_token).at(NOW + timedelta(hours=2)).post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    done = (
+        world.api.as_(world.pharmacist_token)
+        .at(NOW + timedelta(hours=2))
+        .post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    )
     assert done.status_code == 200, done.json
     assert done.json["status"] == "dispensed" and done.json["dispensed_at"]
-    assert world.api.as_(world.prescriber_token).at(NOW + timedelta(hours=2)).get(f"/api/v1/authorizations/{number}").json["status"] == "dispensed"
+    assert (
+        world.api.as_(world.prescriber_token)
+        .at(NOW + timedelta(hours=2))
+        .get(f"/api/v1/authorizations/{number}")
+        .json["status"]
+        == "dispensed"
+    )
     p = world.api.as_(world.prescriber_token).at(NOW + timedelta(hours=2)).get(f"/api/v1/patients/{patient['id']}").json
     assert p["status"] == "on_therapy" and p["therapy_started_at"]
 
@@ -82,7 +112,12 @@ def test_denial_is_a_recorded_decision_with_every_reason(world):
     r = authorize(world, patient, days_supply=30, prescriber_survey={"counseled_on_risks": False})
     assert r.status_code == 201 and r.json["decision"] == "denied"
     codes = {x["code"] for x in r.json["reasons"]}
-    assert codes == {"DAYS_SUPPLY_EXCEEDED", "PRESCRIBER_SURVEY_INCOMPLETE", "PREGNANCY_TEST_MISSING", "PATIENT_SURVEY_OVERDUE"}
+    assert codes == {
+        "DAYS_SUPPLY_EXCEEDED",
+        "PRESCRIBER_SURVEY_INCOMPLETE",
+        "PREGNANCY_TEST_MISSING",
+        "PATIENT_SURVEY_OVERDUE",
+    }
     assert all(x["rule"] and x["message"] for x in r.json["reasons"])
     assert "authorization_number" not in r.json
     with world.runtime.session() as s:
@@ -164,10 +199,23 @@ def test_numbers_are_unguessable_and_unambiguous(world):
 def test_void_by_its_prescriber_then_dispense_is_denied(world):
     patient, decision = approved_authorization(world)
     number = decision["authorization_number"]
-    assert world.api.as_(world.other_prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={}).status_code == 404
-    r = world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={"reason": "dose change"})
+    assert (
+        world.api.as_(world.other_prescriber_token)
+        .at(NOW)
+        .post(f"/api/v1/authorizations/{number}/void", json={})
+        .status_code
+        == 404
+    )
+    r = (
+        world.api.as_(world.prescriber_token)
+        .at(NOW)
+        .post(f"/api/v1/authorizations/{number}/void", json={"reason": "dose change"})
+    )
     assert r.status_code == 200 and r.json["status"] == "voided"
-    assert world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={}).status_code == 409
+    assert (
+        world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={}).status_code
+        == 409
+    )
     denied = dispense(world, number, patient["rems_patient_id"])
     assert [x["code"] for x in denied.json["reasons"]] == ["AUTHORIZATION_VOIDED"]
 
@@ -176,7 +224,13 @@ def test_void_releases_nothing_after_dispense(world):
     patient, decision = approved_authorization(world)
     number = decision["authorization_number"]
     confirmation = dispense(world, number, patient["rems_patient_id"]).json["confirmation_number"]
-    assert world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 200
+    assert (
+        world.api.as_(world.pharmacist_token)
+        .at(NOW)
+        .post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+        .status_code
+        == 200
+    )
     r = world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={})
     assert r.status_code == 409 and "dispensed" in r.json["message"]
 
@@ -188,37 +242,85 @@ def test_voiding_a_confirmed_authorization_voids_its_confirmation(world):
     world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/authorizations/{number}/void", json={})
     d = world.api.as_(world.pharmacist_token).at(NOW).get(f"/api/v1/dispenses/{confirmation}")
     assert d.json["status"] == "voided"
-    assert world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 409
+    assert (
+        world.api.as_(world.pharmacist_token)
+        .at(NOW)
+        .post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+        .status_code
+        == 409
+    )
 
 
 def test_complete_after_the_confirmation_window_is_409_confirmation_expired(world):
     patient, decision = approved_authorization(world)
-    confirmation = dispense(world, decision["authorization_number"], patient["rems_patient_id"]).json["confirmation_number"]
-    late = world.api.as_(world.pharmacist_token).at(NOW + timedelta(hours=24)).post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    confirmation = dispense(world, decision["authorization_number"], patient["rems_patient_id"]).json[
+        "confirmation_number"
+    ]
+    late = (
+        world.api.as_(world.pharmacist_token)
+        .at(NOW + timedelta(hours=24))
+        .post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    )
     assert late.status_code == 409 and "CONFIRMATION_EXPIRED" in late.json["message"]
-    ok = world.api.as_(world.pharmacist_token).at(NOW + timedelta(hours=23, minutes=59)).post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    ok = (
+        world.api.as_(world.pharmacist_token)
+        .at(NOW + timedelta(hours=23, minutes=59))
+        .post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    )
     assert ok.status_code == 200
 
 
 def test_complete_and_reverse_belong_to_the_dispensing_pharmacy(world):
     patient, decision = approved_authorization(world)
-    confirmation = dispense(world, decision["authorization_number"], patient["rems_patient_id"]).json["confirmation_number"]
+    confirmation = dispense(world, decision["authorization_number"], patient["rems_patient_id"]).json[
+        "confirmation_number"
+    ]
     for action in ("complete", "reverse"):
-        r = world.api.as_(world.other_pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/{action}", json={})
+        r = (
+            world.api.as_(world.other_pharmacist_token)
+            .at(NOW)
+            .post(f"/api/v1/dispenses/{confirmation}/{action}", json={})
+        )
         assert r.status_code == 404
-    assert world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 403
-    assert world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={"x": 1}).status_code == 422
+    assert (
+        world.api.as_(world.prescriber_token)
+        .at(NOW)
+        .post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+        .status_code
+        == 403
+    )
+    assert (
+        world.api.as_(world.pharmacist_token)
+        .at(NOW)
+        .post(f"/api/v1/dispenses/{confirmation}/complete", json={"x": 1})
+        .status_code
+        == 422
+    )
 
 
 def test_reverse_frees_the_authorization_while_valid(world):
     patient, decision = approved_authorization(world)
     number = decision["authorization_number"]
     confirmation = dispense(world, number, patient["rems_patient_id"]).json["confirmation_number"]
-    r = world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/reverse", json={"reason": "patient did not come"})
+    r = (
+        world.api.as_(world.pharmacist_token)
+        .at(NOW)
+        .post(f"/api/v1/dispenses/{confirmation}/reverse", json={"reason": "patient did not come"})
+    )
     assert r.status_code == 200 and r.json["status"] == "reversed"
-    assert world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 409
-    assert world.api.as_(world.pharmacist_token).at(NOW).get(f"/api/v1/authorizations/{number}").json["status"] == "issued"
-    second = dispense(world, number, patient["rems_patient_id"], token=world.other_pharmacist_token, at=NOW + timedelta(hours=1))
+    assert (
+        world.api.as_(world.pharmacist_token)
+        .at(NOW)
+        .post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+        .status_code
+        == 409
+    )
+    assert (
+        world.api.as_(world.pharmacist_token).at(NOW).get(f"/api/v1/authorizations/{number}").json["status"] == "issued"
+    )
+    second = dispense(
+        world, number, patient["rems_patient_id"], token=world.other_pharmacist_token, at=NOW + timedelta(hours=1)
+    )
     assert second.json["decision"] == "approved", second.json
 
 
@@ -230,7 +332,13 @@ def test_lapsed_confirmation_frees_the_authorization_without_any_job(world):
     assert [x["code"] for x in held.json["reasons"]] == ["AUTHORIZATION_ALREADY_USED"]
     later = dispense(world, number, patient["rems_patient_id"], at=NOW + timedelta(hours=24))
     assert later.json["decision"] == "approved", later.json
-    assert world.api.as_(world.pharmacist_token).at(NOW + timedelta(hours=25)).get(f"/api/v1/dispenses/{first}").json["status"] == "lapsed"
+    assert (
+        world.api.as_(world.pharmacist_token)
+        .at(NOW + timedelta(hours=25))
+        .get(f"/api/v1/dispenses/{first}")
+        .json["status"]
+        == "lapsed"
+    )
 
 
 def test_positive_test_voids_open_authorizations_and_confirmations(world):
@@ -241,9 +349,21 @@ def test_positive_test_voids_open_authorizations_and_confirmations(world):
     assert add_test(world, patient["id"], NOW, result="positive", at=NOW + timedelta(minutes=5)).status_code == 201
     later = NOW + timedelta(minutes=6)
     for n in (number, spare):
-        assert world.api.as_(world.pharmacist_token).at(later).get(f"/api/v1/authorizations/{n}").json["status"] == "voided"
-    assert world.api.as_(world.pharmacist_token).at(later).get(f"/api/v1/dispenses/{confirmation}").json["status"] == "voided"
-    assert world.api.as_(world.pharmacist_token).at(later).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 409
+        assert (
+            world.api.as_(world.pharmacist_token).at(later).get(f"/api/v1/authorizations/{n}").json["status"]
+            == "voided"
+        )
+    assert (
+        world.api.as_(world.pharmacist_token).at(later).get(f"/api/v1/dispenses/{confirmation}").json["status"]
+        == "voided"
+    )
+    assert (
+        world.api.as_(world.pharmacist_token)
+        .at(later)
+        .post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+        .status_code
+        == 409
+    )
     with world.runtime.session() as s:
         event = s.exec(select(OutboxEvent).where(OutboxEvent.type == "pregnancy.reported")).one()
         assert event.payload["authorizations_voided"] == 2
@@ -282,16 +402,30 @@ def test_idempotency_key_in_flight_is_409(world):
         from rems_service.db.engine import database_now
         from rems_service.services.idempotency import digest
 
-        s.add(IdempotencyKey(
-            scope=f"pharmacy:{world.pharmacy.id}", endpoint="dispenses", key="busy",
-            request_digest=digest({"endpoint": "dispenses", "body": {
-                "authorization_number": decision["authorization_number"], "rems_patient_id": patient["rems_patient_id"],
-                "days_supply": 28, "quantity": 28, "counseling": COUNSELED,
-            }}),
-            created_at=database_now(s),
-        ))
+        s.add(
+            IdempotencyKey(
+                scope=f"pharmacy:{world.pharmacy.id}",
+                endpoint="dispenses",
+                key="busy",
+                request_digest=digest(
+                    {
+                        "endpoint": "dispenses",
+                        "body": {
+                            "authorization_number": decision["authorization_number"],
+                            "rems_patient_id": patient["rems_patient_id"],
+                            "days_supply": 28,
+                            "quantity": 28,
+                            "counseling": COUNSELED,
+                        },
+                    }
+                ),
+                created_at=database_now(s),
+            )
+        )
         s.commit()
-    r = dispense(world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "busy"})
+    r = dispense(
+        world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "busy"}
+    )
     assert r.status_code == 409 and "Idempotency-Key" in r.json["errors"]
     assert count(world.runtime, Dispense) == 0
 
@@ -314,9 +448,13 @@ def test_a_failure_while_deciding_writes_nothing_and_frees_the_key(world, monkey
     world.api.client.application.config["PROPAGATE_EXCEPTIONS"] = False
     r = dispense(world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "k1"})
     assert r.status_code == 500
-    assert [count(world.runtime, m) for m in (AuditEntry, Dispense, DecisionRecord, OutboxEvent, IdempotencyKey)] == counts
+    assert [
+        count(world.runtime, m) for m in (AuditEntry, Dispense, DecisionRecord, OutboxEvent, IdempotencyKey)
+    ] == counts
     monkeypatch.undo()
-    retry = dispense(world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "k1"})
+    retry = dispense(
+        world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "k1"}
+    )
     assert retry.json["decision"] == "approved"
 
 

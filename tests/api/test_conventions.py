@@ -18,23 +18,62 @@ OPERATIONS = [
     ("POST", "/api/v1/prescribers/{prescriber}/suspend", {"reason": "x"}),
     ("POST", "/api/v1/prescribers/{prescriber}/reinstate", {}),
     ("POST", "/api/v1/prescribers/{prescriber}/decertify", {"reason": "x"}),
-    ("POST", "/api/v1/pharmacies", {"ncpdp_id": "5550001", "name": "n", "authorized_representative": {"name": "r", "email": "r@example.org"}}),
+    (
+        "POST",
+        "/api/v1/pharmacies",
+        {"ncpdp_id": "5550001", "name": "n", "authorized_representative": {"name": "r", "email": "r@example.org"}},
+    ),
     ("GET", "/api/v1/pharmacies/{pharmacy}", None),
     ("POST", "/api/v1/pharmacies/{pharmacy}/certify", {"attestations": {}}),
     ("POST", "/api/v1/pharmacies/{pharmacy}/suspend", {}),
     ("POST", "/api/v1/pharmacies/{pharmacy}/reinstate", {}),
     ("POST", "/api/v1/pharmacies/{pharmacy}/decertify", {}),
-    ("POST", "/api/v1/patients", {"first_name": "a", "last_name": "b", "date_of_birth": "1960-01-01", "risk_category": "MALE_ADULT", "ppaf_signed": True, "counseling_completed": True}),
+    (
+        "POST",
+        "/api/v1/patients",
+        {
+            "first_name": "a",
+            "last_name": "b",
+            "date_of_birth": "1960-01-01",
+            "risk_category": "MALE_ADULT",
+            "ppaf_signed": True,
+            "counseling_completed": True,
+        },
+    ),
     ("GET", "/api/v1/patients/{patient}", None),
-    ("POST", "/api/v1/patients/{patient}/pregnancy-tests", {"collected_at": "2026-01-01T00:00:00+00:00", "result": "negative", "sensitivity_miu_ml": 25}),
+    (
+        "POST",
+        "/api/v1/patients/{patient}/pregnancy-tests",
+        {"collected_at": "2026-01-01T00:00:00+00:00", "result": "negative", "sensitivity_miu_ml": 25},
+    ),
     ("POST", "/api/v1/patients/{patient}/surveys", {"completed_at": "2026-01-01T00:00:00+00:00", "answers": {}}),
     ("POST", "/api/v1/patients/{patient}/reinstate", {}),
     ("POST", "/api/v1/patients/{patient}/resolve-intervention", {}),
     ("POST", "/api/v1/patients/{patient}/discontinue", {}),
-    ("POST", "/api/v1/authorizations", {"patient_id": str(uuid.UUID(int=7)), "days_supply": 28, "quantity": 28, "strength_mg": 25, "prescriber_survey": {"counseled_on_risks": True}}),
+    (
+        "POST",
+        "/api/v1/authorizations",
+        {
+            "patient_id": str(uuid.UUID(int=7)),
+            "days_supply": 28,
+            "quantity": 28,
+            "strength_mg": 25,
+            "prescriber_survey": {"counseled_on_risks": True},
+        },
+    ),
     ("GET", "/api/v1/authorizations/RA-00000-00000-00000", None),
     ("POST", "/api/v1/authorizations/RA-00000-00000-00000/void", {}),
-    ("POST", "/api/v1/dispenses", {"authorization_number": "RA-00000-00000-00000", "rems_patient_id": "RP-00000-00000", "days_supply": 28, "quantity": 28, "counseling": {"medication_guide_provided": True, "checklist_completed": True}}),
+    (
+        "POST",
+        "/api/v1/dispenses",
+        {
+            "authorization_number": "RA-00000-00000-00000",
+            "rems_patient_id": "RP-00000-00000",
+            "days_supply": 28,
+            "quantity": 28,
+            "counseling": {"medication_guide_provided": True, "checklist_completed": True},
+        },
+    ),
     ("GET", "/api/v1/dispenses/RC-00000-00000-00000", None),
     ("POST", "/api/v1/dispenses/RC-00000-00000-00000/complete", {}),
     ("POST", "/api/v1/dispenses/RC-00000-00000-00000/reverse", {}),
@@ -55,7 +94,9 @@ def test_every_operation_needs_a_valid_bearer_token(world, method, path, body, a
 
 
 def test_malformed_json_is_400(world):
-    r = world.api.as_(world.admin).post("/api/v1/prescribers", data="{not json", headers={"Content-Type": "application/json"})
+    r = world.api.as_(world.admin).post(
+        "/api/v1/prescribers", data="{not json", headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400
     assert r.json["code"] == 400 and r.json["status"] == "Bad Request" and r.json["message"]
 

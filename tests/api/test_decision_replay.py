@@ -37,7 +37,12 @@ def make_decisions(world):
     denied_auth = authorize(world, enrolled(world, ADULT_FRP))
     ok = dispense(world, auth["authorization_number"], patient["rems_patient_id"], at=NOW + timedelta(hours=1))
     no = dispense(world, auth["authorization_number"], patient["rems_patient_id"], at=NOW + timedelta(hours=2))
-    assert [auth["decision"], denied_auth.json["decision"], ok.json["decision"], no.json["decision"]] == ["approved", "denied", "approved", "denied"]
+    assert [auth["decision"], denied_auth.json["decision"], ok.json["decision"], no.json["decision"]] == [
+        "approved",
+        "denied",
+        "approved",
+        "denied",
+    ]
     return [auth["audit_seq"], denied_auth.json["audit_seq"], ok.json["audit_seq"], no.json["audit_seq"]]
 
 
@@ -65,7 +70,10 @@ def test_a_tampered_snapshot_is_detected(world, rems):
         record = s.exec(select(DecisionRecord).where(DecisionRecord.audit_seq == seq)).one()
         snapshot = dict(record.snapshot)
         snapshot["request"] = {**snapshot["request"], "days_supply": 90}
-        s.execute(text("UPDATE decisions SET snapshot = :snap WHERE audit_seq = :seq"), {"snap": json.dumps(snapshot), "seq": seq})
+        s.execute(
+            text("UPDATE decisions SET snapshot = :snap WHERE audit_seq = :seq"),
+            {"snap": json.dumps(snapshot), "seq": seq},
+        )
         s.commit()
     (out,) = rems("audit", "replay", str(seq), code=1)
     assert out["snapshot_digest_matches"] is False
@@ -73,7 +81,10 @@ def test_a_tampered_snapshot_is_detected(world, rems):
     assert out["replayed"]["outcome"] == "denied" and out["recorded"]["outcome"] == "approved"
     # Leave the database replayable for the suite-wide check.
     with world.runtime.session() as s:
-        s.execute(text("UPDATE decisions SET snapshot = :snap WHERE audit_seq = :seq"), {"snap": json.dumps(record.snapshot), "seq": seq})
+        s.execute(
+            text("UPDATE decisions SET snapshot = :snap WHERE audit_seq = :seq"),
+            {"snap": json.dumps(record.snapshot), "seq": seq},
+        )
         s.commit()
 
 

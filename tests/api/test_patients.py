@@ -17,10 +17,21 @@ from tests.helpers import utc
 NOW = utc(2026, 6, 15, 12)
 
 ADULT_MALE = {
-    "first_name": "Zed", "last_name": "Quinlan", "date_of_birth": "1960-04-02", "risk_category": "MALE_ADULT",
-    "ppaf_signed": True, "counseling_completed": True,
+    "first_name": "Zed",
+    "last_name": "Quinlan",
+    "date_of_birth": "1960-04-02",
+    "risk_category": "MALE_ADULT",
+    "ppaf_signed": True,
+    "counseling_completed": True,
 }
-ADULT_FRP = {**ADULT_MALE, "first_name": "Yara", "last_name": "Okonkwo-Pemberton", "date_of_birth": "1990-03-03", "risk_category": "FRP_ADULT", "menstrual_cycle": "regular"}
+ADULT_FRP = {
+    **ADULT_MALE,
+    "first_name": "Yara",
+    "last_name": "Okonkwo-Pemberton",
+    "date_of_birth": "1990-03-03",
+    "risk_category": "FRP_ADULT",
+    "menstrual_cycle": "regular",
+}
 
 
 def enroll(world, body, token=None, at=NOW):
@@ -34,15 +45,21 @@ def enrolled(world, body=ADULT_FRP):
 
 
 def add_test(world, pid, collected_at, result="negative", sensitivity=25, at=NOW, token=None):
-    return world.api.as_(token or world.prescriber_token).at(at).post(
-        f"/api/v1/patients/{pid}/pregnancy-tests",
-        json={"collected_at": collected_at.isoformat(), "result": result, "sensitivity_miu_ml": sensitivity},
+    return (
+        world.api.as_(token or world.prescriber_token)
+        .at(at)
+        .post(
+            f"/api/v1/patients/{pid}/pregnancy-tests",
+            json={"collected_at": collected_at.isoformat(), "result": result, "sensitivity_miu_ml": sensitivity},
+        )
     )
 
 
 def add_survey(world, pid, answers, completed_at=NOW - timedelta(hours=1), at=NOW):
-    return world.api.as_(world.prescriber_token).at(at).post(
-        f"/api/v1/patients/{pid}/surveys", json={"completed_at": completed_at.isoformat(), "answers": answers}
+    return (
+        world.api.as_(world.prescriber_token)
+        .at(at)
+        .post(f"/api/v1/patients/{pid}/surveys", json={"completed_at": completed_at.isoformat(), "answers": answers})
     )
 
 
@@ -89,11 +106,19 @@ def test_enroll_validation_is_422_and_writes_nothing(world, changes, field):
 
 def test_R_CAT_1_exactly_18_on_the_enrollment_date_is_adult(world):
     assert enroll(world, {**ADULT_MALE, "date_of_birth": "2008-06-15"}).status_code == 201
-    assert enroll(world, {**ADULT_MALE, "date_of_birth": "2008-06-15", "risk_category": "MALE_CHILD", "guardian_name": "G"}).status_code == 422
+    assert (
+        enroll(
+            world, {**ADULT_MALE, "date_of_birth": "2008-06-15", "risk_category": "MALE_CHILD", "guardian_name": "G"}
+        ).status_code
+        == 422
+    )
 
 
 def test_child_with_guardian_enrolls(world):
-    r = enroll(world, {**ADULT_MALE, "date_of_birth": "2014-01-01", "risk_category": "MALE_CHILD", "guardian_name": "Guardian G"})
+    r = enroll(
+        world,
+        {**ADULT_MALE, "date_of_birth": "2014-01-01", "risk_category": "MALE_CHILD", "guardian_name": "Guardian G"},
+    )
     assert r.status_code == 201 and r.json["guardian_name"] == "Guardian G"
 
 
@@ -136,8 +161,17 @@ def test_another_prescribers_patient_is_invisible(world):
     pid = enrolled(world)["id"]
     other = world.api.as_(world.other_prescriber_token)
     assert other.get(f"/api/v1/patients/{pid}").status_code == 404
-    assert other.post(f"/api/v1/patients/{pid}/pregnancy-tests", json={"collected_at": NOW.isoformat(), "result": "negative", "sensitivity_miu_ml": 25}).status_code == 404
-    assert other.post(f"/api/v1/patients/{pid}/surveys", json={"completed_at": NOW.isoformat(), "answers": {}}).status_code == 404
+    assert (
+        other.post(
+            f"/api/v1/patients/{pid}/pregnancy-tests",
+            json={"collected_at": NOW.isoformat(), "result": "negative", "sensitivity_miu_ml": 25},
+        ).status_code
+        == 404
+    )
+    assert (
+        other.post(f"/api/v1/patients/{pid}/surveys", json={"completed_at": NOW.isoformat(), "answers": {}}).status_code
+        == 404
+    )
     assert other.post(f"/api/v1/patients/{pid}/discontinue", json={}).status_code == 404
 
 
@@ -152,7 +186,10 @@ def test_unknown_patient_is_404_everywhere(world):
     p = world.api.as_(world.prescriber_token)
     assert p.get(f"/api/v1/patients/{missing}").status_code == 404
     assert add_test(world, missing, NOW - timedelta(hours=1)).status_code == 404
-    assert p.post(f"/api/v1/patients/{missing}/surveys", json={"completed_at": NOW.isoformat(), "answers": {}}).status_code == 404
+    assert (
+        p.post(f"/api/v1/patients/{missing}/surveys", json={"completed_at": NOW.isoformat(), "answers": {}}).status_code
+        == 404
+    )
     assert p.post(f"/api/v1/patients/{missing}/discontinue").status_code == 404
     a = world.api.as_(world.admin)
     assert a.post(f"/api/v1/patients/{missing}/reinstate").status_code == 404
@@ -183,13 +220,27 @@ def test_R_PREG_5_future_test_and_non_frp_patient_are_422(world):
     assert audit_count(world.runtime) == before
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"collected_at": "2026-06-15T10:00:00", "result": "negative", "sensitivity_miu_ml": 25}, "collected_at"),
-    ({"collected_at": "2026-06-15T10:00:00+00:00", "result": "unclear", "sensitivity_miu_ml": 25}, "result"),
-    ({"collected_at": "2026-06-15T10:00:00+00:00", "result": "negative", "sensitivity_miu_ml": "25"}, "sensitivity_miu_ml"),
-    ({"collected_at": "2026-06-15T10:00:00+00:00", "result": "negative"}, "sensitivity_miu_ml"),
-    ({"collected_at": "2026-06-15T10:00:00+00:00", "result": "negative", "sensitivity_miu_ml": 25, "patient_id": "x"}, "patient_id"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"collected_at": "2026-06-15T10:00:00", "result": "negative", "sensitivity_miu_ml": 25}, "collected_at"),
+        ({"collected_at": "2026-06-15T10:00:00+00:00", "result": "unclear", "sensitivity_miu_ml": 25}, "result"),
+        (
+            {"collected_at": "2026-06-15T10:00:00+00:00", "result": "negative", "sensitivity_miu_ml": "25"},
+            "sensitivity_miu_ml",
+        ),
+        ({"collected_at": "2026-06-15T10:00:00+00:00", "result": "negative"}, "sensitivity_miu_ml"),
+        (
+            {
+                "collected_at": "2026-06-15T10:00:00+00:00",
+                "result": "negative",
+                "sensitivity_miu_ml": 25,
+                "patient_id": "x",
+            },
+            "patient_id",
+        ),
+    ],
+)
 def test_pregnancy_test_schema(world, body, field):
     pid = enrolled(world)["id"]
     r = world.api.as_(world.prescriber_token).at(NOW).post(f"/api/v1/patients/{pid}/pregnancy-tests", json=body)
@@ -211,7 +262,11 @@ def test_R_PREG_4_positive_test_halts_at_once_and_reports(world):
     # A later negative does not lift the halt; only an administrator does.
     assert add_test(world, pid, NOW - timedelta(minutes=30)).json["patient_status"] == "halted"
     assert world.api.as_(world.prescriber_token).post(f"/api/v1/patients/{pid}/reinstate").status_code == 403
-    r = world.api.as_(world.admin).at(NOW).post(f"/api/v1/patients/{pid}/reinstate", json={"reason": "false positive confirmed by serum test"})
+    r = (
+        world.api.as_(world.admin)
+        .at(NOW)
+        .post(f"/api/v1/patients/{pid}/reinstate", json={"reason": "false positive confirmed by serum test"})
+    )
     assert r.status_code == 200 and r.json["status"] == "enrolled"
 
 
@@ -224,9 +279,15 @@ def test_R_PREG_4_positive_halts_a_patient_in_needs_intervention(world):
 def test_R_SURV_2_flag_moves_to_needs_intervention_and_admin_resolves(world):
     pid = enrolled(world, ADULT_MALE)["id"]
     r = add_survey(world, pid, {"shared_capsules": True, "donated_blood": False})
-    assert r.status_code == 201 and r.json["noncompliance"] == ["shared_capsules"] and r.json["patient_status"] == "needs_intervention"
+    assert (
+        r.status_code == 201
+        and r.json["noncompliance"] == ["shared_capsules"]
+        and r.json["patient_status"] == "needs_intervention"
+    )
     assert world.api.as_(world.admin).post(f"/api/v1/patients/{pid}/reinstate").status_code == 409
-    r = world.api.as_(world.admin).post(f"/api/v1/patients/{pid}/resolve-intervention", json={"reason": "counseled again"})
+    r = world.api.as_(world.admin).post(
+        f"/api/v1/patients/{pid}/resolve-intervention", json={"reason": "counseled again"}
+    )
     assert r.status_code == 200 and r.json["status"] == "enrolled"
     assert world.api.as_(world.admin).post(f"/api/v1/patients/{pid}/resolve-intervention").status_code == 409
 
@@ -246,7 +307,9 @@ def test_survey_validation(world):
 def test_discontinue_is_final_and_prescriber_only(world):
     pid = enrolled(world)["id"]
     assert world.api.as_(world.admin).post(f"/api/v1/patients/{pid}/discontinue").status_code == 403
-    r = world.api.as_(world.prescriber_token).post(f"/api/v1/patients/{pid}/discontinue", json={"reason": "therapy complete"})
+    r = world.api.as_(world.prescriber_token).post(
+        f"/api/v1/patients/{pid}/discontinue", json={"reason": "therapy complete"}
+    )
     assert r.status_code == 200 and r.json["status"] == "discontinued"
     assert world.api.as_(world.prescriber_token).post(f"/api/v1/patients/{pid}/discontinue").status_code == 409
     assert add_test(world, pid, NOW - timedelta(hours=1)).status_code == 409

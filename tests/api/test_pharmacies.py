@@ -7,10 +7,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.helpers import PHARMACY_ATTESTED, utc
 from tests.api.test_prescribers import audit_count
+from tests.helpers import PHARMACY_ATTESTED, utc
 
-NEW = {"ncpdp_id": "5550001", "name": "Harbor Pharmacy", "authorized_representative": {"name": "Pat Rep", "email": "pat@example.org"}}
+NEW = {
+    "ncpdp_id": "5550001",
+    "name": "Harbor Pharmacy",
+    "authorized_representative": {"name": "Pat Rep", "email": "pat@example.org"},
+}
 
 
 def register(world, body=NEW):
@@ -45,7 +49,10 @@ def test_register_duplicate_ncpdp_is_409(world):
         ({**NEW, "certified_until": "2030-01-01T00:00:00+00:00"}, "certified_until"),
         ({k: v for k, v in NEW.items() if k != "authorized_representative"}, "authorized_representative"),
         ({**NEW, "authorized_representative": {"name": "X"}}, "authorized_representative.email"),
-        ({**NEW, "authorized_representative": {"name": "X", "email": "x@example.org", "phone": "1"}}, "authorized_representative.phone"),
+        (
+            {**NEW, "authorized_representative": {"name": "X", "email": "x@example.org", "phone": "1"}},
+            "authorized_representative.phone",
+        ),
     ],
 )
 def test_register_schema_is_closed_and_complete(world, body, field):
@@ -57,7 +64,12 @@ def test_register_schema_is_closed_and_complete(world, body, field):
 def test_register_and_certify_are_admin_only(world, who):
     api = world.api.as_(getattr(world, who))
     assert api.post("/api/v1/pharmacies", json=NEW).status_code == 403
-    assert api.post(f"/api/v1/pharmacies/{world.pharmacy.id}/certify", json={"attestations": PHARMACY_ATTESTED}).status_code == 403
+    assert (
+        api.post(
+            f"/api/v1/pharmacies/{world.pharmacy.id}/certify", json={"attestations": PHARMACY_ATTESTED}
+        ).status_code
+        == 403
+    )
     for action in ("suspend", "reinstate", "decertify"):
         assert api.post(f"/api/v1/pharmacies/{world.pharmacy.id}/{action}", json={}).status_code == 403
 
@@ -65,7 +77,11 @@ def test_register_and_certify_are_admin_only(world, who):
 def test_certify_sets_certified_until_from_the_program(world):
     pid = register(world).json["id"]
     now = utc(2026, 3, 1, 12, 0)
-    r = world.api.as_(world.admin).at(now).post(f"/api/v1/pharmacies/{pid}/certify", json={"attestations": PHARMACY_ATTESTED})
+    r = (
+        world.api.as_(world.admin)
+        .at(now)
+        .post(f"/api/v1/pharmacies/{pid}/certify", json={"attestations": PHARMACY_ATTESTED})
+    )
     assert r.status_code == 200, r.json
     days = world.runtime.program.in_force(now).pharmacy_certification_days
     assert r.json["status"] == "certified"
@@ -83,7 +99,9 @@ def test_certify_needs_every_attestation(world):
 
 def certified_pharmacy(world, at):
     pid = register(world).json["id"]
-    world.api.as_(world.admin).at(at).post(f"/api/v1/pharmacies/{pid}/certify", json={"attestations": PHARMACY_ATTESTED})
+    world.api.as_(world.admin).at(at).post(
+        f"/api/v1/pharmacies/{pid}/certify", json={"attestations": PHARMACY_ATTESTED}
+    )
     return pid
 
 
@@ -112,8 +130,10 @@ def test_expired_pharmacy_renews_and_cannot_be_suspended(world):
 def test_renewal_while_certified_extends(world):
     start = utc(2026, 1, 10)
     pid = certified_pharmacy(world, start)
-    r = world.api.as_(world.admin).at(start + timedelta(days=700)).post(
-        f"/api/v1/pharmacies/{pid}/certify", json={"attestations": PHARMACY_ATTESTED}
+    r = (
+        world.api.as_(world.admin)
+        .at(start + timedelta(days=700))
+        .post(f"/api/v1/pharmacies/{pid}/certify", json={"attestations": PHARMACY_ATTESTED})
     )
     assert r.status_code == 200
     assert datetime.fromisoformat(r.json["certified_until"]) == start + timedelta(days=700 + 730)
@@ -126,7 +146,12 @@ def test_life_cycle(world):
     assert admin.post(f"/api/v1/pharmacies/{pid}/certify", json={"attestations": PHARMACY_ATTESTED}).status_code == 409
     assert admin.post(f"/api/v1/pharmacies/{pid}/reinstate").json["status"] == "certified"
     assert admin.post(f"/api/v1/pharmacies/{pid}/decertify", json={}).json["status"] == "decertified"
-    for action, body in (("reinstate", {}), ("suspend", {}), ("certify", {"attestations": PHARMACY_ATTESTED}), ("decertify", {})):
+    for action, body in (
+        ("reinstate", {}),
+        ("suspend", {}),
+        ("certify", {"attestations": PHARMACY_ATTESTED}),
+        ("decertify", {}),
+    ):
         r = admin.post(f"/api/v1/pharmacies/{pid}/{action}", json=body)
         assert r.status_code == 409 and "'decertified'" in r.json["message"], action
 
@@ -153,5 +178,10 @@ def test_unknown_pharmacy_is_404(world):
     admin = world.api.as_(world.admin)
     missing = uuid.uuid4()
     assert admin.get(f"/api/v1/pharmacies/{missing}").status_code == 404
-    for action, body in (("certify", {"attestations": PHARMACY_ATTESTED}), ("suspend", {}), ("reinstate", {}), ("decertify", {})):
+    for action, body in (
+        ("certify", {"attestations": PHARMACY_ATTESTED}),
+        ("suspend", {}),
+        ("reinstate", {}),
+        ("decertify", {}),
+    ):
         assert admin.post(f"/api/v1/pharmacies/{missing}/{action}", json=body).status_code == 404

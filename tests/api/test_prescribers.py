@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from tests.helpers import PRESCRIBER_ATTESTED, VALID_NPIS
 from rems_service.services.audit import iter_entries
+from tests.helpers import PRESCRIBER_ATTESTED, VALID_NPIS
 
 NEW = {"npi": "1679576722", "first_name": "Grace", "last_name": "Hopper", "email": "gh@example.org"}
 
@@ -88,7 +88,11 @@ def test_register_forbidden_before_validation(world):
 
 def test_prescriber_certifies_itself(world):
     pid = register(world).json["id"]
-    token = world.api.as_(world.admin).post("/api/v1/users", json={"name": "Dr G", "role": "prescriber", "prescriber_id": pid}).json["token"]
+    token = (
+        world.api.as_(world.admin)
+        .post("/api/v1/users", json={"name": "Dr G", "role": "prescriber", "prescriber_id": pid})
+        .json["token"]
+    )
     r = world.api.as_(token).post(f"/api/v1/prescribers/{pid}/certify", json={"attestations": PRESCRIBER_ATTESTED})
     assert r.status_code == 200, r.json
     assert r.json["status"] == "certified" and r.json["certified_at"]
@@ -111,7 +115,8 @@ def test_certify_needs_every_attestation_true(world):
 def test_attestation_must_be_a_json_true(world, value):
     pid = register(world).json["id"]
     r = world.api.as_(world.admin).post(
-        f"/api/v1/prescribers/{pid}/certify", json={"attestations": {**PRESCRIBER_ATTESTED, "completed_education": value}}
+        f"/api/v1/prescribers/{pid}/certify",
+        json={"attestations": {**PRESCRIBER_ATTESTED, "completed_education": value}},
     )
     assert r.status_code == 422
 
@@ -128,7 +133,10 @@ def test_another_prescriber_cannot_see_or_certify(world):
     pid = world.other_prescriber.id
     as_prescriber = world.api.as_(world.prescriber_token)
     assert as_prescriber.get(f"/api/v1/prescribers/{pid}").status_code == 404
-    assert as_prescriber.post(f"/api/v1/prescribers/{pid}/certify", json={"attestations": PRESCRIBER_ATTESTED}).status_code == 404
+    assert (
+        as_prescriber.post(f"/api/v1/prescribers/{pid}/certify", json={"attestations": PRESCRIBER_ATTESTED}).status_code
+        == 404
+    )
     assert as_prescriber.get(f"/api/v1/prescribers/{world.prescriber.id}").status_code == 200
 
 
@@ -141,7 +149,12 @@ def test_unknown_prescriber_is_404(world):
     missing = uuid.uuid4()
     admin = world.api.as_(world.admin)
     assert admin.get(f"/api/v1/prescribers/{missing}").status_code == 404
-    for action, body in (("certify", {"attestations": PRESCRIBER_ATTESTED}), ("suspend", {"reason": "x"}), ("reinstate", {}), ("decertify", {"reason": "x"})):
+    for action, body in (
+        ("certify", {"attestations": PRESCRIBER_ATTESTED}),
+        ("suspend", {"reason": "x"}),
+        ("reinstate", {}),
+        ("decertify", {"reason": "x"}),
+    ):
         r = admin.post(f"/api/v1/prescribers/{missing}/{action}", json=body)
         assert r.status_code == 404, action
         assert r.json["message"] == "Prescriber not found."
@@ -151,7 +164,9 @@ def test_life_cycle_through_the_api(world):
     admin = world.api.as_(world.admin)
     pid = world.prescriber.id
     r = admin.post(f"/api/v1/prescribers/{pid}/suspend", json={"reason": "license under review"})
-    assert r.status_code == 200 and r.json["status"] == "suspended" and r.json["status_reason"] == "license under review"
+    assert (
+        r.status_code == 200 and r.json["status"] == "suspended" and r.json["status_reason"] == "license under review"
+    )
     r = admin.post(f"/api/v1/prescribers/{pid}/reinstate", json={})
     assert r.status_code == 200 and r.json["status"] == "certified" and r.json["status_reason"] is None
     r = admin.post(f"/api/v1/prescribers/{pid}/decertify", json={"reason": "retired"})
@@ -188,13 +203,17 @@ def test_suspend_needs_a_reason(world):
 
 def test_reinstate_body_is_closed(world):
     world.api.as_(world.admin).post(f"/api/v1/prescribers/{world.prescriber.id}/suspend", json={"reason": "x"})
-    r = world.api.as_(world.admin).post(f"/api/v1/prescribers/{world.prescriber.id}/reinstate", json={"status": "certified"})
+    r = world.api.as_(world.admin).post(
+        f"/api/v1/prescribers/{world.prescriber.id}/reinstate", json={"status": "certified"}
+    )
     assert r.status_code == 422
 
 
 @pytest.mark.parametrize("action", ["suspend", "reinstate", "decertify"])
 def test_state_changes_are_admin_only(world, action):
-    r = world.api.as_(world.prescriber_token).post(f"/api/v1/prescribers/{world.prescriber.id}/{action}", json={"reason": "x"})
+    r = world.api.as_(world.prescriber_token).post(
+        f"/api/v1/prescribers/{world.prescriber.id}/{action}", json={"reason": "x"}
+    )
     assert r.status_code == 403
 
 

@@ -27,7 +27,9 @@ def _events(runtime, kind):
 
 def test_expiries_and_lapses_are_mirrored_and_the_authorization_released(world):
     patient, decision = approved_authorization(world)
-    confirmation = dispense(world, decision["authorization_number"], patient["rems_patient_id"]).json["confirmation_number"]
+    confirmation = dispense(world, decision["authorization_number"], patient["rems_patient_id"]).json[
+        "confirmation_number"
+    ]
     runtime = world.runtime
     assert handlers.run_sweeps(runtime, NOW + timedelta(hours=23)).get("confirmations_lapsed", 0) == 0
     report = handlers.run_sweeps(runtime, NOW + timedelta(hours=24))
@@ -40,7 +42,9 @@ def test_expiries_and_lapses_are_mirrored_and_the_authorization_released(world):
     assert report["authorizations_expired"] == 1
     with runtime.session() as s:
         assert s.exec(select(Authorization)).one().status.value == "expired"
-    assert [e.payload["authorization_number"] for e in _events(runtime, "authorization.expired")] == [decision["authorization_number"]]
+    assert [e.payload["authorization_number"] for e in _events(runtime, "authorization.expired")] == [
+        decision["authorization_number"]
+    ]
     assert confirmation
 
 
@@ -81,7 +85,9 @@ def test_pharmacy_renewal_warning_then_expiry(world):
     handlers.run_sweeps(runtime, until - timedelta(days=20))
     assert len(_events(runtime, "pharmacy.certification_expiring")) == 2  # both pharmacies, once each
     assert handlers.run_sweeps(runtime, until - timedelta(seconds=1)).get("pharmacies_expired", 0) == 0
-    report = handlers.run_sweeps(runtime, until + timedelta(seconds=5))  # the second pharmacy was certified a moment later
+    report = handlers.run_sweeps(
+        runtime, until + timedelta(seconds=5)
+    )  # the second pharmacy was certified a moment later
     assert report["pharmacies_expired"] == 2
     with runtime.session() as s:
         assert {p.status.value for p in s.exec(select(Pharmacy)).all()} == {"expired"}
@@ -104,7 +110,16 @@ def test_sweeps_read_only_due_rows(world):
     assert selects
     for statement in selects:
         upper = statement.upper()
-        assert any(col in upper for col in ("EXPIRES_AT", "CONFIRMATION_EXPIRES_AT", "NEXT_TEST_DUE_AT", "NEXT_SURVEY_DUE_AT", "CERTIFIED_UNTIL")), statement
+        assert any(
+            col in upper
+            for col in (
+                "EXPIRES_AT",
+                "CONFIRMATION_EXPIRES_AT",
+                "NEXT_TEST_DUE_AT",
+                "NEXT_SURVEY_DUE_AT",
+                "CERTIFIED_UNTIL",
+            )
+        ), statement
 
 
 @pytest.fixture

@@ -39,7 +39,15 @@ def test_tokens_are_unique(world):
 
 
 def test_pharmacist_with_training_date(world):
-    r = create(world, {"name": "Pharm", "role": "pharmacist", "pharmacy_id": str(world.pharmacy.id), "training_completed_at": "2026-01-05T10:00:00+00:00"})
+    r = create(
+        world,
+        {
+            "name": "Pharm",
+            "role": "pharmacist",
+            "pharmacy_id": str(world.pharmacy.id),
+            "training_completed_at": "2026-01-05T10:00:00+00:00",
+        },
+    )
     assert r.status_code == 201 and r.json["pharmacy_id"] == str(world.pharmacy.id)
     assert r.json["training_completed_at"].startswith("2026-01-05T10:00:00")
 
@@ -53,9 +61,28 @@ def test_pharmacist_with_training_date(world):
         ({"name": "x", "role": "pharmacist", "pharmacy_id": "00000000-0000-4000-8000-000000000000"}, "pharmacy_id"),
         ({"name": "x", "role": "admin", "pharmacy_id": "PHARMACY"}, "pharmacy_id"),
         ({"name": "x", "role": "auditor", "prescriber_id": "PRESCRIBER"}, "prescriber_id"),
-        ({"name": "x", "role": "auditor", "training_completed_at": "2026-01-01T00:00:00+00:00"}, "training_completed_at"),
-        ({"name": "x", "role": "pharmacist", "pharmacy_id": "PHARMACY", "training_completed_at": "2999-01-01T00:00:00+00:00"}, "training_completed_at"),
-        ({"name": "x", "role": "pharmacist", "pharmacy_id": "PHARMACY", "training_completed_at": "2026-01-01T00:00:00"}, "training_completed_at"),
+        (
+            {"name": "x", "role": "auditor", "training_completed_at": "2026-01-01T00:00:00+00:00"},
+            "training_completed_at",
+        ),
+        (
+            {
+                "name": "x",
+                "role": "pharmacist",
+                "pharmacy_id": "PHARMACY",
+                "training_completed_at": "2999-01-01T00:00:00+00:00",
+            },
+            "training_completed_at",
+        ),
+        (
+            {
+                "name": "x",
+                "role": "pharmacist",
+                "pharmacy_id": "PHARMACY",
+                "training_completed_at": "2026-01-01T00:00:00",
+            },
+            "training_completed_at",
+        ),
         ({"name": "x", "role": "superuser"}, "role"),
         ({"role": "admin"}, "name"),
         ({"name": "x", "role": "admin", "token": "mine"}, "token"),

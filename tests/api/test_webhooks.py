@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -53,7 +53,10 @@ def test_an_issued_authorization_is_delivered_signed(inline_world, receiver):
     assert receiver.wait_for(1)
     got = receiver.received[0]
     assert signature_ok(hook["secret"], got)
-    assert got.body["type"] == "authorization.issued" and got.body["data"]["authorization_number"] == decision["authorization_number"]
+    assert (
+        got.body["type"] == "authorization.issued"
+        and got.body["data"]["authorization_number"] == decision["authorization_number"]
+    )
     assert set(got.body) == {"id", "type", "occurred_at", "data"}
     log = world.api.as_(world.prescriber_token).get(f"/api/v1/webhooks/{hook['id']}/deliveries").json["items"]
     assert [(d["status"], d["attempts"], d["log"][0]["status_code"]) for d in log] == [("delivered", 1, 200)]
@@ -95,7 +98,7 @@ def test_failed_deliveries_are_retried_with_backoff_and_logged(inline_world, rec
     assert receiver.wait_for(1)
     runtime = world.runtime
     base = runtime.settings["WEBHOOK_BACKOFF_SECONDS"]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert handlers.run_sweeps(runtime, now).get("webhook_attempts", 0) == 0  # not due yet
     handlers.run_sweeps(runtime, now + timedelta(seconds=base + 1))  # second attempt: 503
     handlers.run_sweeps(runtime, now + timedelta(seconds=base + 1))  # not due again yet (backoff doubled)
@@ -114,8 +117,8 @@ def test_gives_up_after_the_maximum_attempts(inline_world, receiver, monkeypatch
     receiver.statuses = [500] * 5
     subscribe(world, world.prescriber_token, receiver.url, ["authorization.issued"])
     approved_authorization(world)
-    handlers.run_sweeps(world.runtime, datetime.now(timezone.utc) + timedelta(days=1))
-    handlers.run_sweeps(world.runtime, datetime.now(timezone.utc) + timedelta(days=2))
+    handlers.run_sweeps(world.runtime, datetime.now(UTC) + timedelta(days=1))
+    handlers.run_sweeps(world.runtime, datetime.now(UTC) + timedelta(days=2))
     with world.runtime.session() as s:
         (row,) = s.exec(select(WebhookDelivery)).all()
     assert row.status == "failed" and row.attempts == 2 and len(receiver.received) == 2
@@ -141,27 +144,40 @@ def test_relaying_twice_delivers_once(inline_world, receiver):
 def test_deleting_a_subscription_stops_deliveries(inline_world, receiver):
     world = inline_world
     hook = subscribe(world, world.prescriber_token, receiver.url, ["authorization.issued"])
-    assert world.api.as_(world.other_prescriber_token).request("DELETE", f"/api/v1/webhooks/{hook['id']}").status_code == 404
+    assert (
+        world.api.as_(world.other_prescriber_token).request("DELETE", f"/api/v1/webhooks/{hook['id']}").status_code
+        == 404
+    )
     assert world.api.as_(world.prescriber_token).request("DELETE", f"/api/v1/webhooks/{hook['id']}").status_code == 204
     approved_authorization(world)
     assert receiver.received == []
     assert world.api.as_(world.prescriber_token).get(f"/api/v1/webhooks/{hook['id']}/deliveries").status_code == 404
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"url": "ftp://example.org/x", "events": ["authorization.issued"]}, "url"),
-    ({"url": "not a url", "events": ["authorization.issued"]}, "url"),
-    ({"url": "https://example.org/x", "events": []}, "events"),
-    ({"url": "https://example.org/x", "events": ["authorization.exploded"]}, "events.0"),
-    ({"url": "https://example.org/x", "events": ["authorization.issued"], "secret": "mine"}, "secret"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"url": "ftp://example.org/x", "events": ["authorization.issued"]}, "url"),
+        ({"url": "not a url", "events": ["authorization.issued"]}, "url"),
+        ({"url": "https://example.org/x", "events": []}, "events"),
+        ({"url": "https://example.org/x", "events": ["authorization.exploded"]}, "events.0"),
+        ({"url": "https://example.org/x", "events": ["authorization.issued"], "secret": "mine"}, "secret"),
+    ],
+)
 def test_bad_subscriptions_are_422(world, body, field):
     r = world.api.as_(world.admin).post("/api/v1/webhooks", json=body)
     assert r.status_code == 422 and field in r.json["errors"], r.json
 
 
 def test_auditors_may_not_subscribe_and_others_cannot_read_the_log(world):
-    assert world.api.as_(world.auditor).post("/api/v1/webhooks", json={"url": "https://example.org/x", "events": ["authorization.issued"]}).status_code == 403
+    assert (
+        world.api.as_(world.auditor)
+        .post("/api/v1/webhooks", json={"url": "https://example.org/x", "events": ["authorization.issued"]})
+        .status_code
+        == 403
+    )
     hook = subscribe(world, world.pharmacist_token, "https://example.org/x", ["dispense.approved"])
-    assert world.api.as_(world.other_pharmacist_token).get(f"/api/v1/webhooks/{hook['id']}/deliveries").status_code == 404
+    assert (
+        world.api.as_(world.other_pharmacist_token).get(f"/api/v1/webhooks/{hook['id']}/deliveries").status_code == 404
+    )
     assert world.api.as_(world.admin).get(f"/api/v1/webhooks/{hook['id']}/deliveries").status_code == 200

@@ -11,9 +11,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -25,7 +26,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def call(method: str, url: str, token: str | None = None, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, bytes, dict[str, str]]:
+def call(
+    method: str,
+    url: str,
+    token: str | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> tuple[int, bytes, dict[str, str]]:
     """One HTTP request; returns (status, raw body, headers) for any status."""
     sent = {"Content-Type": "application/json", **(headers or {})}
     if token:
@@ -54,7 +62,10 @@ def gunicorn(database_url: str, log_path: Path, **env_overrides: str) -> Iterato
     proc = subprocess.Popen(
         [BIN / "gunicorn", "-c", "config/gunicorn.py"],
         env={"REMS_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", **env},
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:

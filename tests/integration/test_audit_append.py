@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import pytest
 from sqlmodel import select
 
 from rems_service.db.models import AuditEntry, OutboxEvent, Prescriber
 from rems_service.services import audit, prescribers
-from rems_service.services.actor import Actor, SYSTEM
+from rems_service.services.actor import SYSTEM, Actor
 from rems_service.services.errors import Conflict
-from tests.helpers import PRESCRIBER_ATTESTED, make_prescriber, make_user, utc, tamper_with_audit
+from tests.helpers import PRESCRIBER_ATTESTED, make_prescriber, make_user, tamper_with_audit, utc
 from workflows.audit import GENESIS_HASH, chain_hash
 
 
@@ -28,7 +27,13 @@ def test_state_changes_are_chained_with_actor_time_and_states(runtime):
     prescribers.suspend(runtime.uow(), actor, now, row.id, "board review")
     prescribers.decertify(runtime.uow(), actor, now, row.id, "revoked")
     log = entries(runtime)
-    assert [e.action for e in log] == ["user.created", "prescriber.registered", "prescriber.certified", "prescriber.suspended", "prescriber.decertified"]
+    assert [e.action for e in log] == [
+        "user.created",
+        "prescriber.registered",
+        "prescriber.certified",
+        "prescriber.suspended",
+        "prescriber.decertified",
+    ]
     suspended = log[3]
     assert suspended.actor_user_id == admin_id.id and suspended.actor_role == "admin"
     assert suspended.effective_at == now and suspended.recorded_at.tzinfo is not None
@@ -59,7 +64,14 @@ def test_an_exception_after_the_audit_append_rolls_everything_back(runtime):
     before = len(entries(runtime))
     with pytest.raises(RuntimeError):
         with runtime.uow() as uow:
-            audit.append(uow.session, actor=SYSTEM, action="x.y", outcome="completed", effective_at=utc(2026, 1, 1), subject={"prescriber_id": row.id})
+            audit.append(
+                uow.session,
+                actor=SYSTEM,
+                action="x.y",
+                outcome="completed",
+                effective_at=utc(2026, 1, 1),
+                subject={"prescriber_id": row.id},
+            )
             p = uow.session.get(Prescriber, row.id)
             p.status_reason = "half-written"
             uow.session.add(p)
@@ -74,7 +86,15 @@ def test_an_exception_after_the_audit_append_rolls_everything_back(runtime):
 def test_phi_keys_are_refused(runtime, key):
     with runtime.uow() as uow:
         with pytest.raises(ValueError, match="R-AUD-3"):
-            audit.append(uow.session, actor=SYSTEM, action="x", outcome="completed", effective_at=utc(2026, 1, 1), subject={"rems_patient_id": "P1"}, details={"nested": {key: "x"}})
+            audit.append(
+                uow.session,
+                actor=SYSTEM,
+                action="x",
+                outcome="completed",
+                effective_at=utc(2026, 1, 1),
+                subject={"rems_patient_id": "P1"},
+                details={"nested": {key: "x"}},
+            )
 
 
 def test_no_participant_names_in_the_audit_log(runtime):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -26,7 +26,7 @@ from tests.helpers import tamper_with_audit
 from workflows.audit import GENESIS_HASH, chain_hash
 
 CHAIN = 10_000
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def build_chain(engine, n: int = CHAIN) -> list[AuditEntry]:
@@ -34,11 +34,23 @@ def build_chain(engine, n: int = CHAIN) -> list[AuditEntry]:
     entries, prev = [], GENESIS_HASH
     for seq in range(1, n + 1):
         entry = AuditEntry(
-            seq=seq, recorded_at=T0 + timedelta(seconds=seq), effective_at=T0 + timedelta(seconds=seq),
-            actor_user_id=None, actor_role="system", action="test.entry", outcome="completed",
+            seq=seq,
+            recorded_at=T0 + timedelta(seconds=seq),
+            effective_at=T0 + timedelta(seconds=seq),
+            actor_user_id=None,
+            actor_role="system",
+            action="test.entry",
+            outcome="completed",
             reasons=[{"code": "EARLY_REFILL", "rule": "R-DISP-3", "message": "m"}] if seq % 7 == 0 else [],
-            program_version="2020.1", subject={"n": seq}, prescriber_id=None, pharmacy_id=None,
-            rems_patient_id=f"RP-{seq:05d}-TEST0", inputs_digest="0" * 64, details={"i": seq}, prev_hash=prev, hash="",
+            program_version="2020.1",
+            subject={"n": seq},
+            prescriber_id=None,
+            pharmacy_id=None,
+            rems_patient_id=f"RP-{seq:05d}-TEST0",
+            inputs_digest="0" * 64,
+            details={"i": seq},
+            prev_hash=prev,
+            hash="",
         )
         entry.hash = chain_hash(prev, audit.entry_content(entry))
         prev = entry.hash
@@ -95,9 +107,7 @@ def _mutations(entries):
         session.execute(table.update().where(table.c.seq == 3000).values(hash="swap-in-progress"))  # hash is unique
         for seq, values in ((3001, va), (3000, vb)):
             for c, v in values.items():
-                session.execute(
-                    AuditEntry.__table__.update().where(AuditEntry.__table__.c.seq == seq).values({c: v})
-                )
+                session.execute(AuditEntry.__table__.update().where(AuditEntry.__table__.c.seq == seq).values({c: v}))
         return 3000
 
     def insert_forged(session):
@@ -114,11 +124,24 @@ def _mutations(entries):
         session.execute(text("UPDATE audit_chain_head SET seq = 9000, hash = :h"), {"h": entries[8999].hash})
         return None  # consistent by itself: only the anchor can tell (see below)
 
-    return {"edit a field": edit, "edit a JSON field": edit_json, "delete a row": delete, "swap two rows": swap,
-            "insert a forged row": insert_forged, "truncate the tail": truncate_tail_and_forge_head}
+    return {
+        "edit a field": edit,
+        "edit a JSON field": edit_json,
+        "delete a row": delete,
+        "swap two rows": swap,
+        "insert a forged row": insert_forged,
+        "truncate the tail": truncate_tail_and_forge_head,
+    }
 
 
-MUTATIONS = ["edit a field", "edit a JSON field", "delete a row", "swap two rows", "insert a forged row", "truncate the tail"]
+MUTATIONS = [
+    "edit a field",
+    "edit a JSON field",
+    "delete a row",
+    "swap two rows",
+    "insert a forged row",
+    "truncate the tail",
+]
 
 
 def test_each_mutation_of_a_10000_entry_chain_is_detected(chained):
@@ -160,7 +183,10 @@ def test_the_database_refuses_update_delete_and_truncate(database_url):
     engine = build_engine(database_url)
     try:
         build_chain(engine, 3)
-        statements = ["UPDATE audit_entries SET outcome = 'approved' WHERE seq = 2", "DELETE FROM audit_entries WHERE seq = 3"]
+        statements = [
+            "UPDATE audit_entries SET outcome = 'approved' WHERE seq = 2",
+            "DELETE FROM audit_entries WHERE seq = 3",
+        ]
         if engine.dialect.name == "postgresql":
             statements.append("TRUNCATE audit_entries CASCADE")
         for statement in statements:
@@ -208,8 +234,14 @@ def test_eight_concurrent_writers_of_200_entries_leave_one_chain(postgres_url):
             barrier.wait()
             for i in range(200):
                 with Session(engine) as session:
-                    audit.append(session, actor=SYSTEM, action="test.append", outcome="completed",
-                                 effective_at=datetime.now(timezone.utc), subject={"writer": n, "i": i})
+                    audit.append(
+                        session,
+                        actor=SYSTEM,
+                        action="test.append",
+                        outcome="completed",
+                        effective_at=datetime.now(UTC),
+                        subject={"writer": n, "i": i},
+                    )
                     session.commit()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -241,12 +273,24 @@ def test_postgresql_builds_each_entrys_canonical_text_as_python_does(postgres_ur
         with Session(engine) as session:
             for i, role in enumerate(("system", "pharmacist", awkward[:20])):
                 audit.append(  # awkward text in string columns (actor role, action) and in JSON columns
-                    session, actor=Actor(uuid.uuid4() if i else None, role), action=f"test.{i} {awkward[:50]}", outcome="completed",
+                    session,
+                    actor=Actor(uuid.uuid4() if i else None, role),
+                    action=f"test.{i} {awkward[:50]}",
+                    outcome="completed",
                     effective_at=T0 + timedelta(microseconds=i),
-                    subject={"rems_patient_id": f"RP-{i}", "pharmacy_id": str(uuid.uuid4()) if i else None, "note": awkward},
+                    subject={
+                        "rems_patient_id": f"RP-{i}",
+                        "pharmacy_id": str(uuid.uuid4()) if i else None,
+                        "note": awkward,
+                    },
                     reasons=[{"code": "X", "message": awkward, "n": [1, 2.5, True, None, {"z": 1, "a": [{}]}]}],
-                    program_version=None if i == 1 else "2020.1", inputs={"any": awkward},
-                    details={"nested": {"b": awkward, "a": -0.0, "big": 10**20, "small": 1e-7}, "empty": {}, "list": []},
+                    program_version=None if i == 1 else "2020.1",
+                    inputs={"any": awkward},
+                    details={
+                        "nested": {"b": awkward, "a": -0.0, "big": 10**20, "small": 1e-7},
+                        "empty": {},
+                        "list": [],
+                    },
                 )
             session.commit()
         with Session(engine) as session:

@@ -13,6 +13,8 @@ from tests.integration.server import ROOT
 
 @pytest.mark.parametrize("module", ["bench.run", "bench.load", "bench.profile"])
 def test_bench_entry_points_import(module):
-    result = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout.lower()

@@ -23,9 +23,9 @@ def rems(monkeypatch, tmp_path):
     return run
 
 
-
 def test_upgrade_seed_and_verify(rems):
     from alembic.script import ScriptDirectory
+
     from rems_service.db.migrate import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -52,7 +52,10 @@ def test_seeded_tokens_work_against_the_api(rems, monkeypatch):
     headers = {"Authorization": f"Bearer {seeded['users']['admin']['token']}"}
     r = client.get(f"/api/v1/prescribers/{seeded['prescriber_id']}", headers=headers)
     assert r.status_code == 200 and r.json["status"] == "certified"
-    r = client.get(f"/api/v1/pharmacies/{seeded['pharmacy_id']}", headers={"Authorization": f"Bearer {seeded['users']['pharmacist']['token']}"})
+    r = client.get(
+        f"/api/v1/pharmacies/{seeded['pharmacy_id']}",
+        headers={"Authorization": f"Bearer {seeded['users']['pharmacist']['token']}"},
+    )
     assert r.status_code == 200 and r.json["status"] == "certified"
     app.extensions["rems"].engine.dispose()
 
@@ -62,7 +65,19 @@ def test_users_create_prints_id_and_token(rems):
     seeded = json.loads(rems("demo", "seed").stdout)
     out = json.loads(rems("users", "create", "--name", "Ops", "--role", "admin").stdout)
     assert set(out) == {"id", "token"}
-    out = json.loads(rems("users", "create", "--name", "P", "--role", "pharmacist", "--pharmacy-id", seeded["pharmacy_id"], "--trained").stdout)
+    out = json.loads(
+        rems(
+            "users",
+            "create",
+            "--name",
+            "P",
+            "--role",
+            "pharmacist",
+            "--pharmacy-id",
+            seeded["pharmacy_id"],
+            "--trained",
+        ).stdout
+    )
     assert out["token"]
 
 
@@ -75,8 +90,8 @@ def test_users_create_refuses_a_pharmacist_without_pharmacy(rems):
 def test_audit_verify_exits_1_on_a_broken_chain(rems, monkeypatch):
     rems("db", "upgrade")
     rems("demo", "seed")
-    import sqlite3
     import os
+    import sqlite3
 
     path = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:

@@ -15,13 +15,14 @@ database through the services. After every step:
 from __future__ import annotations
 
 import shutil
-import uuid
 import tempfile
-from datetime import date, datetime, timedelta, timezone
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 from sqlalchemy import func
 from sqlmodel import select
@@ -36,7 +37,7 @@ from rems_service.services.errors import ServiceError
 from tests.helpers import make_pharmacy, make_prescriber, make_user
 from workflows.audit import GENESIS_HASH
 
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CATEGORIES = ("FRP_ADULT", "MALE_ADULT", "FNRP_ADULT")
 _template: Path | None = None
 #: Mostly the valid answer, so that approvals (what the invariants check) are common.
@@ -72,6 +73,7 @@ def _days(earlier: datetime, later: datetime) -> int:
 
 # --- The oracle: REMS_RULES.md restated over the snapshot JSON ---------------------------
 
+
 def _testing_ok(patient: dict, now: datetime, purpose: str) -> bool:
     if not patient["risk_category"].startswith("FRP"):
         return True
@@ -84,7 +86,9 @@ def _testing_ok(patient: dict, now: datetime, purpose: str) -> bool:
     negatives = [_t(t["collected_at"]) for t in tests if t["result"] == "negative"]
     started = patient["therapy_started_at"]
     if purpose == "authorization" and started is None:  # R-PREG-1
-        return any(10 <= _days(c, now) <= 14 for c in negatives) and any(now - timedelta(hours=24) <= c <= now for c in negatives)
+        return any(10 <= _days(c, now) <= 14 for c in negatives) and any(
+            now - timedelta(hours=24) <= c <= now for c in negatives
+        )
     in_first_phase = started is None or _days(_t(started), now) < 28  # R-PREG-3
     interval = 7 if in_first_phase else (28 if patient["menstrual_cycle"] == "regular" else 14)
     return _days(max(negatives), now) <= interval
@@ -100,7 +104,8 @@ def authorization_satisfies_rules(snapshot: dict, now: datetime) -> list[str]:
         "R-PAT-2": patient["status"] in ("enrolled", "on_therapy"),
         "R-AUTH-2": req["days_supply"] <= 28,
         "R-PRES-2": req["prescriber_survey"]["counseled_on_risks"] is True,
-        "R-CONTRA": patient["risk_category"].startswith("FNRP") or req["prescriber_survey"]["contraception_confirmed"] is True,
+        "R-CONTRA": patient["risk_category"].startswith("FNRP")
+        or req["prescriber_survey"]["contraception_confirmed"] is True,
         "R-SURV-1": last is not None and _t(last) <= now and _days(_t(last), now) <= survey_days,
         "R-PREG": _testing_ok(patient, now, "authorization"),
     }
@@ -108,24 +113,35 @@ def authorization_satisfies_rules(snapshot: dict, now: datetime) -> list[str]:
 
 
 def dispense_satisfies_rules(snapshot: dict, now: datetime) -> list[str]:
-    pharmacy, pharmacist, req, auth = snapshot["pharmacy"], snapshot["pharmacist"], snapshot["request"], snapshot["authorization"]
+    pharmacy, pharmacist, req, auth = (
+        snapshot["pharmacy"],
+        snapshot["pharmacist"],
+        snapshot["request"],
+        snapshot["authorization"],
+    )
     prior = snapshot["prior_dispense"]
     checks = {
         "R-PHA-1/2": pharmacy["status"] == "certified" and _t(pharmacy["certified_until"]) > now,
         "R-PHA-3": pharmacist["training_completed_at"] is not None and _t(pharmacist["training_completed_at"]) <= now,
-        "R-COUNSEL-1": req["counseling"]["medication_guide_provided"] is True and req["counseling"]["checklist_completed"] is True,
-        "R-AUTH-4": auth is not None and auth["rems_patient_id"] == req["rems_patient_id"] and auth["number"] == req["authorization_number"],
+        "R-COUNSEL-1": req["counseling"]["medication_guide_provided"] is True
+        and req["counseling"]["checklist_completed"] is True,
+        "R-AUTH-4": auth is not None
+        and auth["rems_patient_id"] == req["rems_patient_id"]
+        and auth["number"] == req["authorization_number"],
     }
     if auth is not None and snapshot["patient"] is not None:
         live = auth["confirmation_expires_at"] is not None and now < _t(auth["confirmation_expires_at"])
-        checks.update({
-            "R-AUTH-3": auth["status"] in ("issued", "confirmed") and now < _t(auth["expires_at"]),
-            "R-DISP-5": not live,
-            "R-DISP-4": req["days_supply"] <= auth["days_supply"],
-            "R-PAT-2": snapshot["patient"]["status"] in ("enrolled", "on_therapy"),
-            "R-PREG-3": _testing_ok(snapshot["patient"], now, "dispense"),
-            "R-DISP-3": prior is None or _days(now, _t(prior["dispensed_at"]) + timedelta(days=prior["days_supply"])) <= 7,
-        })
+        checks.update(
+            {
+                "R-AUTH-3": auth["status"] in ("issued", "confirmed") and now < _t(auth["expires_at"]),
+                "R-DISP-5": not live,
+                "R-DISP-4": req["days_supply"] <= auth["days_supply"],
+                "R-PAT-2": snapshot["patient"]["status"] in ("enrolled", "on_therapy"),
+                "R-PREG-3": _testing_ok(snapshot["patient"], now, "dispense"),
+                "R-DISP-3": prior is None
+                or _days(now, _t(prior["dispensed_at"]) + timedelta(days=prior["days_supply"])) <= 7,
+            }
+        )
     else:
         checks["patient facts read"] = False
     return [rule for rule, ok in checks.items() if not ok]
@@ -152,7 +168,9 @@ class DecisionMachine(RuleBasedStateMachine):
             pharmacy = self._pharmacy(ncpdp)
             when = START - timedelta(days=30) if trained else None
             u, _ = make_user(self.runtime, "pharmacist", pharmacy_id=pharmacy.id, training_completed_at=when)
-            self.pharmacists.append(Actor(u.id, UserRole.PHARMACIST.value, pharmacy_id=pharmacy.id, training_completed_at=when))
+            self.pharmacists.append(
+                Actor(u.id, UserRole.PHARMACIST.value, pharmacy_id=pharmacy.id, training_completed_at=when)
+            )
         self.checked_decisions = 0
 
     def _pharmacy(self, ncpdp):
@@ -179,11 +197,18 @@ class DecisionMachine(RuleBasedStateMachine):
     @rule(target=patients_, category=st.sampled_from(CATEGORIES), cycle=st.sampled_from(["regular", "irregular"]))
     def enroll(self, category, cycle):
         row = patients.enroll(
-            self.runtime.uow(), self.prescriber, self.now, self.runtime.program,
-            first_name="Pat", last_name="Ient", date_of_birth=date(1970, 5, 5), risk_category=category,
+            self.runtime.uow(),
+            self.prescriber,
+            self.now,
+            self.runtime.program,
+            first_name="Pat",
+            last_name="Ient",
+            date_of_birth=date(1970, 5, 5),
+            risk_category=category,
             menstrual_cycle=cycle if category.startswith("FRP") else None,
             fnrp_reason="hysterectomy" if category.startswith("FNRP") else None,
-            ppaf_signed=True, counseling_completed=True,
+            ppaf_signed=True,
+            counseling_completed=True,
         )
         return (row.id, row.rems_patient_id, category)
 
@@ -193,16 +218,29 @@ class DecisionMachine(RuleBasedStateMachine):
             return
         result = "positive" if rare == 0 else "negative"
         self._call(
-            patients.record_test, self.runtime.uow(), self.prescriber, self.now, self.runtime.program, patient[0],
-            collected_at=self.now - timedelta(hours=hours_ago), result=result, sensitivity_miu_ml=25,
+            patients.record_test,
+            self.runtime.uow(),
+            self.prescriber,
+            self.now,
+            self.runtime.program,
+            patient[0],
+            collected_at=self.now - timedelta(hours=hours_ago),
+            result=result,
+            sensitivity_miu_ml=25,
         )
 
     @rule(patient=patients_, hours_ago=st.integers(0, 40 * 24), flag=st.integers(0, 9))
     def record_survey(self, patient, hours_ago, flag):
         answers = {"shared_capsules": flag == 0}
         self._call(
-            patients.record_survey, self.runtime.uow(), self.prescriber, self.now, self.runtime.program, patient[0],
-            completed_at=self.now - timedelta(hours=hours_ago), answers=answers,
+            patients.record_survey,
+            self.runtime.uow(),
+            self.prescriber,
+            self.now,
+            self.runtime.program,
+            patient[0],
+            completed_at=self.now - timedelta(hours=hours_ago),
+            answers=answers,
         )
 
     @rule(patient=patients_)
@@ -212,12 +250,25 @@ class DecisionMachine(RuleBasedStateMachine):
         if patient[2].startswith("FRP"):
             for ago in (timedelta(days=12), timedelta(hours=2)):
                 self._call(
-                    patients.record_test, self.runtime.uow(), self.prescriber, self.now, self.runtime.program, patient[0],
-                    collected_at=self.now - ago, result="negative", sensitivity_miu_ml=25,
+                    patients.record_test,
+                    self.runtime.uow(),
+                    self.prescriber,
+                    self.now,
+                    self.runtime.program,
+                    patient[0],
+                    collected_at=self.now - ago,
+                    result="negative",
+                    sensitivity_miu_ml=25,
                 )
         self._call(
-            patients.record_survey, self.runtime.uow(), self.prescriber, self.now, self.runtime.program, patient[0],
-            completed_at=self.now - timedelta(hours=1), answers={},
+            patients.record_survey,
+            self.runtime.uow(),
+            self.prescriber,
+            self.now,
+            self.runtime.program,
+            patient[0],
+            completed_at=self.now - timedelta(hours=1),
+            answers={},
         )
 
     @rule(patient=patients_)
@@ -226,18 +277,29 @@ class DecisionMachine(RuleBasedStateMachine):
             self._call(command, self.runtime.uow(), SYSTEM, self.now, self.runtime.program, patient[0], "reviewed")
 
     @rule(
-        target=authorizations_, patient=patients_, days=st.sampled_from([14, 28, 29]),
-        counseled=MOSTLY_TRUE, contraception=MOSTLY_TRUE,
+        target=authorizations_,
+        patient=patients_,
+        days=st.sampled_from([14, 28, 29]),
+        counseled=MOSTLY_TRUE,
+        contraception=MOSTLY_TRUE,
     )
     def authorize(self, patient, days, counseled, contraception):
         decision_id = authorizations.request(
-            self.runtime.uow(), self.prescriber, self.now, self.runtime.program, patient_id=patient[0],
-            days_supply=days, quantity=days, strength_mg=10.0,
+            self.runtime.uow(),
+            self.prescriber,
+            self.now,
+            self.runtime.program,
+            patient_id=patient[0],
+            days_supply=days,
+            quantity=days,
+            strength_mg=10.0,
             prescriber_survey={"counseled_on_risks": counseled, "contraception_confirmed": contraception},
             render=_render,
         )
         with self.runtime.session() as s:
-            number = s.exec(select(Authorization.number).where(Authorization.decision_id == uuid.UUID(decision_id))).first()
+            number = s.exec(
+                select(Authorization.number).where(Authorization.decision_id == uuid.UUID(decision_id))
+            ).first()
         return (number, patient[1], days)
 
     @rule(target=authorizations_, patient=patients_, days=st.sampled_from([14, 28]))
@@ -251,16 +313,24 @@ class DecisionMachine(RuleBasedStateMachine):
         self.now += timedelta(hours=hours)
 
     @rule(
-        target=confirmations, auth=authorizations_, who=st.sampled_from([0, 0, 0, 0, 1, 2]),
-        days_delta=st.sampled_from([0, 0, 0, -7, 1]), counseled=MOSTLY_TRUE, wrong_patient=st.integers(0, 9),
+        target=confirmations,
+        auth=authorizations_,
+        who=st.sampled_from([0, 0, 0, 0, 1, 2]),
+        days_delta=st.sampled_from([0, 0, 0, -7, 1]),
+        counseled=MOSTLY_TRUE,
+        wrong_patient=st.integers(0, 9),
     )
     def dispense(self, auth, who, days_delta, counseled, wrong_patient):
         number, rems_patient_id, days = auth
         decision_id = dispenses.request(
-            self.runtime.uow, self.pharmacists[who], self.now, self.runtime.program,
+            self.runtime.uow,
+            self.pharmacists[who],
+            self.now,
+            self.runtime.program,
             authorization_number=number or "RA-00000-00000-00000",
             rems_patient_id="RP-00000-00000" if wrong_patient == 0 else rems_patient_id,
-            days_supply=days + days_delta, quantity=days,
+            days_supply=days + days_delta,
+            quantity=days,
             counseling={"medication_guide_provided": counseled, "checklist_completed": True},
             render=_render,
         )
@@ -277,17 +347,34 @@ class DecisionMachine(RuleBasedStateMachine):
     @rule(confirmation=consumes(confirmations))
     def complete(self, confirmation):
         if confirmation[0]:
-            self._call(dispenses.complete, self.runtime.uow(), self.pharmacists[confirmation[1]], self.now, self.runtime.program, confirmation[0])
+            self._call(
+                dispenses.complete,
+                self.runtime.uow(),
+                self.pharmacists[confirmation[1]],
+                self.now,
+                self.runtime.program,
+                confirmation[0],
+            )
 
     @rule(confirmation=confirmations)
     def reverse(self, confirmation):
         if confirmation[0]:
-            self._call(dispenses.reverse, self.runtime.uow(), self.pharmacists[confirmation[1]], self.now, self.runtime.program, confirmation[0], None)
+            self._call(
+                dispenses.reverse,
+                self.runtime.uow(),
+                self.pharmacists[confirmation[1]],
+                self.now,
+                self.runtime.program,
+                confirmation[0],
+                None,
+            )
 
     @rule(auth=authorizations_, chance=st.integers(0, 3))
     def void(self, auth, chance):
         if auth[0] and chance == 0:
-            self._call(authorizations.void, self.runtime.uow(), self.prescriber, self.now, self.runtime.program, auth[0], None)
+            self._call(
+                authorizations.void, self.runtime.uow(), self.prescriber, self.now, self.runtime.program, auth[0], None
+            )
 
     # --- after every step ---
 
@@ -297,7 +384,9 @@ class DecisionMachine(RuleBasedStateMachine):
             return
         with self.runtime.session() as s:
             rows = s.exec(
-                select(DecisionRecord).where(DecisionRecord.audit_seq > self.checked_decisions).order_by(DecisionRecord.audit_seq)
+                select(DecisionRecord)
+                .where(DecisionRecord.audit_seq > self.checked_decisions)
+                .order_by(DecisionRecord.audit_seq)
             ).all()
         for row in rows:
             if row.outcome == "approved":
@@ -314,8 +403,12 @@ class DecisionMachine(RuleBasedStateMachine):
         with self.runtime.session() as s:
             for status in ("dispensed", "confirmed"):
                 worst = s.exec(
-                    select(func.count()).select_from(Dispense).where(Dispense.status == status)
-                    .group_by(Dispense.authorization_id).order_by(func.count().desc()).limit(1)
+                    select(func.count())
+                    .select_from(Dispense)
+                    .where(Dispense.status == status)
+                    .group_by(Dispense.authorization_id)
+                    .order_by(func.count().desc())
+                    .limit(1)
                 ).first()
                 assert worst in (None, 1), f"an authorization has {worst} dispenses in status {status}"
 
@@ -329,7 +422,8 @@ class DecisionMachine(RuleBasedStateMachine):
             check = audit.verify(uow.session, after_seq, after_hash)
             assert check.valid, check
             rows = uow.session.exec(
-                select(AuditEntry, DecisionRecord).join(DecisionRecord, DecisionRecord.audit_seq == AuditEntry.seq)
+                select(AuditEntry, DecisionRecord)
+                .join(DecisionRecord, DecisionRecord.audit_seq == AuditEntry.seq)
                 .where(AuditEntry.seq > after_seq)
             ).all()
             for entry, row in rows:
@@ -338,7 +432,9 @@ class DecisionMachine(RuleBasedStateMachine):
 
 
 DecisionMachine.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=50, deadline=None,
+    max_examples=40,
+    stateful_step_count=50,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 

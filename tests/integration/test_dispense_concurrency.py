@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import func, select
@@ -36,24 +36,44 @@ def program_on_postgres(postgres_url):
     pharmacies with a trained pharmacist each, and ROUNDS + 1 open authorizations."""
     app = create_app({"DATABASE_URL": postgres_url})
     runtime = app.extensions["rems"]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     prescriber = make_prescriber(runtime, now=now)
     user, _token = make_user(runtime, "prescriber", prescriber_id=prescriber.id)
     actor = Actor(user.id, "prescriber", prescriber_id=prescriber.id)
     patient = patients.enroll(
-        runtime.uow(), actor, now, runtime.program, first_name="Con", last_name="Current",
-        date_of_birth=datetime(1960, 1, 1).date(), risk_category="MALE_ADULT", ppaf_signed=True, counseling_completed=True,
+        runtime.uow(),
+        actor,
+        now,
+        runtime.program,
+        first_name="Con",
+        last_name="Current",
+        date_of_birth=datetime(1960, 1, 1).date(),
+        risk_category="MALE_ADULT",
+        ppaf_signed=True,
+        counseling_completed=True,
     )
-    patients.record_survey(runtime.uow(), actor, now, runtime.program, patient.id, completed_at=now - timedelta(hours=1), answers={})
+    patients.record_survey(
+        runtime.uow(), actor, now, runtime.program, patient.id, completed_at=now - timedelta(hours=1), answers={}
+    )
     tokens = []
     for i in range(PHARMACIES):
         pharmacy = make_pharmacy(runtime, ncpdp_id=f"{i + 1:07d}", now=now)
-        tokens.append(make_user(runtime, "pharmacist", pharmacy_id=pharmacy.id, training_completed_at=now - timedelta(days=1))[1])
+        tokens.append(
+            make_user(runtime, "pharmacist", pharmacy_id=pharmacy.id, training_completed_at=now - timedelta(days=1))[1]
+        )
     numbers = []
     for _ in range(ROUNDS + 1):
         body = authorizations.request(
-            runtime.uow(), actor, now, runtime.program, patient_id=patient.id, days_supply=28, quantity=28, strength_mg=25.0,
-            prescriber_survey={"counseled_on_risks": True, "contraception_confirmed": True}, render=_render,
+            runtime.uow(),
+            actor,
+            now,
+            runtime.program,
+            patient_id=patient.id,
+            days_supply=28,
+            quantity=28,
+            strength_mg=25.0,
+            prescriber_survey={"counseled_on_risks": True, "contraception_confirmed": True},
+            render=_render,
         )
         numbers.append(json.loads(body)["number"])
     assert all(numbers)
@@ -63,7 +83,10 @@ def program_on_postgres(postgres_url):
 
 def _dispense_body(number: str, rems_patient_id: str) -> dict:
     return {
-        "authorization_number": number, "rems_patient_id": rems_patient_id, "days_supply": 28, "quantity": 28,
+        "authorization_number": number,
+        "rems_patient_id": rems_patient_id,
+        "days_supply": 28,
+        "quantity": 28,
         "counseling": {"medication_guide_provided": True, "checklist_completed": True},
     }
 
@@ -84,12 +107,18 @@ def _storm(base: str, requests: list[tuple[str, dict, dict]]) -> list[tuple[int,
 
 def test_twenty_simultaneous_dispenses_of_one_authorization_give_one_approval(program_on_postgres, tmp_path):
     runtime, rems_patient_id, tokens, numbers = program_on_postgres
-    with gunicorn(str(runtime.engine.url.render_as_string(hide_password=False)), tmp_path / "gunicorn.log", REMS_THREADS="4") as base:
+    with gunicorn(
+        str(runtime.engine.url.render_as_string(hide_password=False)), tmp_path / "gunicorn.log", REMS_THREADS="4"
+    ) as base:
         for round_no, number in enumerate(numbers[:ROUNDS]):
             body = _dispense_body(number, rems_patient_id)
-            results = _storm(base, [
-                (tokens[i % PHARMACIES], body, {"Idempotency-Key": f"round-{round_no}-client-{i}"}) for i in range(CLIENTS)
-            ])
+            results = _storm(
+                base,
+                [
+                    (tokens[i % PHARMACIES], body, {"Idempotency-Key": f"round-{round_no}-client-{i}"})
+                    for i in range(CLIENTS)
+                ],
+            )
             assert all(status == 201 for status, _ in results), [(s, r[:200]) for s, r in results if s != 201]
             decided = [json.loads(raw) for _, raw in results]
             approved = [d for d in decided if d["decision"] == "approved"]
@@ -100,8 +129,13 @@ def test_twenty_simultaneous_dispenses_of_one_authorization_give_one_approval(pr
     with runtime.session() as s:
         holding = s.exec(select(func.count()).select_from(Dispense)).one()
         assert holding == ROUNDS
-        assert s.exec(select(func.count()).select_from(DecisionRecord).where(DecisionRecord.kind == "dispense")).one() == ROUNDS * CLIENTS
-        confirmed = s.exec(select(func.count()).select_from(Authorization).where(Authorization.status == "confirmed")).one()
+        assert (
+            s.exec(select(func.count()).select_from(DecisionRecord).where(DecisionRecord.kind == "dispense")).one()
+            == ROUNDS * CLIENTS
+        )
+        confirmed = s.exec(
+            select(func.count()).select_from(Authorization).where(Authorization.status == "confirmed")
+        ).one()
         assert confirmed == ROUNDS
 
 
@@ -109,10 +143,14 @@ def test_concurrent_replays_of_one_idempotency_key_have_one_side_effect(program_
     runtime, rems_patient_id, tokens, numbers = program_on_postgres
     number = numbers[-1]
     body = _dispense_body(number, rems_patient_id)
-    with gunicorn(str(runtime.engine.url.render_as_string(hide_password=False)), tmp_path / "gunicorn.log", REMS_THREADS="4") as base:
+    with gunicorn(
+        str(runtime.engine.url.render_as_string(hide_password=False)), tmp_path / "gunicorn.log", REMS_THREADS="4"
+    ) as base:
         results = _storm(base, [(tokens[0], body, {"Idempotency-Key": "the-one-key"}) for _ in range(CLIENTS)])
         # Afterwards, a plain replay returns the stored response.
-        status, stored, headers = call("POST", f"{base}/api/v1/dispenses", tokens[0], body, {"Idempotency-Key": "the-one-key"})
+        status, stored, headers = call(
+            "POST", f"{base}/api/v1/dispenses", tokens[0], body, {"Idempotency-Key": "the-one-key"}
+        )
     assert status == 201 and headers.get("Idempotent-Replayed") == "true"
     statuses = sorted({s for s, _ in results})
     assert set(statuses) <= {201, 409}, statuses
@@ -123,5 +161,7 @@ def test_concurrent_replays_of_one_idempotency_key_have_one_side_effect(program_
         if s == 409:
             assert "Idempotency-Key" in json.loads(raw)["errors"]
     with runtime.session() as s:
-        assert s.exec(select(func.count()).select_from(DecisionRecord).where(DecisionRecord.kind == "dispense")).one() == 1
+        assert (
+            s.exec(select(func.count()).select_from(DecisionRecord).where(DecisionRecord.kind == "dispense")).one() == 1
+        )
         assert s.exec(select(func.count()).select_from(Dispense)).one() == 1

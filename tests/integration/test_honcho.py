@@ -17,15 +17,31 @@ from tests.receiver import Receiver
 def test_honcho_brings_up_web_worker_and_cron_and_delivers_a_webhook(postgres_url, redis_url, tmp_path):
     port = free_port()
     env = {
-        **os.environ, "DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "REMS_ENV": "development",
-        "PORT": str(port), "REMS_BIND": f"127.0.0.1:{port}", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **os.environ,
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "REMS_ENV": "development",
+        "PORT": str(port),
+        "REMS_BIND": f"127.0.0.1:{port}",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    seeded = json.loads(subprocess.run([BIN / "rems", "demo", "seed"], env=env, cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    seeded = json.loads(
+        subprocess.run(
+            [BIN / "rems", "demo", "seed"], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout
+    )
     admin = seeded["users"]["admin"]["token"]
     receiver = Receiver()
     log_path = tmp_path / "honcho.log"
     log = open(log_path, "w")
-    honcho = subprocess.Popen([BIN / "honcho", "start", "-f", "Procfile"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    honcho = subprocess.Popen(
+        [BIN / "honcho", "start", "-f", "Procfile"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 45
@@ -37,9 +53,13 @@ def test_honcho_brings_up_web_worker_and_cron_and_delivers_a_webhook(postgres_ur
                 pass
             assert time.monotonic() < deadline and honcho.poll() is None, log_path.read_text()
             time.sleep(0.3)
-        status, raw, _ = call("POST", base + "/api/v1/webhooks", admin, {"url": receiver.url, "events": ["prescriber.registered"]})
+        status, raw, _ = call(
+            "POST", base + "/api/v1/webhooks", admin, {"url": receiver.url, "events": ["prescriber.registered"]}
+        )
         assert status == 201, raw
-        status, raw, _ = call("POST", base + "/api/v1/prescribers", admin, {"npi": "1245319599", "first_name": "Web", "last_name": "Hook"})
+        status, raw, _ = call(
+            "POST", base + "/api/v1/prescribers", admin, {"npi": "1245319599", "first_name": "Web", "last_name": "Hook"}
+        )
         assert status == 201, raw
         assert receiver.wait_for(1, timeout=30), log_path.read_text()
         assert receiver.received[0].body["type"] == "prescriber.registered"

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -23,9 +23,25 @@ from tests.helpers import Api, make_pharmacy, make_prescriber, make_user
 from tests.integration.server import BIN, ROOT
 from tests.receiver import Receiver
 
-AUTH = {"days_supply": 28, "quantity": 28, "strength_mg": 25, "prescriber_survey": {"counseled_on_risks": True, "contraception_confirmed": True}}
-MALE = {"first_name": "Job", "last_name": "Runner", "date_of_birth": "1961-02-03", "risk_category": "MALE_ADULT", "ppaf_signed": True, "counseling_completed": True}
-WORKER_ENV = {"REMS_WEBHOOK_BACKOFF_SECONDS": "1", "REMS_WEBHOOK_LEASE_SECONDS": "2", "REMS_WEBHOOK_TIMEOUT_SECONDS": "3"}
+AUTH = {
+    "days_supply": 28,
+    "quantity": 28,
+    "strength_mg": 25,
+    "prescriber_survey": {"counseled_on_risks": True, "contraception_confirmed": True},
+}
+MALE = {
+    "first_name": "Job",
+    "last_name": "Runner",
+    "date_of_birth": "1961-02-03",
+    "risk_category": "MALE_ADULT",
+    "ppaf_signed": True,
+    "counseling_completed": True,
+}
+WORKER_ENV = {
+    "REMS_WEBHOOK_BACKOFF_SECONDS": "1",
+    "REMS_WEBHOOK_LEASE_SECONDS": "2",
+    "REMS_WEBHOOK_TIMEOUT_SECONDS": "3",
+}
 
 
 @pytest.fixture
@@ -42,8 +58,24 @@ def worker_env(database_url: str, redis_url: str) -> dict[str, str]:
 
 def run_burst_worker(database_url: str, redis_url: str, timeout: float = 60) -> None:
     subprocess.run(
-        [BIN / "rq", "worker", "-w", "rems_service.jobs.worker.RemsWorker", "--burst", "--with-scheduler", "--serializer", "json", "--url", redis_url, "rems"],
-        env=worker_env(database_url, redis_url), cwd=ROOT, check=True, capture_output=True, timeout=timeout,
+        [
+            BIN / "rq",
+            "worker",
+            "-w",
+            "rems_service.jobs.worker.RemsWorker",
+            "--burst",
+            "--with-scheduler",
+            "--serializer",
+            "json",
+            "--url",
+            redis_url,
+            "rems",
+        ],
+        env=worker_env(database_url, redis_url),
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=timeout,
     )
 
 
@@ -51,12 +83,21 @@ class Program:
     """A certified prescriber, a certified pharmacy with a trained pharmacist, an admin; an API client."""
 
     def __init__(self, database_url: str, redis_url: str | None):
-        self.app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RELAY_AFTER_REQUEST": True, **{k.removeprefix("REMS_"): float(v) if "TIMEOUT" in k else int(v) for k, v in WORKER_ENV.items()}})
+        self.app = create_app(
+            {
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "RELAY_AFTER_REQUEST": True,
+                **{k.removeprefix("REMS_"): float(v) if "TIMEOUT" in k else int(v) for k, v in WORKER_ENV.items()},
+            }
+        )
         self.runtime = self.app.extensions["rems"]
         self.prescriber = make_prescriber(self.runtime)
         self.pharmacy = make_pharmacy(self.runtime)
         self.prescriber_token = make_user(self.runtime, "prescriber", prescriber_id=self.prescriber.id)[1]
-        self.pharmacist_token = make_user(self.runtime, "pharmacist", pharmacy_id=self.pharmacy.id, training_completed_at=TRAINED)[1]
+        self.pharmacist_token = make_user(
+            self.runtime, "pharmacist", pharmacy_id=self.pharmacy.id, training_completed_at=TRAINED
+        )[1]
         self.admin = make_user(self.runtime, "admin")[1]
         self.api = Api(self.app.test_client())
 
@@ -68,13 +109,22 @@ class Program:
     def authorize_and_dispense(self, at: datetime) -> tuple[dict, dict]:
         patient = self.api.as_(self.prescriber_token).at(at).post("/api/v1/patients", json=MALE).json
         self.api.as_(self.prescriber_token).at(at).post(
-            f"/api/v1/patients/{patient['id']}/surveys", json={"completed_at": (at - timedelta(hours=1)).isoformat(), "answers": {}}
+            f"/api/v1/patients/{patient['id']}/surveys",
+            json={"completed_at": (at - timedelta(hours=1)).isoformat(), "answers": {}},
         )
-        auth = self.api.as_(self.prescriber_token).at(at).post("/api/v1/authorizations", json={**AUTH, "patient_id": patient["id"]}).json
+        auth = (
+            self.api.as_(self.prescriber_token)
+            .at(at)
+            .post("/api/v1/authorizations", json={**AUTH, "patient_id": patient["id"]})
+            .json
+        )
         assert auth["decision"] == "approved", auth
         body = {
-            "authorization_number": auth["authorization_number"], "rems_patient_id": patient["rems_patient_id"], "days_supply": 28,
-            "quantity": 28, "counseling": {"medication_guide_provided": True, "checklist_completed": True},
+            "authorization_number": auth["authorization_number"],
+            "rems_patient_id": patient["rems_patient_id"],
+            "days_supply": 28,
+            "quantity": 28,
+            "counseling": {"medication_guide_provided": True, "checklist_completed": True},
         }
         disp = self.api.as_(self.pharmacist_token).at(at).post("/api/v1/dispenses", json=body).json
         assert disp["decision"] == "approved", disp
@@ -91,28 +141,49 @@ def program(postgres_url, redis_url):
     p.close()
 
 
-def test_issued_authorization_is_delivered_by_a_real_worker_with_a_valid_signature(program, postgres_url, redis_url, receiver):
+def test_issued_authorization_is_delivered_by_a_real_worker_with_a_valid_signature(
+    program, postgres_url, redis_url, receiver
+):
     from tests.api.test_webhooks import signature_ok
 
     hook = program.subscribe(receiver.url, ["authorization.issued"])
-    auth, _ = program.authorize_and_dispense(datetime.now(timezone.utc))
+    auth, _ = program.authorize_and_dispense(datetime.now(UTC))
     with program.runtime.session() as s:
-        assert all(e.sent_at is not None for e in s.exec(select(OutboxEvent)).all()), "the request relayed its events to Redis"
+        assert all(e.sent_at is not None for e in s.exec(select(OutboxEvent)).all()), (
+            "the request relayed its events to Redis"
+        )
     run_burst_worker(postgres_url, redis_url)
     assert receiver.wait_for(1, timeout=10)
     (got,) = receiver.received
-    assert signature_ok(hook["secret"], got) and got.body["data"]["authorization_number"] == auth["authorization_number"]
+    assert (
+        signature_ok(hook["secret"], got) and got.body["data"]["authorization_number"] == auth["authorization_number"]
+    )
 
 
 def test_a_receiver_failing_twice_gets_exactly_one_successful_delivery(program, postgres_url, redis_url, receiver):
     receiver.statuses = [500, 502]
     hook = program.subscribe(receiver.url, ["authorization.issued"])
-    program.authorize_and_dispense(datetime.now(timezone.utc))
+    program.authorize_and_dispense(datetime.now(UTC))
     # A long-running worker with its scheduler, as in the Procfile: the scheduler puts
     # each retry back on the queue when its backoff is over.
     worker = subprocess.Popen(
-        [BIN / "rq", "worker", "-w", "rems_service.jobs.worker.RemsWorker", "--with-scheduler", "--serializer", "json", "--url", redis_url, "rems"],
-        env=worker_env(postgres_url, redis_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            BIN / "rq",
+            "worker",
+            "-w",
+            "rems_service.jobs.worker.RemsWorker",
+            "--with-scheduler",
+            "--serializer",
+            "json",
+            "--url",
+            redis_url,
+            "rems",
+        ],
+        env=worker_env(postgres_url, redis_url),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 90
@@ -138,7 +209,7 @@ def test_with_redis_down_decisions_succeed_and_events_wait_in_the_outbox(postgre
         down.subscribe(receiver.url, ["authorization.issued", "dispense.approved"])
         for i in range(3):
             down.runtime._relay_paused_until = 0.0  # let every request try (and fail) to relay
-            down.authorize_and_dispense(datetime.now(timezone.utc))
+            down.authorize_and_dispense(datetime.now(UTC))
         with down.runtime.session() as s:
             events = s.exec(select(OutboxEvent)).all()
         assert events and all(e.sent_at is None for e in events)
@@ -168,10 +239,24 @@ def test_with_redis_down_decisions_succeed_and_events_wait_in_the_outbox(postgre
 def test_a_worker_killed_mid_job_loses_no_obligation(program, postgres_url, redis_url, receiver):
     receiver.stall = 10  # the first delivery hangs: the worker is killed meanwhile
     program.subscribe(receiver.url, ["authorization.issued"])
-    program.authorize_and_dispense(datetime.now(timezone.utc))
+    program.authorize_and_dispense(datetime.now(UTC))
     worker = subprocess.Popen(
-        [BIN / "rq", "worker", "-w", "rems_service.jobs.worker.RemsWorker", "--serializer", "json", "--url", redis_url, "rems"],
-        env=worker_env(postgres_url, redis_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            BIN / "rq",
+            "worker",
+            "-w",
+            "rems_service.jobs.worker.RemsWorker",
+            "--serializer",
+            "json",
+            "--url",
+            redis_url,
+            "rems",
+        ],
+        env=worker_env(postgres_url, redis_url),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         assert receiver.arrived.wait(30), "the worker started the delivery"
@@ -185,7 +270,7 @@ def test_a_worker_killed_mid_job_loses_no_obligation(program, postgres_url, redi
         row = s.exec(select(WebhookDelivery)).one()
     assert row.status == "pending" and row.attempts == 1  # claimed, never finished
     lease = timedelta(seconds=int(WORKER_ENV["REMS_WEBHOOK_LEASE_SECONDS"]))
-    report = handlers.run_sweeps(program.runtime, datetime.now(timezone.utc) + lease + timedelta(seconds=1))
+    report = handlers.run_sweeps(program.runtime, datetime.now(UTC) + lease + timedelta(seconds=1))
     assert report.get("webhook_attempts") == 1
     with program.runtime.session() as s:
         row = s.exec(select(WebhookDelivery)).one()
@@ -196,18 +281,28 @@ def test_a_worker_killed_mid_job_loses_no_obligation(program, postgres_url, redi
 
 def test_with_no_worker_every_decision_is_right_at_every_expiry_edge(program):
     """Jobs are scheduled in Redis but no worker ever runs: nothing depends on them."""
-    t0 = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+    t0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
     auth, disp = program.authorize_and_dispense(t0)
     number, confirmation = auth["authorization_number"], disp["confirmation_number"]
     api = program.api.as_(program.pharmacist_token)
     # The confirmation holds the authorization until exactly 24 h, then lapses.
-    assert api.at(t0 + timedelta(hours=24) - timedelta(seconds=1)).get(f"/api/v1/dispenses/{confirmation}").json["status"] == "confirmed"
+    assert (
+        api.at(t0 + timedelta(hours=24) - timedelta(seconds=1)).get(f"/api/v1/dispenses/{confirmation}").json["status"]
+        == "confirmed"
+    )
     assert api.at(t0 + timedelta(hours=24)).get(f"/api/v1/dispenses/{confirmation}").json["status"] == "lapsed"
-    assert api.at(t0 + timedelta(hours=24)).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 409
+    assert (
+        api.at(t0 + timedelta(hours=24)).post(f"/api/v1/dispenses/{confirmation}/complete", json={}).status_code == 409
+    )
     assert api.at(t0 + timedelta(hours=24)).get(f"/api/v1/authorizations/{number}").json["status"] == "issued"
     # The authorization (MALE: 30 days) is valid to the microsecond before its end.
-    body = {"authorization_number": number, "rems_patient_id": auth["rems_patient_id"], "days_supply": 28, "quantity": 28,
-            "counseling": {"medication_guide_provided": True, "checklist_completed": True}}
+    body = {
+        "authorization_number": number,
+        "rems_patient_id": auth["rems_patient_id"],
+        "days_supply": 28,
+        "quantity": 28,
+        "counseling": {"medication_guide_provided": True, "checklist_completed": True},
+    }
     late = api.at(t0 + timedelta(days=30)).post("/api/v1/dispenses", json=body).json
     assert [r["code"] for r in late["reasons"]] == ["AUTHORIZATION_EXPIRED"]
     # (the survey is 29 days old by then, which the dispense rules do not read)
@@ -226,7 +321,7 @@ def test_per_entity_jobs_are_scheduled_with_deterministic_ids_and_are_idempotent
     from rems_service.db.models import Authorization, Dispense
     from rems_service.jobs import tasks
 
-    auth, disp = program.authorize_and_dispense(datetime.now(timezone.utc))
+    auth, disp = program.authorize_and_dispense(datetime.now(UTC))
     run_burst_worker(postgres_url, redis_url)  # handles the events: schedules the follow-ups
     with program.runtime.session() as s:
         auth_row = s.exec(select(Authorization)).one()
@@ -234,7 +329,11 @@ def test_per_entity_jobs_are_scheduled_with_deterministic_ids_and_are_idempotent
     connection = Redis.from_url(redis_url)
     queue = Queue("rems", connection=connection, serializer=JSONSerializer)
     scheduled = set(ScheduledJobRegistry(queue=queue).get_job_ids())
-    assert {f"authorization-expiry-{auth_row.id}", f"authorization-expiring-{auth_row.id}", f"dispense-lapse-{dispense_row.id}"} <= scheduled
+    assert {
+        f"authorization-expiry-{auth_row.id}",
+        f"authorization-expiring-{auth_row.id}",
+        f"dispense-lapse-{dispense_row.id}",
+    } <= scheduled
     assert any(j.startswith(f"patient-survey-due-{auth_row.patient_id}-") for j in scheduled)
     # A job that runs early (or twice) changes nothing: the windows are not over yet.
     rt = program.runtime
@@ -246,13 +345,12 @@ def test_per_entity_jobs_are_scheduled_with_deterministic_ids_and_are_idempotent
 def test_cron_jobs_are_enqueued_in_json_for_the_json_worker(postgres_url, redis_url):
     """rq 3.0's cron ignores ``--serializer``; config/cron.py makes it enqueue JSON,
     and a JSON worker runs every registered cron job without a failure."""
+    import rq.cron
     from redis import Redis
     from rq import Queue
     from rq.cron import CronScheduler
     from rq.job import Job, JobStatus
     from rq.serializers import JSONSerializer
-
-    import rq.cron
 
     connection = Redis.from_url(redis_url)
     scheduler = CronScheduler(connection=connection)
@@ -262,9 +360,14 @@ def test_cron_jobs_are_enqueued_in_json_for_the_json_worker(postgres_url, redis_
         enqueued = [cron_job.enqueue(connection) for cron_job in scheduler.get_jobs()]
     finally:
         rq.cron.Queue = original
-    assert {job.func_name for job in enqueued} == {"rems_service.jobs.tasks.run_sweeps", "rems_service.jobs.tasks.relay"}
+    assert {job.func_name for job in enqueued} == {
+        "rems_service.jobs.tasks.run_sweeps",
+        "rems_service.jobs.tasks.relay",
+    }
     queue = Queue("rems", connection=connection, serializer=JSONSerializer)
-    assert sorted(job.func_name for job in queue.get_jobs()) == sorted(job.func_name for job in enqueued), "JSON-readable"
+    assert sorted(job.func_name for job in queue.get_jobs()) == sorted(job.func_name for job in enqueued), (
+        "JSON-readable"
+    )
     run_burst_worker(postgres_url, redis_url)
     for job in enqueued:
         job = Job.fetch(job.id, connection=connection, serializer=JSONSerializer)

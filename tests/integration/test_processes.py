@@ -17,7 +17,9 @@ def served(database_url, tmp_path):
     env = {**os.environ, "DATABASE_URL": database_url, "REMS_ENV": "development"}
     env.pop("REDIS_URL", None)
     subprocess.run([BIN / "rems", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=ROOT)
-    seed = subprocess.run([BIN / "rems", "demo", "seed", "--if-empty"], env=env, check=True, capture_output=True, text=True, cwd=ROOT)
+    seed = subprocess.run(
+        [BIN / "rems", "demo", "seed", "--if-empty"], env=env, check=True, capture_output=True, text=True, cwd=ROOT
+    )
     with gunicorn(database_url, tmp_path / "gunicorn.log") as base:
         yield base, json.loads(seed.stdout)
 

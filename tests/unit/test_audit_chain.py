@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -11,11 +11,13 @@ from workflows.audit import GENESIS_HASH, canonical_json, chain_hash, digest, ve
 
 
 def test_canonical_json_is_order_and_zone_independent():
-    t = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    t = datetime(2026, 1, 1, 12, tzinfo=UTC)
     a = {"b": 1, "a": [t, uuid.UUID(int=1)]}
     b = {"a": [t.astimezone(timezone(timedelta(hours=5))), uuid.UUID(int=1)], "b": 1}
     assert canonical_json(a) == canonical_json(b)
-    assert canonical_json(a) == '{"a":["2026-01-01T12:00:00.000000+00:00","00000000-0000-0000-0000-000000000001"],"b":1}'
+    assert (
+        canonical_json(a) == '{"a":["2026-01-01T12:00:00.000000+00:00","00000000-0000-0000-0000-000000000001"],"b":1}'
+    )
     assert digest(a) == digest(b)
 
 
@@ -71,7 +73,9 @@ def test_a_presumed_canonical_text_is_a_shortcut_never_a_way_around_the_hash():
 
     assert hash_matches(GENESIS_HASH, PresumedCanonical(canonical_json(content), build), stored) and not calls
     # Not the canonical text (other whitespace): the content is built and hashed the defining way.
-    assert hash_matches(GENESIS_HASH, PresumedCanonical('{"seq": 1, "details": {"b": "é", "a": [1, null]}}', build), stored)
+    assert hash_matches(
+        GENESIS_HASH, PresumedCanonical('{"seq": 1, "details": {"b": "é", "a": [1, null]}}', build), stored
+    )
     assert calls == [1]
     changed = {**content, "seq": 2}
     assert not hash_matches(GENESIS_HASH, PresumedCanonical(canonical_json(changed), lambda: changed), stored)

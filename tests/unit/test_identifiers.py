@@ -24,6 +24,8 @@ def test_npi_check_digit(npi, valid):
     assert (npi_problem(npi) is None) is valid
 
 
-@pytest.mark.parametrize("ncpdp, valid", [("1234567", True), ("0000001", True), ("123456", False), ("12345678", False), ("123456a", False)])
+@pytest.mark.parametrize(
+    "ncpdp, valid", [("1234567", True), ("0000001", True), ("123456", False), ("12345678", False), ("123456a", False)]
+)
 def test_ncpdp_id(ncpdp, valid):
     assert (ncpdp_problem(ncpdp) is None) is valid

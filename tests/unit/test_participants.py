@@ -61,7 +61,10 @@ def test_R_PRES_1_transition_table(start, trigger):
     else:
         change = prescriber_command(machine, trigger)
         assert (change.from_state, change.to_state, machine.state) == (start, expected, expected)
-        assert change.event == f"prescriber.{ {'certify': 'certified', 'suspend': 'suspended', 'reinstate': 'reinstated', 'decertify': 'decertified'}[trigger] }"
+        assert (
+            change.event
+            == f"prescriber.{ {'certify': 'certified', 'suspend': 'suspended', 'reinstate': 'reinstated', 'decertify': 'decertified'}[trigger] }"
+        )
 
 
 @pytest.mark.parametrize("missing", sorted(PRESCRIBER_ATTESTED))
@@ -76,7 +79,7 @@ def test_R_PRES_1_every_attestation_is_required(missing):
 def test_R_PRES_1_truthy_values_are_not_attestations():
     machine = PrescriberCertification("pending")
     with pytest.raises(GuardFailed):
-        machine.certify({k: "true" for k in PRESCRIBER_ATTESTED}, NOW)
+        machine.certify(dict.fromkeys(PRESCRIBER_ATTESTED, "true"), NOW)
 
 
 def test_R_PRES_1_certification_records_time():

@@ -28,13 +28,15 @@ def problems(category, dob, **kw):
 
 
 def test_R_CAT_1_exactly_six_categories():
-    assert sorted(c.value for c in RiskCategory) == sorted(["FRP_ADULT", "FRP_CHILD", "FNRP_ADULT", "FNRP_CHILD", "MALE_ADULT", "MALE_CHILD"])
+    assert sorted(c.value for c in RiskCategory) == sorted(
+        ["FRP_ADULT", "FRP_CHILD", "FNRP_ADULT", "FNRP_CHILD", "MALE_ADULT", "MALE_CHILD"]
+    )
 
 
 @pytest.mark.parametrize(
     "dob, adult",
     [
-        (date(2008, 6, 1), True),   # 18th birthday on the enrollment date
+        (date(2008, 6, 1), True),  # 18th birthday on the enrollment date
         (date(2008, 6, 2), False),  # 18 tomorrow
         (date(2008, 5, 31), True),
         (date(1950, 1, 1), True),
@@ -157,7 +159,16 @@ def test_R_PAT_2_admin_returns_patient_to_where_therapy_stands(trigger, start, s
     assert getattr(machine, trigger)("reviewed", NOW).to_state == back_to
 
 
-@pytest.mark.parametrize("status, eligible", [("enrolled", True), ("on_therapy", True), ("halted", False), ("needs_intervention", False), ("discontinued", False)])
+@pytest.mark.parametrize(
+    "status, eligible",
+    [
+        ("enrolled", True),
+        ("on_therapy", True),
+        ("halted", False),
+        ("needs_intervention", False),
+        ("discontinued", False),
+    ],
+)
 def test_R_PAT_2_only_enrolled_and_on_therapy_are_eligible(status, eligible):
     assert PatientLifecycle(status).eligible is eligible
 

@@ -46,7 +46,13 @@ def test_missing_unknown_and_bad_values_are_all_reported():
     with pytest.raises(ProgramDefinitionError) as info:
         parse_program_version(data, "bad.toml")
     text = str(info.value)
-    for fragment in ("max_days_supply is missing", "monitoring.first_phase_days", "surprise is not a known parameter", "Mars/Olympus", "initial_test_1_window_days"):
+    for fragment in (
+        "max_days_supply is missing",
+        "monitoring.first_phase_days",
+        "surprise is not a known parameter",
+        "Mars/Olympus",
+        "initial_test_1_window_days",
+    ):
         assert fragment in text
 
 
@@ -60,7 +66,12 @@ def test_booleans_are_not_numbers():
 def test_version_in_force_changes_at_midnight_in_the_program_zone():
     first = parse_program_version(shipped())
     later_data = shipped()
-    later_data.update(version="2027.1", effective_from=first.effective_from.replace(year=2027), timezone="America/New_York", max_days_supply=21)
+    later_data.update(
+        version="2027.1",
+        effective_from=first.effective_from.replace(year=2027),
+        timezone="America/New_York",
+        max_days_supply=21,
+    )
     later = parse_program_version(later_data)
     program = build_program([later, first])
     boundary = later.starts_at  # 2027-01-01T00:00-05:00 == 05:00 UTC

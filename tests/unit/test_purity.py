@@ -7,7 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-FORBIDDEN = {"flask", "flask_smorest", "sqlmodel", "sqlalchemy", "rq", "redis", "marshmallow", "webargs", "psycopg", "fakeredis"}
+FORBIDDEN = {
+    "flask",
+    "flask_smorest",
+    "sqlmodel",
+    "sqlalchemy",
+    "rq",
+    "redis",
+    "marshmallow",
+    "webargs",
+    "psycopg",
+    "fakeredis",
+}
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -33,7 +33,9 @@ def test_R_SURV_1_survey_currency(category, age_days, current):
     status = evaluate_survey(RiskCategory(category), NOW - timedelta(days=age_days), PROGRAM, NOW)
     assert status.current is current
     if not current:
-        assert [r.code.value for r in status.reasons] == ["PATIENT_SURVEY_OVERDUE"] and status.reasons[0].rule == "R-SURV-1"
+        assert [r.code.value for r in status.reasons] == ["PATIENT_SURVEY_OVERDUE"] and status.reasons[
+            0
+        ].rule == "R-SURV-1"
 
 
 def test_R_SURV_1_no_survey_is_overdue():
@@ -43,10 +45,10 @@ def test_R_SURV_1_no_survey_is_overdue():
 
 def test_R_SURV_1_next_due_and_time_zone_edge():
     ny = dataclasses.replace(PROGRAM, timezone="America/New_York")
-    completed = datetime(2026, 6, 1, 3, 0, tzinfo=timezone.utc)  # 31 May in New York
+    completed = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)  # 31 May in New York
     status = evaluate_survey(RiskCategory.MALE_ADULT, completed, ny, NOW)
     # Valid through 31 May + 28 days = 28 June (New York); lapses 29 June 00:00 EDT.
-    lapse_ny = datetime(2026, 6, 29, 4, 0, tzinfo=timezone.utc)
+    lapse_ny = datetime(2026, 6, 29, 4, 0, tzinfo=UTC)
     assert status.next_due_at == lapse_ny
     # In UTC the same survey is dated 1 June: valid through 29 June, lapses 30 June 00:00 UTC.
     assert evaluate_survey(RiskCategory.MALE_ADULT, completed, PROGRAM, NOW).next_due_at == utc(2026, 6, 30)
@@ -59,7 +61,11 @@ def test_R_SURV_1_next_due_and_time_zone_edge():
     "category, answers, flags",
     [
         ("FRP_ADULT", {"missed_period": True}, ["missed_period"]),
-        ("FRP_CHILD", {"unprotected_intercourse": True, "missed_contraception": True}, ["unprotected_intercourse", "missed_contraception"]),
+        (
+            "FRP_CHILD",
+            {"unprotected_intercourse": True, "missed_contraception": True},
+            ["unprotected_intercourse", "missed_contraception"],
+        ),
         ("FRP_ADULT", {"missed_period": False, "shared_capsules": False}, []),
         ("MALE_ADULT", {"unprotected_intercourse": True}, ["unprotected_intercourse"]),
         ("FNRP_ADULT", {"donated_blood": True}, ["donated_blood"]),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.programs import load_program
 from tests.helpers import utc
 from workflows.patients import MenstrualCycle, RiskCategory
-from workflows.testing import PregnancyTest, Purpose, PregnancyTestingInputs, PregnancyResult, evaluate_testing
+from workflows.testing import PregnancyResult, PregnancyTest, PregnancyTestingInputs, Purpose, evaluate_testing
 
 NOW = utc(2026, 6, 15, 12)
 PROGRAM = load_program().in_force(NOW)
@@ -31,13 +32,20 @@ inputs_st = st.builds(
 
 
 @settings(max_examples=400, deadline=None)
-@given(inputs_st, st.sampled_from(list(Purpose)), offsets.filter(lambda m: m < 60 * 24 * 30), st.integers(min_value=1, max_value=50))
+@given(
+    inputs_st,
+    st.sampled_from(list(Purpose)),
+    offsets.filter(lambda m: m < 60 * 24 * 30),
+    st.integers(min_value=1, max_value=50),
+)
 def test_a_newer_negative_never_turns_met_into_not_met(inputs, purpose, minutes, sensitivity):
     before = evaluate_testing(inputs, PROGRAM, NOW, purpose)
     newest = max((t.collected_at for t in inputs.tests), default=NOW - timedelta(days=61))
     at = max(newest, NOW - timedelta(minutes=minutes))
     added = PregnancyTestingInputs(
-        inputs.risk_category, inputs.menstrual_cycle, inputs.therapy_started_at,
+        inputs.risk_category,
+        inputs.menstrual_cycle,
+        inputs.therapy_started_at,
         inputs.tests + (PregnancyTest(at, PregnancyResult.NEGATIVE, sensitivity),),
     )
     after = evaluate_testing(added, PROGRAM, NOW, purpose)
@@ -46,16 +54,27 @@ def test_a_newer_negative_never_turns_met_into_not_met(inputs, purpose, minutes,
 
 
 @settings(max_examples=400, deadline=None)
-@given(inputs_st, st.sampled_from(list(Purpose)), st.integers(min_value=0, max_value=60 * 24 * 30), st.integers(min_value=1, max_value=50))
+@given(
+    inputs_st,
+    st.sampled_from(list(Purpose)),
+    st.integers(min_value=0, max_value=60 * 24 * 30),
+    st.integers(min_value=1, max_value=50),
+)
 def test_a_positive_after_the_newest_negative_is_never_met(inputs, purpose, minutes, sensitivity):
-    negatives = [t.collected_at for t in inputs.tests if t.result is PregnancyResult.NEGATIVE and t.sensitivity_miu_ml <= 50]
+    negatives = [
+        t.collected_at for t in inputs.tests if t.result is PregnancyResult.NEGATIVE and t.sensitivity_miu_ml <= 50
+    ]
     at = NOW - timedelta(minutes=minutes)
     if negatives and at < max(negatives):
         at = max(negatives)
     positive = PregnancyTest(at, PregnancyResult.POSITIVE, sensitivity)
     status = evaluate_testing(
-        PregnancyTestingInputs(inputs.risk_category, inputs.menstrual_cycle, inputs.therapy_started_at, inputs.tests + (positive,)),
-        PROGRAM, NOW, purpose,
+        PregnancyTestingInputs(
+            inputs.risk_category, inputs.menstrual_cycle, inputs.therapy_started_at, inputs.tests + (positive,)
+        ),
+        PROGRAM,
+        NOW,
+        purpose,
     )
     assert not status.met
 
