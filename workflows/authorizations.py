@@ -18,6 +18,7 @@ from .participants import PrescriberStatus
 from .patients import RiskCategory
 from .program import ProgramVersion
 from .reasons import Code, Reason
+from .rules import Rule
 from .surveys import evaluate_survey, prescriber_survey_reasons
 from .testing import Purpose, evaluate_testing
 
@@ -38,7 +39,7 @@ OPEN_STATUSES = frozenset({AuthorizationStatus.ISSUED, AuthorizationStatus.CONFI
 
 
 def valid_days(category: RiskCategory, program: ProgramVersion) -> int:
-    """R-AUTH-3: 7 days for FRP categories, 30 for all others."""
+    """R-AUTH-3: ``authorization_valid_days_frp`` for FRP categories, ``..._other`` for all others."""
     return program.authorization_valid_days_frp if category.is_frp else program.authorization_valid_days_other
 
 
@@ -158,7 +159,7 @@ def decide_authorization(ctx: AuthorizationContext, program: ProgramVersion, now
         reasons.append(
             Reason(
                 Code.PRESCRIBER_NOT_CERTIFIED,
-                "R-PRES-1",
+                Rule.R_PRES_1,
                 f"The prescriber is '{ctx.prescriber_status.value}'; only a certified prescriber may prescribe.",
             )
         )
@@ -166,8 +167,9 @@ def decide_authorization(ctx: AuthorizationContext, program: ProgramVersion, now
         reasons.append(
             Reason(
                 Code.DAYS_SUPPLY_EXCEEDED,
-                "R-AUTH-2",
-                f"At most a {program.max_days_supply}-day supply per prescription; {ctx.request.days_supply} days were requested.",
+                Rule.R_AUTH_2,
+                f"At most a {program.max_days_supply}-day supply per prescription; "
+                f"{ctx.request.days_supply} days were requested.",
             )
         )
     patient = ctx.patient
@@ -175,7 +177,7 @@ def decide_authorization(ctx: AuthorizationContext, program: ProgramVersion, now
         reasons.append(
             Reason(
                 Code.PATIENT_PRESCRIBER_MISMATCH,
-                "R-AUTH-1",
+                Rule.R_AUTH_1,
                 "The patient is not enrolled with this prescriber.",
             )
         )

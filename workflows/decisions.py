@@ -16,6 +16,7 @@ from datetime import datetime
 from .audit import OUTCOME_APPROVED, OUTCOME_DENIED
 from .patients import ELIGIBLE_STATUSES, MenstrualCycle, PatientStatus, RiskCategory
 from .reasons import Code, Reason
+from .rules import Rule
 from .testing import PregnancyTest, PregnancyTestingInputs
 
 
@@ -61,8 +62,12 @@ class PatientFacts:
 
 
 _INELIGIBLE_WHY = {
-    PatientStatus.HALTED: "halted after a positive pregnancy test; an administrator must review and reinstate the patient",
-    PatientStatus.NEEDS_INTERVENTION: "waiting for intervention after a survey revealed non-compliance; an administrator must resolve it",
+    PatientStatus.HALTED: (
+        "halted after a positive pregnancy test; an administrator must review and reinstate the patient"
+    ),
+    PatientStatus.NEEDS_INTERVENTION: (
+        "waiting for intervention after a survey revealed non-compliance; an administrator must resolve it"
+    ),
     PatientStatus.DISCONTINUED: "discontinued from therapy",
 }
 
@@ -72,4 +77,4 @@ def eligibility_reasons(status: PatientStatus, what: str) -> list[Reason]:
     if status.value in ELIGIBLE_STATUSES:
         return []
     why = _INELIGIBLE_WHY.get(status, f"in status '{status.value}'")
-    return [Reason(Code.PATIENT_NOT_ELIGIBLE, "R-PAT-2", f"The patient is {why}; no {what} can be given.")]
+    return [Reason(Code.PATIENT_NOT_ELIGIBLE, Rule.R_PAT_2, f"The patient is {why}; no {what} can be given.")]

@@ -18,6 +18,7 @@ from .lifecycle import Lifecycle, StateChange
 from .participants import PharmacyStatus, effective_pharmacy_status
 from .program import ProgramVersion
 from .reasons import Code, Reason
+from .rules import Rule
 from .testing import Purpose, evaluate_testing
 
 #: Prefix of dispense confirmation numbers ("REMS confirmation").
@@ -159,7 +160,7 @@ def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
         reasons.append(
             Reason(
                 Code.PHARMACY_CERTIFICATION_EXPIRED,
-                "R-PHA-2",
+                Rule.R_PHA_2,
                 "The pharmacy's certification has expired; it must be renewed before dispensing.",
             )
         )
@@ -167,7 +168,7 @@ def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
         reasons.append(
             Reason(
                 Code.PHARMACY_NOT_CERTIFIED,
-                "R-PHA-1",
+                Rule.R_PHA_1,
                 f"The pharmacy is '{status}'; only a certified pharmacy may dispense.",
             )
         )
@@ -176,7 +177,7 @@ def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
         reasons.append(
             Reason(
                 Code.PHARMACIST_NOT_TRAINED,
-                "R-PHA-3",
+                Rule.R_PHA_3,
                 "The dispensing pharmacist has not completed REMS training.",
             )
         )
@@ -185,7 +186,7 @@ def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
         reasons.append(
             Reason(
                 Code.COUNSELING_INCOMPLETE,
-                "R-COUNSEL-1",
+                Rule.R_COUNSEL_1,
                 "The counseling checklist must be completed and the Medication Guide handed out.",
             )
         )
@@ -198,21 +199,23 @@ def _authorization_reasons(auth: AuthorizationFacts, request: DispenseRequest, n
     if status is AuthorizationStatus.VOIDED:
         reasons.append(
             Reason(
-                Code.AUTHORIZATION_VOIDED, "R-AUTH-3", "The authorization was voided; ask the prescriber for a new one."
+                Code.AUTHORIZATION_VOIDED,
+                Rule.R_AUTH_3,
+                "The authorization was voided; ask the prescriber for a new one.",
             )
         )
     elif status in (AuthorizationStatus.DISPENSED, AuthorizationStatus.CONFIRMED):
         why = "has been dispensed" if status is AuthorizationStatus.DISPENSED else "holds another dispense confirmation"
         reasons.append(
             Reason(
-                Code.AUTHORIZATION_ALREADY_USED, "R-DISP-5", f"The authorization {why}; it yields one dispense only."
+                Code.AUTHORIZATION_ALREADY_USED, Rule.R_DISP_5, f"The authorization {why}; it yields one dispense only."
             )
         )
     elif status is AuthorizationStatus.EXPIRED:
         reasons.append(
             Reason(
                 Code.AUTHORIZATION_EXPIRED,
-                "R-AUTH-3",
+                Rule.R_AUTH_3,
                 f"The authorization expired at {auth.expires_at.isoformat()}; ask the prescriber for a new one.",
             )
         )
@@ -220,7 +223,7 @@ def _authorization_reasons(auth: AuthorizationFacts, request: DispenseRequest, n
         reasons.append(
             Reason(
                 Code.DAYS_SUPPLY_EXCEEDED,
-                "R-DISP-4",
+                Rule.R_DISP_4,
                 f"{request.days_supply} days requested; the authorization is for {auth.days_supply} days at most.",
             )
         )
@@ -238,7 +241,7 @@ def _refill_reasons(prior: PriorDispense | None, program: ProgramVersion, now: d
     return [
         Reason(
             Code.EARLY_REFILL,
-            "R-DISP-3",
+            Rule.R_DISP_3,
             f"{remaining} days of therapy remain from the previous dispense; a new dispense is allowed "
             f"when {program.refill_max_remaining_days} days or fewer remain.",
         )
@@ -251,12 +254,12 @@ def decide_dispense(ctx: DispenseContext, program: ProgramVersion, now: datetime
     reasons = _participant_reasons(ctx, now)
     auth = ctx.authorization
     if auth is None:
-        reasons.append(Reason(Code.AUTHORIZATION_NOT_FOUND, "R-AUTH-4", "No authorization has this number."))
+        reasons.append(Reason(Code.AUTHORIZATION_NOT_FOUND, Rule.R_AUTH_4, "No authorization has this number."))
     elif auth.rems_patient_id != ctx.request.rems_patient_id:
         reasons.append(
             Reason(
                 Code.AUTHORIZATION_PATIENT_MISMATCH,
-                "R-AUTH-4",
+                Rule.R_AUTH_4,
                 "The authorization was issued for another patient.",
             )
         )

@@ -10,6 +10,7 @@ from typing import Any
 from .calendar import add_years
 from .lifecycle import Lifecycle, StateChange
 from .program import ProgramVersion
+from .rules import Rule
 
 
 class RiskCategory(str, Enum):
@@ -67,7 +68,7 @@ ELIGIBLE_STATUSES = frozenset({PatientStatus.ENROLLED.value, PatientStatus.ON_TH
 
 
 def is_adult(date_of_birth: date, on: date, program: ProgramVersion) -> bool:
-    """R-CAT-1: adult means ``adult_age_years`` or older on ``on`` (the 18th birthday counts)."""
+    """R-CAT-1: adult means ``adult_age_years`` or older on ``on`` (that birthday counts)."""
     return add_years(date_of_birth, program.adult_age_years) <= on
 
 
@@ -87,7 +88,7 @@ def enrollment_problems(
 
     R-CAT-1: the category's age band must agree with the date of birth on the
     enrollment date. R-CAT-2: an FNRP category needs a qualifying reason.
-    R-PAT-1: a signed PPAF, counseling, and a guardian under 18.
+    R-PAT-1: a signed PPAF, counseling, and a guardian under ``adult_age_years``.
     """
     problems: dict[str, list[str]] = {}
 
@@ -98,28 +99,33 @@ def enrollment_problems(
         add("date_of_birth", "Cannot be after the enrollment date.")
     adult = is_adult(date_of_birth, enrollment_date, program)
     if adult != category.is_adult:
-        band = "an adult" if adult else "under 18"
+        band = "an adult" if adult else f"under {program.adult_age_years}"
         add(
             "risk_category",
-            f"{category.value} disagrees with the date of birth: the patient is {band} on the enrollment date (R-CAT-1).",
+            f"{category.value} disagrees with the date of birth: the patient is {band} on the enrollment date "
+            f"({Rule.R_CAT_1.value}).",
         )
     if category.is_frp and menstrual_cycle is None:
-        add("menstrual_cycle", "Required for a female who can get pregnant (R-PREG-3).")
+        add("menstrual_cycle", f"Required for a female who can get pregnant ({Rule.R_PREG_3.value}).")
     if not category.is_frp and menstrual_cycle is not None:
         add("menstrual_cycle", "Only recorded for a female who can get pregnant.")
     if category.is_fnrp and fnrp_reason is None:
         add(
             "fnrp_reason",
-            "Required: hysterectomy, bilateral oophorectomy, or natural menopause for 24 consecutive months; infertility alone does not exempt (R-CAT-2).",
+            "Required: hysterectomy, bilateral oophorectomy, or natural menopause for 24 consecutive months; "
+            f"infertility alone does not exempt ({Rule.R_CAT_2.value}).",
         )
     if not category.is_fnrp and fnrp_reason is not None:
         add("fnrp_reason", "Only recorded for a female who can not get pregnant.")
     if not adult and not guardian_name:
-        add("guardian_name", "A guardian co-signs for a patient under 18 (R-PAT-1).")
+        add(
+            "guardian_name",
+            f"A guardian co-signs for a patient under {program.adult_age_years} ({Rule.R_PAT_1.value}).",
+        )
     if ppaf_signed is not True:
-        add("ppaf_signed", "The Patient-Prescriber Agreement Form must be signed (R-PAT-1).")
+        add("ppaf_signed", f"The Patient-Prescriber Agreement Form must be signed ({Rule.R_PAT_1.value}).")
     if counseling_completed is not True:
-        add("counseling_completed", "The patient must be counseled before enrollment (R-PAT-1).")
+        add("counseling_completed", f"The patient must be counseled before enrollment ({Rule.R_PAT_1.value}).")
     return problems
 
 

@@ -12,6 +12,7 @@ from .calendar import days_between, valid_until
 from .patients import RiskCategory
 from .program import ProgramVersion
 from .reasons import Code, Reason
+from .rules import Rule
 
 #: R-SURV-2 questions, and which patients are asked them.
 FRP_QUESTIONS = ("missed_period", "unprotected_intercourse", "missed_contraception")
@@ -49,7 +50,8 @@ def noncompliance(category: RiskCategory, answers: Mapping[str, Any]) -> list[st
 
 
 def survey_interval_days(category: RiskCategory, program: ProgramVersion) -> int:
-    """R-SURV-1: ``FNRP_ADULT`` patients every 182 days; everyone else every 28."""
+    """R-SURV-1: ``FNRP_ADULT`` patients every ``survey_interval_days_fnrp_adult``;
+    everyone else every ``survey_interval_days_default``."""
     if category is RiskCategory.FNRP_ADULT:
         return program.survey_interval_days_fnrp_adult
     return program.survey_interval_days_default
@@ -69,14 +71,14 @@ def evaluate_survey(
     """R-SURV-1: is the patient survey current at ``now`` (calendar days)?"""
     interval = survey_interval_days(category, program)
     if last_completed_at is None or last_completed_at > now:
-        reason = Reason(Code.PATIENT_SURVEY_OVERDUE, "R-SURV-1", "No patient survey has been completed.")
+        reason = Reason(Code.PATIENT_SURVEY_OVERDUE, Rule.R_SURV_1, "No patient survey has been completed.")
         return SurveyStatus(False, None, now, (reason,))
     due = valid_until(last_completed_at, interval, program.tz)
     age = days_between(last_completed_at, now, program.tz)
     if age > interval:
         reason = Reason(
             Code.PATIENT_SURVEY_OVERDUE,
-            "R-SURV-1",
+            Rule.R_SURV_1,
             f"The last patient survey is {age} days old; one is required every {interval} days.",
         )
         return SurveyStatus(False, last_completed_at, due, (reason,))
@@ -90,7 +92,7 @@ def prescriber_survey_reasons(category: RiskCategory, survey: Mapping[str, Any])
         reasons.append(
             Reason(
                 Code.PRESCRIBER_SURVEY_INCOMPLETE,
-                "R-PRES-2",
+                Rule.R_PRES_2,
                 "The prescriber must confirm the patient was counseled on the risks.",
             )
         )
@@ -98,7 +100,7 @@ def prescriber_survey_reasons(category: RiskCategory, survey: Mapping[str, Any])
         reasons.append(
             Reason(
                 Code.PRESCRIBER_SURVEY_INCOMPLETE,
-                "R-CONTRA-1",
+                Rule.R_CONTRA_1,
                 "The prescriber must confirm two reliable methods of contraception (or abstinence).",
             )
         )
@@ -106,7 +108,7 @@ def prescriber_survey_reasons(category: RiskCategory, survey: Mapping[str, Any])
         reasons.append(
             Reason(
                 Code.PRESCRIBER_SURVEY_INCOMPLETE,
-                "R-CONTRA-2",
+                Rule.R_CONTRA_2,
                 "The prescriber must confirm condom use with any female who can get pregnant.",
             )
         )

@@ -17,6 +17,7 @@ from .clock import ensure_utc
 from .patients import MenstrualCycle, RiskCategory
 from .program import ProgramVersion
 from .reasons import Code, Reason
+from .rules import Rule
 
 
 class PregnancyResult(str, Enum):
@@ -66,7 +67,7 @@ def sensitivity_problem(sensitivity_miu_ml: int, program: ProgramVersion) -> str
     """R-PREG-2: a test counts only at ``test_max_sensitivity_miu_ml`` or better (a number at most that)."""
     limit = program.test_max_sensitivity_miu_ml
     if sensitivity_miu_ml > limit:
-        return f"A test must detect {limit} mIU/mL or less to count (R-PREG-2)."
+        return f"A test must detect {limit} mIU/mL or less to count ({Rule.R_PREG_2.value})."
     return None
 
 
@@ -111,8 +112,9 @@ def evaluate_testing(
     - Not FRP: not required.
     - The newest test is positive: never met (R-PREG-4).
     - Authorization before therapy (no dispense yet), R-PREG-1: a negative
-      test collected 10–14 calendar days before the authorization date and a
-      negative test collected within the 24 hours before ``now``.
+      test collected within ``initial_test_1_window_days`` calendar days
+      before the authorization date and a negative test collected within the
+      ``initial_test_2_window_hours`` before ``now``.
     - Otherwise, R-PREG-3: the newest negative test no older than the
       interval in force (calendar days).
     """
@@ -128,7 +130,9 @@ def evaluate_testing(
 
     if tests and tests[0].result is PregnancyResult.POSITIVE:
         reason = Reason(
-            Code.PREGNANCY_TEST_POSITIVE, "R-PREG-4", "The most recent pregnancy test is positive; therapy is halted."
+            Code.PREGNANCY_TEST_POSITIVE,
+            Rule.R_PREG_4,
+            "The most recent pregnancy test is positive; therapy is halted.",
         )
         return PregnancyTestingStatus(PregnancyTestingState.POSITIVE, False, (reason,), None, interval)
 
@@ -136,13 +140,13 @@ def evaluate_testing(
     if purpose is Purpose.AUTHORIZATION and inputs.therapy_started_at is None:
         reasons = _initial_test_reasons(negatives, program, now)
     elif newest_negative is None:
-        reasons = [Reason(Code.PREGNANCY_TEST_MISSING, "R-PREG-3", "No negative pregnancy test is on record.")]
+        reasons = [Reason(Code.PREGNANCY_TEST_MISSING, Rule.R_PREG_3, "No negative pregnancy test is on record.")]
     elif days_between(newest_negative.collected_at, now, tz) > interval:
         age = days_between(newest_negative.collected_at, now, tz)
         reasons = [
             Reason(
                 Code.PREGNANCY_TEST_STALE,
-                "R-PREG-3",
+                Rule.R_PREG_3,
                 f"The newest negative pregnancy test is {age} days old; a test is required every {interval} days now.",
             )
         ]
@@ -158,7 +162,7 @@ def _initial_test_reasons(negatives: list[PregnancyTest], program: ProgramVersio
         return [
             Reason(
                 Code.PREGNANCY_TEST_MISSING,
-                "R-PREG-1",
+                Rule.R_PREG_1,
                 "Two negative pregnancy tests are required before the first authorization; none is on record.",
             )
         ]
@@ -172,7 +176,7 @@ def _initial_test_reasons(negatives: list[PregnancyTest], program: ProgramVersio
         reasons.append(
             Reason(
                 Code.PREGNANCY_TEST_OUT_OF_WINDOW,
-                "R-PREG-1",
+                Rule.R_PREG_1,
                 f"The first negative test must be collected {earliest} to {latest} days before the authorization date.",
             )
         )
@@ -180,8 +184,9 @@ def _initial_test_reasons(negatives: list[PregnancyTest], program: ProgramVersio
         reasons.append(
             Reason(
                 Code.PREGNANCY_TEST_OUT_OF_WINDOW,
-                "R-PREG-1",
-                f"The second negative test must be collected within the {program.initial_test_2_window_hours} hours before the authorization.",
+                Rule.R_PREG_1,
+                f"The second negative test must be collected within the {program.initial_test_2_window_hours} hours "
+                "before the authorization.",
             )
         )
     return reasons
