@@ -13,7 +13,7 @@ from typing import Any
 
 from .clock import ensure_utc
 from .decisions import Decision, PatientFacts, eligibility_reasons
-from .lifecycle import Lifecycle, StateChange
+from .lifecycle import Lifecycle, Move, StateChange, command
 from .participants import PrescriberStatus
 from .patients import RiskCategory
 from .program import ProgramVersion
@@ -82,36 +82,30 @@ class AuthorizationLifecycle(Lifecycle):
     """
 
     SUBJECT = "authorization"
-    STATES = [s.value for s in AuthorizationStatus]
-    TRANSITIONS = [
-        {"trigger": "confirm", "source": "issued", "dest": "confirmed"},
-        {"trigger": "release", "source": "confirmed", "dest": "issued"},
-        {"trigger": "dispense", "source": "confirmed", "dest": "dispensed"},
-        {"trigger": "expire", "source": "issued", "dest": "expired"},
-        {"trigger": "void", "source": ["issued", "confirmed"], "dest": "voided"},
-    ]
-    EVENTS = {
-        "confirm": "authorization.confirmed",
-        "release": "authorization.released",
-        "dispense": "authorization.dispensed",
-        "expire": "authorization.expired",
-        "void": "authorization.voided",
-    }
+    STATUS = AuthorizationStatus
 
+    @command("authorization.confirmed", Move(AuthorizationStatus.ISSUED, AuthorizationStatus.CONFIRMED))
     def confirm(self, confirmation_number: str, now: datetime) -> StateChange:
-        return self._fire("confirm", now, {"confirmation_number": confirmation_number})
+        return self._fire(now, {"confirmation_number": confirmation_number})
 
+    @command("authorization.released", Move(AuthorizationStatus.CONFIRMED, AuthorizationStatus.ISSUED))
     def release(self, reason: str, now: datetime) -> StateChange:
-        return self._fire("release", now, {"reason": reason})
+        return self._fire(now, {"reason": reason})
 
+    @command("authorization.dispensed", Move(AuthorizationStatus.CONFIRMED, AuthorizationStatus.DISPENSED))
     def dispense(self, confirmation_number: str, now: datetime) -> StateChange:
-        return self._fire("dispense", now, {"confirmation_number": confirmation_number})
+        return self._fire(now, {"confirmation_number": confirmation_number})
 
+    @command("authorization.expired", Move(AuthorizationStatus.ISSUED, AuthorizationStatus.EXPIRED))
     def expire(self, now: datetime) -> StateChange:
-        return self._fire("expire", now)
+        return self._fire(now)
 
+    @command(
+        "authorization.voided",
+        Move((AuthorizationStatus.ISSUED, AuthorizationStatus.CONFIRMED), AuthorizationStatus.VOIDED),
+    )
     def void(self, reason: str, now: datetime, details: dict[str, Any] | None = None) -> StateChange:
-        return self._fire("void", now, {"reason": reason, **(details or {})})
+        return self._fire(now, {"reason": reason, **(details or {})})
 
 
 @dataclass(frozen=True)

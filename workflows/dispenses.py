@@ -14,7 +14,7 @@ from .authorizations import AuthorizationStatus, effective_status
 from .calendar import days_between
 from .clock import ensure_utc
 from .decisions import Decision, PatientFacts, eligibility_reasons
-from .lifecycle import Lifecycle, StateChange
+from .lifecycle import Lifecycle, Move, StateChange, command
 from .participants import PharmacyStatus, effective_pharmacy_status
 from .program import ProgramVersion
 from .reasons import Code, Reason
@@ -56,31 +56,23 @@ class DispenseLifecycle(Lifecycle):
     """
 
     SUBJECT = "dispense"
-    STATES = [s.value for s in DispenseStatus]
-    TRANSITIONS = [
-        {"trigger": "complete", "source": "confirmed", "dest": "dispensed"},
-        {"trigger": "reverse", "source": "confirmed", "dest": "reversed"},
-        {"trigger": "lapse", "source": "confirmed", "dest": "lapsed"},
-        {"trigger": "void", "source": "confirmed", "dest": "voided"},
-    ]
-    EVENTS = {
-        "complete": "dispense.completed",
-        "reverse": "dispense.reversed",
-        "lapse": "dispense.lapsed",
-        "void": "dispense.voided",
-    }
+    STATUS = DispenseStatus
 
+    @command("dispense.completed", Move(DispenseStatus.CONFIRMED, DispenseStatus.DISPENSED))
     def complete(self, now: datetime) -> StateChange:
-        return self._fire("complete", now)
+        return self._fire(now)
 
+    @command("dispense.reversed", Move(DispenseStatus.CONFIRMED, DispenseStatus.REVERSED))
     def reverse(self, reason: str | None, now: datetime) -> StateChange:
-        return self._fire("reverse", now, {"reason": reason})
+        return self._fire(now, {"reason": reason})
 
+    @command("dispense.lapsed", Move(DispenseStatus.CONFIRMED, DispenseStatus.LAPSED))
     def lapse(self, now: datetime, details: dict[str, Any] | None = None) -> StateChange:
-        return self._fire("lapse", now, {"reason": "confirmation window passed", **(details or {})})
+        return self._fire(now, {"reason": "confirmation window passed", **(details or {})})
 
+    @command("dispense.voided", Move(DispenseStatus.CONFIRMED, DispenseStatus.VOIDED))
     def void(self, reason: str, now: datetime, details: dict[str, Any] | None = None) -> StateChange:
-        return self._fire("void", now, {"reason": reason, **(details or {})})
+        return self._fire(now, {"reason": reason, **(details or {})})
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Any
 
 from .clock import ensure_utc
-from .lifecycle import Lifecycle, StateChange
+from .lifecycle import Lifecycle, Move, StateChange, command
 from .program import ProgramVersion
 
 
@@ -46,58 +46,58 @@ class PrescriberCertification(Lifecycle):
     """R-PRES-1: ``pending → certified ⇄ suspended``, any → ``decertified`` (final)."""
 
     SUBJECT = "prescriber"
+    STATUS = PrescriberStatus
     PERSISTED = ("certified_at",)
-    STATES = [s.value for s in PrescriberStatus]
-    TRANSITIONS = [
-        {"trigger": "certify", "source": "pending", "dest": "certified", "conditions": "_attested"},
-        {"trigger": "suspend", "source": "certified", "dest": "suspended"},
-        {"trigger": "reinstate", "source": "suspended", "dest": "certified"},
-        {"trigger": "decertify", "source": ["pending", "certified", "suspended"], "dest": "decertified"},
-    ]
-    EVENTS = {
-        "certify": "prescriber.certified",
-        "suspend": "prescriber.suspended",
-        "reinstate": "prescriber.reinstated",
-        "decertify": "prescriber.decertified",
-    }
 
-    def __init__(self, status: str, certified_at: datetime | None = None):
+    def __init__(self, status: PrescriberStatus | str, certified_at: datetime | None = None):
         super().__init__(status)
         self.certified_at = certified_at
 
     @property
     def is_certified(self) -> bool:
-        return self.state == PrescriberStatus.CERTIFIED.value
+        return self.status is PrescriberStatus.CERTIFIED
 
     def _attested(self, attestations: dict[str, Any]) -> bool:
         return self._require_true("attestations", attestations, PRESCRIBER_ATTESTATIONS)
 
+    @command(
+        "prescriber.certified",
+        Move(PrescriberStatus.PENDING, PrescriberStatus.CERTIFIED, conditions=("_attested",)),
+    )
     def certify(self, attestations: dict[str, Any], now: datetime) -> StateChange:
-        change = self._fire(
-            "certify", now, {"attestations": sorted(PRESCRIBER_ATTESTATIONS)}, attestations=attestations
-        )
+        change = self._fire(now, {"attestations": sorted(PRESCRIBER_ATTESTATIONS)}, attestations=attestations)
         self.certified_at = ensure_utc(now)
         return change
 
+    @command("prescriber.suspended", Move(PrescriberStatus.CERTIFIED, PrescriberStatus.SUSPENDED))
     def suspend(self, reason: str | None, now: datetime) -> StateChange:
-        return self._fire("suspend", now, {"reason": reason})
+        return self._fire(now, {"reason": reason})
 
+    @command("prescriber.reinstated", Move(PrescriberStatus.SUSPENDED, PrescriberStatus.CERTIFIED))
     def reinstate(self, now: datetime) -> StateChange:
-        return self._fire("reinstate", now)
+        return self._fire(now)
 
+    @command(
+        "prescriber.decertified",
+        Move(
+            (PrescriberStatus.PENDING, PrescriberStatus.CERTIFIED, PrescriberStatus.SUSPENDED),
+            PrescriberStatus.DECERTIFIED,
+        ),
+    )
     def decertify(self, reason: str | None, now: datetime) -> StateChange:
-        return self._fire("decertify", now, {"reason": reason})
+        return self._fire(now, {"reason": reason})
 
 
-def effective_pharmacy_status(status: str, certified_until: datetime | None, now: datetime) -> str:
+def effective_pharmacy_status(status: PharmacyStatus | str, certified_until: datetime | None, now: datetime) -> str:
     """R-PHA-2: a certified pharmacy whose ``certified_until`` has passed is expired.
 
     The stored status may still say ``certified`` (the sweep that mirrors
     expiries may not have run): the answer is computed from the timestamp.
     """
-    if status == PharmacyStatus.CERTIFIED.value and certified_until is not None and ensure_utc(now) >= certified_until:
+    status = PharmacyStatus(status)
+    if status is PharmacyStatus.CERTIFIED and certified_until is not None and ensure_utc(now) >= certified_until:
         return PharmacyStatus.EXPIRED.value
-    return status
+    return status.value
 
 
 class PharmacyCertification(Lifecycle):
@@ -107,31 +107,12 @@ class PharmacyCertification(Lifecycle):
     """
 
     SUBJECT = "pharmacy"
+    STATUS = PharmacyStatus
     PERSISTED = ("certified_at", "certified_until")
-    STATES = [s.value for s in PharmacyStatus]
-    TRANSITIONS = [
-        {
-            "trigger": "certify",
-            "source": ["pending", "certified", "expired"],
-            "dest": "certified",
-            "conditions": "_attested",
-        },
-        {"trigger": "suspend", "source": "certified", "dest": "suspended"},
-        {"trigger": "reinstate", "source": "suspended", "dest": "certified"},
-        {"trigger": "expire", "source": "certified", "dest": "expired"},
-        {"trigger": "decertify", "source": ["pending", "certified", "suspended", "expired"], "dest": "decertified"},
-    ]
-    EVENTS = {
-        "certify": "pharmacy.certified",
-        "suspend": "pharmacy.suspended",
-        "reinstate": "pharmacy.reinstated",
-        "expire": "pharmacy.certification_expired",
-        "decertify": "pharmacy.decertified",
-    }
 
     def __init__(
         self,
-        status: str,
+        status: PharmacyStatus | str,
         now: datetime,
         certified_at: datetime | None = None,
         certified_until: datetime | None = None,
@@ -143,12 +124,19 @@ class PharmacyCertification(Lifecycle):
     def _attested(self, attestations: dict[str, Any]) -> bool:
         return self._require_true("attestations", attestations, PHARMACY_ATTESTATIONS)
 
+    @command(
+        "pharmacy.certified",
+        Move(
+            (PharmacyStatus.PENDING, PharmacyStatus.CERTIFIED, PharmacyStatus.EXPIRED),
+            PharmacyStatus.CERTIFIED,
+            conditions=("_attested",),
+        ),
+    )
     def certify(self, attestations: dict[str, Any], program: ProgramVersion, now: datetime) -> StateChange:
         """Certify or renew: the certification runs ``pharmacy_certification_days`` from ``now``."""
-        renewal = self.state != PharmacyStatus.PENDING.value
+        renewal = self.status is not PharmacyStatus.PENDING
         until = program.pharmacy_certified_until(now)
         change = self._fire(
-            "certify",
             now,
             {
                 "attestations": sorted(PHARMACY_ATTESTATIONS),
@@ -162,14 +150,24 @@ class PharmacyCertification(Lifecycle):
         self.certified_until = until
         return change
 
+    @command("pharmacy.suspended", Move(PharmacyStatus.CERTIFIED, PharmacyStatus.SUSPENDED))
     def suspend(self, reason: str | None, now: datetime) -> StateChange:
-        return self._fire("suspend", now, {"reason": reason})
+        return self._fire(now, {"reason": reason})
 
+    @command("pharmacy.reinstated", Move(PharmacyStatus.SUSPENDED, PharmacyStatus.CERTIFIED))
     def reinstate(self, now: datetime) -> StateChange:
-        return self._fire("reinstate", now)
+        return self._fire(now)
 
+    @command("pharmacy.certification_expired", Move(PharmacyStatus.CERTIFIED, PharmacyStatus.EXPIRED))
     def expire(self, now: datetime) -> StateChange:
-        return self._fire("expire", now, {"certified_until": self.certified_until})
+        return self._fire(now, {"certified_until": self.certified_until})
 
+    @command(
+        "pharmacy.decertified",
+        Move(
+            (PharmacyStatus.PENDING, PharmacyStatus.CERTIFIED, PharmacyStatus.SUSPENDED, PharmacyStatus.EXPIRED),
+            PharmacyStatus.DECERTIFIED,
+        ),
+    )
     def decertify(self, reason: str | None, now: datetime) -> StateChange:
-        return self._fire("decertify", now, {"reason": reason})
+        return self._fire(now, {"reason": reason})

@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 from .calendar import add_years
-from .lifecycle import Lifecycle, StateChange
+from .lifecycle import Lifecycle, Move, StateChange, command
 from .program import ProgramVersion
 from .rules import Rule
 
@@ -141,68 +141,64 @@ class PatientLifecycle(Lifecycle):
     """
 
     SUBJECT = "patient"
+    STATUS = PatientStatus
     PERSISTED = ("therapy_started_at",)
-    STATES = [s.value for s in PatientStatus]
-    TRANSITIONS = [
-        {"trigger": "start_therapy", "source": "enrolled", "dest": "on_therapy"},
-        {"trigger": "halt", "source": ["enrolled", "on_therapy", "needs_intervention"], "dest": "halted"},
-        {"trigger": "flag", "source": ["enrolled", "on_therapy"], "dest": "needs_intervention"},
-        {"trigger": "reinstate", "source": "halted", "dest": "on_therapy", "conditions": "_therapy_started"},
-        {"trigger": "reinstate", "source": "halted", "dest": "enrolled", "unless": "_therapy_started"},
-        {
-            "trigger": "resolve_intervention",
-            "source": "needs_intervention",
-            "dest": "on_therapy",
-            "conditions": "_therapy_started",
-        },
-        {
-            "trigger": "resolve_intervention",
-            "source": "needs_intervention",
-            "dest": "enrolled",
-            "unless": "_therapy_started",
-        },
-        {
-            "trigger": "discontinue",
-            "source": ["enrolled", "on_therapy", "halted", "needs_intervention"],
-            "dest": "discontinued",
-        },
-    ]
-    EVENTS = {
-        "start_therapy": "patient.therapy_started",
-        "halt": "patient.halted",
-        "flag": "patient.needs_intervention",
-        "reinstate": "patient.reinstated",
-        "resolve_intervention": "patient.intervention_resolved",
-        "discontinue": "patient.discontinued",
-    }
 
-    def __init__(self, status: str, therapy_started_at: datetime | None = None):
+    def __init__(self, status: PatientStatus | str, therapy_started_at: datetime | None = None):
         super().__init__(status)
         self.therapy_started_at = therapy_started_at
 
-    def _therapy_started(self, **_: Any) -> bool:
+    def _therapy_started(self) -> bool:
         return self.therapy_started_at is not None
 
     @property
     def eligible(self) -> bool:
         return self.state in ELIGIBLE_STATUSES
 
+    @command("patient.therapy_started", Move(PatientStatus.ENROLLED, PatientStatus.ON_THERAPY))
     def start_therapy(self, now: datetime) -> StateChange:
-        change = self._fire("start_therapy", now)
+        change = self._fire(now)
         self.therapy_started_at = now
         return change
 
+    @command(
+        "patient.halted",
+        Move(
+            (PatientStatus.ENROLLED, PatientStatus.ON_THERAPY, PatientStatus.NEEDS_INTERVENTION), PatientStatus.HALTED
+        ),
+    )
     def halt(self, reason: str, now: datetime, details: dict[str, Any] | None = None) -> StateChange:
-        return self._fire("halt", now, {"reason": reason, **(details or {})})
+        return self._fire(now, {"reason": reason, **(details or {})})
 
+    @command(
+        "patient.needs_intervention",
+        Move((PatientStatus.ENROLLED, PatientStatus.ON_THERAPY), PatientStatus.NEEDS_INTERVENTION),
+    )
     def flag(self, reason: str, now: datetime, details: dict[str, Any] | None = None) -> StateChange:
-        return self._fire("flag", now, {"reason": reason, **(details or {})})
+        return self._fire(now, {"reason": reason, **(details or {})})
 
+    @command(
+        "patient.reinstated",
+        Move(PatientStatus.HALTED, PatientStatus.ON_THERAPY, conditions=("_therapy_started",)),
+        Move(PatientStatus.HALTED, PatientStatus.ENROLLED, unless=("_therapy_started",)),
+    )
     def reinstate(self, reason: str, now: datetime) -> StateChange:
-        return self._fire("reinstate", now, {"reason": reason})
+        return self._fire(now, {"reason": reason})
 
+    @command(
+        "patient.intervention_resolved",
+        Move(PatientStatus.NEEDS_INTERVENTION, PatientStatus.ON_THERAPY, conditions=("_therapy_started",)),
+        Move(PatientStatus.NEEDS_INTERVENTION, PatientStatus.ENROLLED, unless=("_therapy_started",)),
+    )
     def resolve_intervention(self, reason: str, now: datetime) -> StateChange:
-        return self._fire("resolve_intervention", now, {"reason": reason})
+        return self._fire(now, {"reason": reason})
 
+    @command(
+        "patient.discontinued",
+        Move(
+            (PatientStatus.ENROLLED, PatientStatus.ON_THERAPY, PatientStatus.HALTED, PatientStatus.NEEDS_INTERVENTION),
+            PatientStatus.DISCONTINUED,
+        ),
+    )
     def discontinue(self, reason: str | None, now: datetime) -> StateChange:
-        return self._fire("discontinue", now, {"reason": reason})
+        return self._fire(now, {"reason": reason})

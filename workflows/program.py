@@ -18,16 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .clock import ensure_utc
 from .errors import NoProgramInForce, ProgramDefinitionError
 
-#: The six risk categories of R-CAT-1.
-RISK_CATEGORIES = (
-    "FRP_ADULT",
-    "FRP_CHILD",
-    "FNRP_ADULT",
-    "FNRP_CHILD",
-    "MALE_ADULT",
-    "MALE_CHILD",
-)
-
 
 @dataclass(frozen=True)
 class Monitoring:

@@ -23,7 +23,8 @@ T = TypeVar("T")
 
 def dump(snapshot: Any) -> dict[str, Any]:
     """The snapshot as JSON-ready data (the form the audit digest covers)."""
-    return json.loads(canonical_json(dataclasses.asdict(snapshot)))
+    data: dict[str, Any] = json.loads(canonical_json(dataclasses.asdict(snapshot)))
+    return data
 
 
 def load(cls: type[T], data: Any) -> T:
@@ -32,7 +33,8 @@ def load(cls: type[T], data: Any) -> T:
     Raises ``ValueError`` if the data does not fit the class (a stored
     snapshot that cannot be read back is never silently patched up).
     """
-    return _convert(cls, data)
+    snapshot: T = _convert(cls, data)
+    return snapshot
 
 
 def _convert(tp: Any, value: Any) -> Any:
@@ -52,7 +54,7 @@ def _convert(tp: Any, value: Any) -> Any:
         return tuple(_convert(inner, v) for v in value)
     if origin is dict or tp is dict:
         return dict(value)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         names = {f.name for f in dataclasses.fields(tp)}
         if set(value) != names:

@@ -18,7 +18,6 @@ from .rules import Rule
 FRP_QUESTIONS = ("missed_period", "unprotected_intercourse", "missed_contraception")
 MALE_QUESTIONS = ("unprotected_intercourse",)
 ALL_QUESTIONS = ("shared_capsules", "donated_blood")
-QUESTIONS = ("missed_period", "unprotected_intercourse", "missed_contraception", "shared_capsules", "donated_blood")
 
 
 def questions_for(category: RiskCategory) -> tuple[str, ...]:
