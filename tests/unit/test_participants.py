@@ -28,6 +28,13 @@ def prescriber_command(machine, trigger):
     }[trigger]()
 
 
+PRESCRIBER_EVENTS = {
+    "certify": "certified",
+    "suspend": "suspended",
+    "reinstate": "reinstated",
+    "decertify": "decertified",
+}
+
 # (from, trigger) -> to, or None when the trigger is illegal from that state.
 PRESCRIBER_TABLE = {
     ("pending", "certify"): "certified",
@@ -61,10 +68,7 @@ def test_R_PRES_1_transition_table(start, trigger):
     else:
         change = prescriber_command(machine, trigger)
         assert (change.from_state, change.to_state, machine.state) == (start, expected, expected)
-        assert (
-            change.event
-            == f"prescriber.{ {'certify': 'certified', 'suspend': 'suspended', 'reinstate': 'reinstated', 'decertify': 'decertified'}[trigger] }"
-        )
+        assert change.event == f"prescriber.{PRESCRIBER_EVENTS[trigger]}"
 
 
 @pytest.mark.parametrize("missing", sorted(PRESCRIBER_ATTESTED))
