@@ -9,6 +9,8 @@ from flask import Flask
 
 from config.settings import load_settings
 
+from . import api, clock, jobs, logs, runtime
+
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Application factory.
@@ -19,8 +21,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(load_settings(overrides=overrides))
-
-    from . import api, clock, jobs, logs, runtime
 
     logs.init_app(app)  # first: the request id exists before anything can fail
     clock.init_app(app)

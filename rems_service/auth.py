@@ -1,75 +1,129 @@
-"""Bearer-token authentication and role checks.
+"""Bearer-token authentication (flask-httpauth) and role checks.
 
-Every API blueprint authenticates in ``before_request`` (401 before anything
-else is looked at); each view then names the roles that may call it with
-``@roles(...)``, placed above ``@blp.arguments`` so a forbidden caller gets
-403 before its body is validated. Object ownership (a prescriber's own
-patients, a pharmacist's own pharmacy) is checked by the services.
+``protect(blp)`` authenticates every request to a blueprint in its
+``before_request``, so a missing or bad token is a 401 before anything else
+is looked at (path objects, body, query); the request context
+(``rems_service.context``) is built right after. Each view then names the
+roles that may call it with ``@roles(...)``, placed directly under
+``@blp.route`` and above ``@blp.arguments``, so a forbidden caller gets 403
+before its body is validated. Object ownership (a prescriber's own patients,
+a pharmacist's own pharmacy) is checked by the services.
+
+Both errors use the API's JSON error body (``api.errors``); a 401 carries
+``WWW-Authenticate: Bearer realm=...`` (RFC 6750, with ``error="invalid_token"``
+when a token was presented but is not valid).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import g, request
-from flask_smorest import Blueprint
+from flask import request
+from flask_httpauth import HTTPTokenAuth
+from flask_smorest import Blueprint, abort
 
-from rems_service.db.models import UserRole
+from rems_service.context import begin, ctx
 from rems_service.runtime import get_runtime
 from rems_service.services import users
-from rems_service.services.actor import Actor
-from rems_service.services.errors import Forbidden, ServiceError
+from rems_service.services.errors import Forbidden
+from workflows.actors import Actor, UserRole
 
-#: The OpenAPI security requirement attached to every protected operation.
-BEARER = [{"bearerAuth": []}]
+#: The OpenAPI security scheme every protected operation requires (declared in ``api.init_app``).
+SECURITY_SCHEME = "bearerAuth"
+BEARER: list[dict[str, list[str]]] = [{SECURITY_SCHEME: []}]
+
+auth = HTTPTokenAuth(scheme="Bearer", realm="Lenalidomide REMS")
+
+View = TypeVar("View", bound=Callable[..., Any])
 
 
-class Unauthorized(ServiceError):
-    status = 401
+@auth.verify_token
+def _verify_token(token: str) -> Actor | None:
+    return users.authenticate(get_runtime().read(), token.strip())
 
 
+@auth.error_handler
+def _refuse(status: int) -> None:
+    """Raise (``flask_smorest.abort``) the API's JSON error instead of flask-httpauth's plain-text one."""
+    if status != 401:  # pragma: no cover - roles are checked by ``roles``, not by flask-httpauth
+        abort(status)
+    challenge = auth.authenticate_header()
+    if _presented_token() is None:
+        abort(
+            401,
+            message="A bearer token is required.",
+            errors={"Authorization": ["Missing or not a Bearer token."]},
+            headers={"WWW-Authenticate": challenge},
+        )
+    abort(
+        401,
+        message="The bearer token is not valid.",
+        errors={"Authorization": ["Unknown token."]},
+        headers={"WWW-Authenticate": f'{challenge}, error="invalid_token"'},
+    )
+
+
+def _presented_token() -> str | None:
+    presented = request.authorization
+    if presented is None or presented.type.lower() != "bearer" or not (presented.token or "").strip():
+        return None
+    return presented.token
+
+
+@auth.login_required
 def _authenticate() -> None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("A bearer token is required.", {"Authorization": ["Missing or not a Bearer token."]})
-    actor = users.authenticate(get_runtime().read(), token.strip())
+    actor = auth.current_user()
     if actor is None:
-        raise Unauthorized("The bearer token is not valid.", {"Authorization": ["Unknown token."]})
-    g.actor = actor
+        # flask-httpauth lets OPTIONS through unchecked (for CORS preflights); this API
+        # has no cross-origin callers, so OPTIONS needs a valid token like any method.
+        token = _presented_token()
+        actor = _verify_token(token) if token else None
+    if actor is None:
+        _refuse(401)
+    else:
+        begin(actor)
 
 
 def protect(blp: Blueprint) -> Blueprint:
-    """Require a valid bearer token on every route of ``blp``."""
+    """Require a valid bearer token on every route of ``blp`` and build the request context."""
     blp.before_request(_authenticate)
     return blp
 
 
 def current_actor() -> Actor:
-    return g.actor
+    """The authenticated caller (views read it as ``ctx().actor``)."""
+    return ctx().actor
 
 
-def roles(*allowed: UserRole) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Let only ``allowed`` roles call the view (403 otherwise); documents the bearer scheme."""
-    names = {r.value for r in allowed}
+def _docstring_description(view: Callable[..., Any]) -> str:
+    """The description flask-smorest takes from a docstring: everything after the summary paragraph."""
+    _summary, _, description = inspect.cleandoc(view.__doc__ or "").partition("\n\n")
+    return description.strip()
 
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+
+def roles(*allowed: UserRole) -> Callable[[View], View]:
+    """Let only ``allowed`` roles call the view (403 otherwise).
+
+    Also documents the operation through flask-smorest's ``Blueprint.doc``: the
+    bearer security requirement, and the docstring's description followed by a
+    ``Roles: ...`` note.
+    """
+    names = frozenset(role.value for role in allowed)
+    note = f"Roles: {', '.join(sorted(names))}."
+
+    def decorator(view: View) -> View:
         @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            actor = current_actor()
-            if actor.role not in names:
-                raise Forbidden(f"The {actor.role} role may not perform this operation.")
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            role = ctx().actor.role
+            if role not in names:
+                raise Forbidden(f"The {role} role may not perform this operation.")
             return view(*args, **kwargs)
 
-        apidoc = dict(getattr(wrapper, "_apidoc", {}))
-        manual = dict(apidoc.get("manual_doc", {}))
-        manual["security"] = BEARER
-        manual.setdefault("description", "")
-        manual["description"] = (manual["description"] + f"\n\nRoles: {', '.join(sorted(names))}.").strip()
-        apidoc["manual_doc"] = manual
-        wrapper._apidoc = apidoc  # type: ignore[attr-defined]
-        return wrapper
+        description = f"{_docstring_description(view)}\n\n{note}".strip()
+        documented: View = Blueprint.doc(security=BEARER, description=description)(guarded)
+        return documented
 
     return decorator

@@ -37,15 +37,14 @@ def parse_clock_header(value: str) -> datetime:
 
 
 def request_now() -> datetime:
-    """The effective time of the current request."""
+    """The effective time of the current request (views read it as ``ctx().now``)."""
     return g.now
 
 
 def init_app(app: Flask) -> None:
     @app.before_request
     def _set_clock() -> None:
-        g.real_now = datetime.now(UTC)
-        g.now = g.real_now
+        g.now = datetime.now(UTC)
         header = request.headers.get(CLOCK_HEADER)
         if header is None:
             return

@@ -14,6 +14,8 @@ import uuid
 from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
+from rems_service.context import current
+
 #: Accepted shape of an incoming ``X-Request-Id``; anything else is replaced.
 _REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
@@ -26,8 +28,8 @@ class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if has_request_context():
             record.request_id = getattr(g, "request_id", None)
-            actor = getattr(g, "actor", None)
-            record.user_id = str(actor.user_id) if actor is not None and actor.user_id else None
+            context = current()
+            record.user_id = str(context.actor.user_id) if context is not None and context.actor.user_id else None
         else:
             record.request_id = None
             record.user_id = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from rems_service.auth import SECURITY_SCHEME
+
 from . import audit, authorizations, dispenses, errors, health, patients, pharmacies, prescribers, users, webhooks
 from .errors import RemsApi
 
@@ -30,7 +32,16 @@ def init_app(app: Flask) -> RemsApi:
             }
         },
     )
-    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    # Declared through apispec's public components API; each protected operation
+    # references it (``auth.roles`` documents it with ``Blueprint.doc``).
+    api.spec.components.security_scheme(
+        SECURITY_SCHEME,
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A user's token (`POST /api/v1/users`, `rems users create`).",
+        },
+    )
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     errors.init_app(app)

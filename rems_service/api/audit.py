@@ -1,4 +1,4 @@
-"""The audit log for auditors and program staff (API.md, Audit; R-AUD-1 to R-AUD-3).
+"""The audit log for auditors and program staff (API.md, Audit).
 
 Every read here is itself recorded in the log.
 """
@@ -17,9 +17,9 @@ from flask import Response, stream_with_context
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
-from rems_service.auth import current_actor, protect, roles
-from rems_service.clock import request_now
-from rems_service.db.models import AuditEntry, UserRole
+from rems_service.auth import protect, roles
+from rems_service.context import ctx
+from rems_service.db.models import AuditEntry
 from rems_service.runtime import get_runtime
 from rems_service.schemas.audit import (
     AuditEntrySchema,
@@ -30,6 +30,7 @@ from rems_service.schemas.audit import (
     AuditVerifySchema,
 )
 from rems_service.services import audit_log
+from workflows.actors import UserRole
 
 blp = protect(Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="The tamper-evident audit log"))
 
@@ -81,33 +82,31 @@ def _filter(args: dict[str, Any]) -> audit_log.AuditFilter:
 @roles(*AUDITORS)
 @blp.arguments(AuditListQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, AuditPageSchema)
-def events(args):
+def events(args: dict[str, Any]) -> dict[str, Any]:
     """Entries matching every given filter, newest first; `next_cursor` fetches the next page."""
-    rows, next_cursor = audit_log.page(
-        get_runtime().uow(), current_actor(), request_now(), _filter(args), args["limit"], args.get("cursor")
-    )
+    c = ctx()
+    rows, next_cursor = audit_log.page(c.uow(), c.actor, c.now, _filter(args), args["limit"], args.get("cursor"))
     return {"items": [item(r) for r in rows], "next_cursor": next_cursor}
 
 
 @blp.route("/events/<int:seq>", methods=["GET"])
 @roles(*AUDITORS)
 @blp.response(200, AuditEntrySchema)
-def event(seq: int):
+def event(seq: int) -> dict[str, Any]:
     """One entry."""
-    return item(audit_log.entry(get_runtime().uow(), current_actor(), request_now(), seq))
+    c = ctx()
+    return item(audit_log.entry(c.uow(), c.actor, c.now, seq))
 
 
 @blp.route("/verify", methods=["GET"])
 @roles(*AUDITORS)
 @blp.arguments(AuditVerifyQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, AuditVerifySchema)
-def verify(args):
+def verify(args: dict[str, Any]) -> dict[str, Any]:
     """Check the chain (whole, or from the last checkpoint) and name the first invalid entry."""
+    c = ctx()
     anchor = audit_log.parse_anchor(args["anchor"]) if args.get("anchor") else None
-    result = audit_log.verify(
-        get_runtime().uow(), current_actor(), request_now(), incremental=args["incremental"], anchor=anchor
-    )
-    return result.as_dict()
+    return audit_log.verify(c.uow(), c.actor, c.now, incremental=args["incremental"], anchor=anchor).as_dict()
 
 
 @blp.route("/export", methods=["GET"])
@@ -115,12 +114,12 @@ def verify(args):
 @blp.arguments(AuditExportQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, content_type="text/csv")
 @blp.alt_response(200, content_type="application/x-ndjson", description="format=ndjson")
-def export(args):
+def export(args: dict[str, Any]) -> Response:
     """Every matching entry, oldest first, streamed (constant memory) as CSV or NDJSON."""
-    runtime = get_runtime()
+    c = ctx()
     f = _filter(args)
-    through = audit_log.record_export(runtime.uow(), current_actor(), request_now(), f, args["format"])
-    rows = audit_log.stream(runtime.session, f, through)
+    through = audit_log.record_export(c.uow(), c.actor, c.now, f, args["format"])
+    rows = audit_log.stream(get_runtime().session, f, through)
     if args["format"] == "ndjson":
         body, mimetype = _ndjson(rows), "application/x-ndjson"
     else:

@@ -1,4 +1,4 @@
-"""Patients (R-PAT-1/2, R-CAT-1/2, R-PREG-1..5, R-SURV-1/2)."""
+"""Patients: enrollment, pregnancy tests, surveys and status changes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from uuid import UUID
 
 from flask_smorest import Blueprint
 
-from rems_service.auth import current_actor, protect, roles
-from rems_service.clock import request_now
-from rems_service.db.models import UserRole
-from rems_service.runtime import get_runtime
+from rems_service.auth import protect, roles
+from rems_service.context import ctx
 from rems_service.schemas.common import OptionalReasonSchema
 from rems_service.schemas.patients import (
     PatientDetailSchema,
@@ -22,6 +20,7 @@ from rems_service.schemas.patients import (
     SurveySchema,
 )
 from rems_service.services import patients
+from workflows.actors import UserRole
 
 blp = protect(
     Blueprint(
@@ -35,23 +34,7 @@ blp = protect(
 ADMIN, PRESCRIBER = UserRole.ADMIN, UserRole.PRESCRIBER
 
 
-@blp.route("", methods=["POST"])
-@roles(PRESCRIBER)
-@blp.arguments(PatientEnrollSchema)
-@blp.response(201, PatientSchema)
-def enroll(args):
-    """Enroll a patient with the calling prescriber (R-PAT-1). Uncertified prescriber → 409."""
-    runtime = get_runtime()
-    return patients.enroll(runtime.uow(), current_actor(), request_now(), runtime.program, **args)
-
-
-@blp.route("/<uuid:patient_id>", methods=["GET"])
-@roles(ADMIN, PRESCRIBER)
-@blp.response(200, PatientDetailSchema)
-def get(patient_id: UUID):
-    """The patient with ``pregnancy_testing`` and ``survey`` status at the request's time."""
-    runtime = get_runtime()
-    view = patients.get(runtime.uow(), current_actor(), request_now(), runtime.program, patient_id)
+def _detail(view: patients.PatientView) -> dict[str, Any]:
     return {
         **view.patient.model_dump(),
         "pregnancy_testing": {
@@ -69,68 +52,80 @@ def get(patient_id: UUID):
     }
 
 
-def _with_status(record: Any, patient: Any) -> dict[str, Any]:
+def _with_status(recorded: tuple[Any, Any]) -> dict[str, Any]:
+    """A recorded test or survey, with the patient's status after it."""
+    record, patient = recorded
     return {**record.model_dump(), "patient_status": patient.status.value}
+
+
+@blp.route("", methods=["POST"])
+@roles(PRESCRIBER)
+@blp.arguments(PatientEnrollSchema)
+@blp.response(201, PatientSchema)
+def enroll(args: dict[str, Any]) -> Any:
+    """Enroll a patient with the calling prescriber. Uncertified prescriber → 409."""
+    c = ctx()
+    return patients.enroll(c.uow(), c.actor, c.now, c.program, **args)
+
+
+@blp.route("/<uuid:patient_id>", methods=["GET"])
+@roles(ADMIN, PRESCRIBER)
+@blp.response(200, PatientDetailSchema)
+def get(patient_id: UUID) -> dict[str, Any]:
+    """The patient with ``pregnancy_testing`` and ``survey`` status at the request's time."""
+    c = ctx()
+    return _detail(patients.get(c.uow(), c.actor, c.now, c.program, patient_id))
 
 
 @blp.route("/<uuid:patient_id>/pregnancy-tests", methods=["POST"])
 @roles(PRESCRIBER)
 @blp.arguments(PregnancyTestCreateSchema)
 @blp.response(201, PregnancyTestSchema)
-def record_test(args, patient_id: UUID):
-    """Record a test. Sensitivity above 50, a future date or a non-FRP patient → 422.
-    A positive result halts the patient at once (R-PREG-4)."""
-    runtime = get_runtime()
-    record, patient = patients.record_test(
-        runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, **args
-    )
-    return _with_status(record, patient)
+def record_test(args: dict[str, Any], patient_id: UUID) -> dict[str, Any]:
+    """Record a pregnancy test.
+
+    A sensitivity above the program's maximum, a future `collected_at` or a
+    patient who cannot become pregnant → 422. A positive result halts the
+    patient at once."""
+    c = ctx()
+    return _with_status(patients.record_test(c.uow(), c.actor, c.now, c.program, patient_id, **args))
 
 
 @blp.route("/<uuid:patient_id>/surveys", methods=["POST"])
 @roles(PRESCRIBER)
 @blp.arguments(SurveyCreateSchema)
 @blp.response(201, SurveySchema)
-def record_survey(args, patient_id: UUID):
+def record_survey(args: dict[str, Any], patient_id: UUID) -> dict[str, Any]:
     """Record the patient's survey answers; a `true` flag moves the patient to `needs_intervention`."""
-    runtime = get_runtime()
-    record, patient = patients.record_survey(
-        runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, **args
-    )
-    return _with_status(record, patient)
+    c = ctx()
+    return _with_status(patients.record_survey(c.uow(), c.actor, c.now, c.program, patient_id, **args))
 
 
 @blp.route("/<uuid:patient_id>/reinstate", methods=["POST"])
 @roles(ADMIN)
 @blp.arguments(OptionalReasonSchema)
 @blp.response(200, PatientSchema)
-def reinstate(args, patient_id: UUID):
+def reinstate(args: dict[str, Any], patient_id: UUID) -> Any:
     """Reinstate a halted patient after review (program administrator)."""
-    runtime = get_runtime()
-    return patients.reinstate(
-        runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, args.get("reason")
-    )
+    c = ctx()
+    return patients.reinstate(c.uow(), c.actor, c.now, c.program, patient_id, args.get("reason"))
 
 
 @blp.route("/<uuid:patient_id>/resolve-intervention", methods=["POST"])
 @roles(ADMIN)
 @blp.arguments(OptionalReasonSchema)
 @blp.response(200, PatientSchema)
-def resolve_intervention(args, patient_id: UUID):
+def resolve_intervention(args: dict[str, Any], patient_id: UUID) -> Any:
     """Resolve a patient in `needs_intervention` (program administrator)."""
-    runtime = get_runtime()
-    return patients.resolve_intervention(
-        runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, args.get("reason")
-    )
+    c = ctx()
+    return patients.resolve_intervention(c.uow(), c.actor, c.now, c.program, patient_id, args.get("reason"))
 
 
 @blp.route("/<uuid:patient_id>/discontinue", methods=["POST"])
 @roles(PRESCRIBER)
 @blp.arguments(OptionalReasonSchema)
 @blp.response(200, PatientSchema)
-def discontinue(args, patient_id: UUID):
+def discontinue(args: dict[str, Any], patient_id: UUID) -> Any:
     """Discontinue the patient (final); only the patient's prescriber."""
-    runtime = get_runtime()
-    return patients.discontinue(
-        runtime.uow(), current_actor(), request_now(), runtime.program, patient_id, args.get("reason")
-    )
+    c = ctx()
+    return patients.discontinue(c.uow(), c.actor, c.now, c.program, patient_id, args.get("reason"))

@@ -1,19 +1,20 @@
-"""Pharmacies (R-PHA-1, R-PHA-2)."""
+"""Pharmacies: registration and certification."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from flask_smorest import Blueprint
 
-from rems_service.auth import current_actor, protect, roles
-from rems_service.clock import request_now
-from rems_service.db.models import Pharmacy, UserRole
-from rems_service.runtime import get_runtime
+from rems_service.auth import protect, roles
+from rems_service.context import ctx
+from rems_service.db.models import Pharmacy
 from rems_service.schemas.common import EmptySchema, OptionalReasonSchema
 from rems_service.schemas.pharmacies import PharmacyCertifySchema, PharmacyCreateSchema, PharmacySchema
 from rems_service.services import pharmacies
+from workflows.actors import UserRole
 
 blp = protect(
     Blueprint(
@@ -24,14 +25,14 @@ blp = protect(
 ADMIN, PHARMACIST = UserRole.ADMIN, UserRole.PHARMACIST
 
 
-def _out(row: Pharmacy) -> dict[str, Any]:
+def _out(row: Pharmacy, now: datetime) -> dict[str, Any]:
     """The pharmacy with its status as it stands at the request's time."""
     return {
         "id": row.id,
         "ncpdp_id": row.ncpdp_id,
         "name": row.name,
         "authorized_representative": {"name": row.representative_name, "email": row.representative_email},
-        "status": pharmacies.effective_status(row, request_now()),
+        "status": pharmacies.effective_status(row, now),
         "certified_at": row.certified_at,
         "certified_until": row.certified_until,
         "status_changed_at": row.status_changed_at,
@@ -44,67 +45,66 @@ def _out(row: Pharmacy) -> dict[str, Any]:
 @roles(ADMIN)
 @blp.arguments(PharmacyCreateSchema)
 @blp.response(201, PharmacySchema)
-def register(args):
+def register(args: dict[str, Any]) -> dict[str, Any]:
     """Register a pharmacy (status ``pending``). Duplicate NCPDP ID → 409."""
+    c = ctx()
     rep = args["authorized_representative"]
-    return _out(
-        pharmacies.register(
-            get_runtime().uow(),
-            current_actor(),
-            request_now(),
-            ncpdp_id=args["ncpdp_id"],
-            name=args["name"],
-            representative_name=rep["name"],
-            representative_email=rep["email"],
-        )
+    row = pharmacies.register(
+        c.uow(),
+        c.actor,
+        c.now,
+        ncpdp_id=args["ncpdp_id"],
+        name=args["name"],
+        representative_name=rep["name"],
+        representative_email=rep["email"],
     )
+    return _out(row, c.now)
 
 
 @blp.route("/<uuid:pharmacy_id>", methods=["GET"])
 @roles(ADMIN, PHARMACIST)
 @blp.response(200, PharmacySchema)
-def get(pharmacy_id: UUID):
+def get(pharmacy_id: UUID) -> dict[str, Any]:
     """A pharmacy; a pharmacist sees only its own."""
-    return _out(pharmacies.get(get_runtime().uow(), current_actor(), pharmacy_id))
+    c = ctx()
+    return _out(pharmacies.get(c.uow(), c.actor, pharmacy_id), c.now)
 
 
 @blp.route("/<uuid:pharmacy_id>/certify", methods=["POST"])
 @roles(ADMIN)
 @blp.arguments(PharmacyCertifySchema)
 @blp.response(200, PharmacySchema)
-def certify(args, pharmacy_id: UUID):
-    """Certify, or renew, for the program's certification period (R-PHA-2)."""
-    runtime = get_runtime()
-    return _out(
-        pharmacies.certify(
-            runtime.uow(), current_actor(), request_now(), runtime.program, pharmacy_id, args["attestations"]
-        )
-    )
+def certify(args: dict[str, Any], pharmacy_id: UUID) -> dict[str, Any]:
+    """Certify, or renew, for the certification period of the program version in force."""
+    c = ctx()
+    return _out(pharmacies.certify(c.uow(), c.actor, c.now, c.program, pharmacy_id, args["attestations"]), c.now)
 
 
 @blp.route("/<uuid:pharmacy_id>/suspend", methods=["POST"])
 @roles(ADMIN)
 @blp.arguments(OptionalReasonSchema)
 @blp.response(200, PharmacySchema)
-def suspend(args, pharmacy_id: UUID):
-    return _out(
-        pharmacies.suspend(get_runtime().uow(), current_actor(), request_now(), pharmacy_id, args.get("reason"))
-    )
+def suspend(args: dict[str, Any], pharmacy_id: UUID) -> dict[str, Any]:
+    """Suspend a certified pharmacy."""
+    c = ctx()
+    return _out(pharmacies.suspend(c.uow(), c.actor, c.now, pharmacy_id, args.get("reason")), c.now)
 
 
 @blp.route("/<uuid:pharmacy_id>/reinstate", methods=["POST"])
 @roles(ADMIN)
 @blp.arguments(EmptySchema)
 @blp.response(200, PharmacySchema)
-def reinstate(_args, pharmacy_id: UUID):
-    return _out(pharmacies.reinstate(get_runtime().uow(), current_actor(), request_now(), pharmacy_id))
+def reinstate(_args: dict[str, Any], pharmacy_id: UUID) -> dict[str, Any]:
+    """Reinstate a suspended pharmacy."""
+    c = ctx()
+    return _out(pharmacies.reinstate(c.uow(), c.actor, c.now, pharmacy_id), c.now)
 
 
 @blp.route("/<uuid:pharmacy_id>/decertify", methods=["POST"])
 @roles(ADMIN)
 @blp.arguments(OptionalReasonSchema)
 @blp.response(200, PharmacySchema)
-def decertify(args, pharmacy_id: UUID):
-    return _out(
-        pharmacies.decertify(get_runtime().uow(), current_actor(), request_now(), pharmacy_id, args.get("reason"))
-    )
+def decertify(args: dict[str, Any], pharmacy_id: UUID) -> dict[str, Any]:
+    """Decertify (final)."""
+    c = ctx()
+    return _out(pharmacies.decertify(c.uow(), c.actor, c.now, pharmacy_id, args.get("reason")), c.now)
