@@ -1,15 +1,18 @@
 """The per-app runtime: engine, session factory, program definition, Redis.
 
 Built once by ``init_app`` and kept in ``app.extensions["rems"]``; views
-and CLI commands reach it with ``get_runtime()``.
+and CLI commands reach it with ``get_runtime()``; RQ jobs reach it through
+``rems_service.jobs.dispatch.job_runtime()``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from flask import Flask, current_app
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -21,12 +24,28 @@ from workflows.program import Program
 
 
 @dataclass
+class RelayState:
+    """Whether requests may relay the outbox now. After a failed relay (Redis down)
+    requests skip relaying for a while, so a dead queue does not add a connection
+    timeout to every request; cron keeps trying meanwhile."""
+
+    paused_until: float = 0.0  # on the time.monotonic() clock
+
+    def paused(self) -> bool:
+        return time.monotonic() < self.paused_until
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = time.monotonic() + seconds
+
+
+@dataclass
 class Runtime:
     settings: dict[str, Any]
     engine: Engine
     program: Program
-    _redis: Any = field(default=None, repr=False)
-    _read_engine: Any = field(default=None, repr=False)
+    relay_state: RelayState = field(default_factory=RelayState)
+    _redis_client: redis.Redis | None = field(default=None, repr=False)
+    _read_engine: Engine | None = field(default=None, repr=False)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -38,26 +57,33 @@ class Runtime:
         """A unit of work for a single-statement read: autocommit on PostgreSQL (no
         BEGIN and ROLLBACK round trips), a deferred transaction on SQLite (no write
         lock). Never for a read-then-write or for reads that must agree with each other."""
-        if self._read_engine is None:
+        read_engine = self._read_engine
+        if read_engine is None:
             options = (
                 {"isolation_level": "AUTOCOMMIT"} if self.engine.dialect.name == "postgresql" else {READ_ONLY: True}
             )
-            self._read_engine = self.engine.execution_options(**options)
-        return UnitOfWork(lambda: Session(self._read_engine, expire_on_commit=False))
+            read_engine = self._read_engine = self.engine.execution_options(**options)
+        return UnitOfWork(lambda: Session(read_engine, expire_on_commit=False))
 
     @property
     def redis_url(self) -> str | None:
         return self.settings.get("REDIS_URL")
 
-    def redis(self) -> Any:
+    def redis(self) -> redis.Redis | None:
         """A client for ``REDIS_URL`` with short timeouts, or None when unconfigured."""
         if not self.redis_url:
             return None
-        if self._redis is None:
-            import redis
+        if self._redis_client is None:
+            self._redis_client = redis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        return self._redis_client
 
-            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        return self._redis
+    def after_fork(self) -> None:
+        """Take this runtime over in a forked child (an RQ work horse): drop the pooled
+        database connections inherited from the parent without closing them (they stay
+        the parent's: SQLAlchemy's ``dispose(close=False)``) and the Redis client."""
+        self.engine.dispose(close=False)
+        self._read_engine = None
+        self._redis_client = None
 
 
 def init_app(app: Flask) -> Runtime:
@@ -74,4 +100,5 @@ def init_app(app: Flask) -> Runtime:
 
 
 def get_runtime() -> Runtime:
-    return current_app.extensions["rems"]
+    runtime: Runtime = current_app.extensions["rems"]
+    return runtime
