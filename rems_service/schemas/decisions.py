@@ -7,16 +7,17 @@ from marshmallow import Schema, fields, validate
 from workflows.authorizations import AuthorizationStatus
 from workflows.dispenses import DispenseStatus
 from workflows.patients import RiskCategory
+from workflows.rules import Rule
 
 from .common import RequestSchema, StrictBoolean, text
 
-#: Lenalidomide capsule strengths on the market (mg).
+#: Lenalidomide capsule strengths on the market (mg): a product fact, not a program parameter.
 STRENGTHS_MG = (2.5, 5.0, 10.0, 15.0, 20.0, 25.0)
 
 
 def _days_supply() -> fields.Integer:
-    # Beyond the program's maximum is a *denial* with DAYS_SUPPLY_EXCEEDED (R-AUTH-2,
-    # R-DISP-4), not a 422; only nonsense is refused here.
+    # Beyond the program's maximum is a *denial* with DAYS_SUPPLY_EXCEEDED (Rule.R_AUTH_2,
+    # Rule.R_DISP_4), not a 422; only nonsense is refused here.
     return fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=366))
 
 
@@ -28,12 +29,15 @@ def _quantity() -> fields.Integer:
 
 class PrescriberSurveySchema(RequestSchema):
     counseled_on_risks = StrictBoolean(
-        required=True, metadata={"description": "R-PRES-2. `false` is a denial, not an error."}
+        required=True, metadata={"description": f"{Rule.R_PRES_2.value}. `false` is a denial, not an error."}
     )
     contraception_confirmed = StrictBoolean(
         load_default=None,
         allow_none=True,
-        metadata={"description": "Required `true` for FRP (R-CONTRA-1) and male (R-CONTRA-2) patients; else a denial."},
+        metadata={
+            "description": f"Required `true` for FRP ({Rule.R_CONTRA_1.value}) and male ({Rule.R_CONTRA_2.value}) "
+            "patients; else a denial."
+        },
     )
 
 
@@ -58,7 +62,7 @@ class DispenseCreateSchema(RequestSchema):
     days_supply = _days_supply()
     quantity = _quantity()
     counseling = fields.Nested(
-        CounselingSchema, required=True, metadata={"description": "R-COUNSEL-1; `false` is a denial."}
+        CounselingSchema, required=True, metadata={"description": f"{Rule.R_COUNSEL_1.value}; `false` is a denial."}
     )
 
 

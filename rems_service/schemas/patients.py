@@ -3,6 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from workflows.patients import FnrpReason, MenstrualCycle, PatientStatus, RiskCategory
+from workflows.rules import Rule
 from workflows.testing import PregnancyResult
 
 from .common import RequestSchema, StrictBoolean, text
@@ -21,14 +22,15 @@ class PatientEnrollSchema(RequestSchema):
         load_default=None,
         allow_none=True,
         validate=validate.OneOf(_values(MenstrualCycle)),
-        metadata={"description": "Required for FRP categories (R-PREG-3)."},
+        metadata={"description": f"Required for FRP categories ({Rule.R_PREG_3.value})."},
     )
     fnrp_reason = fields.String(
         load_default=None,
         allow_none=True,
         validate=validate.OneOf(_values(FnrpReason)),
         metadata={
-            "description": "Required for FNRP categories (R-CAT-2): why she can not get pregnant. Infertility alone does not exempt."
+            "description": f"Required for FNRP categories ({Rule.R_CAT_2.value}): why she can not get pregnant. "
+            "Infertility alone does not exempt."
         },
     )
     guardian_name = text(
@@ -36,7 +38,10 @@ class PatientEnrollSchema(RequestSchema):
         required=False,
         load_default=None,
         allow_none=True,
-        metadata={"description": "Required under 18 (R-PAT-1)."},
+        metadata={
+            "description": f"Required for a patient under the program's adult age (`adult_age_years`; "
+            f"{Rule.R_PAT_1.value})."
+        },
     )
     ppaf_signed = StrictBoolean(required=True)
     counseling_completed = StrictBoolean(required=True)
@@ -86,7 +91,10 @@ class PregnancyTestCreateSchema(RequestSchema):
         strict=True,
         required=True,
         validate=validate.Range(min=1),
-        metadata={"description": "≤ 50 to count (R-PREG-2)."},
+        metadata={
+            "description": "Counts only up to the program's maximum (`test_max_sensitivity_miu_ml`; "
+            f"{Rule.R_PREG_2.value}); a higher value is a 422."
+        },
     )
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from rems_service.db.models import UserRole
+from workflows.actors import UserRole
+from workflows.rules import Rule
 
 from .common import RequestSchema, text
 
@@ -19,7 +20,7 @@ class UserCreateSchema(RequestSchema):
     training_completed_at = fields.AwareDateTime(
         load_default=None,
         allow_none=True,
-        metadata={"description": "Pharmacists: when REMS training was completed (R-PHA-3)."},
+        metadata={"description": f"Pharmacists: when REMS training was completed ({Rule.R_PHA_3.value})."},
     )
 
 
