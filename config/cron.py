@@ -5,29 +5,35 @@ webhook deliveries and relay the outbox; the relay also runs on its own
 every second, so events reach the queue within a second of their commit (web
 requests do not relay when a queue is configured). Both are idempotent, so a
 second cron process or a missed run does no harm.
+
+Serializer. Our worker reads JSON only, and rq 3.0's cron has no serializer
+setting: ``CronJob.enqueue`` builds ``Queue(name, connection=...)`` with the
+default (pickle) serializer; ``rq cron --serializer json`` is parsed by the CLI
+and not passed on; neither ``rq.cron.register`` nor ``CronScheduler`` takes one
+(rq 3.0.0 ``rq/cron.py``, ``rq/cli/cli_cron.py``). Registering a job without
+arguments does not help: RQ serializes the whole call (function name included),
+so a JSON worker could not even read which function to run. ``CronJob.enqueue``
+is the only place ``rq.cron`` builds a queue, and it finds the ``Queue`` class by
+its module-level name; ``use_json_queues`` points that name at a JSON queue
+class, explicitly and only in the process that loads this file (``rq cron``).
+Drop it when rq's cron takes a serializer.
 """
 
+from __future__ import annotations
+
 import rq.cron
-from rq import Queue, cron
-from rq.serializers import JSONSerializer
 
 from rems_service.jobs import tasks
+from rems_service.jobs.dispatch import JSONQueue
 
 QUEUE = "rems"
 
 
-class JSONQueue(Queue):
-    """rq 3.0's ``CronJob.enqueue`` builds ``Queue(name, connection=...)`` with the
-    default (pickle) serializer and ignores ``rq cron --serializer``; our worker
-    reads JSON only, so every cron job would fail to deserialize. Loading this
-    file makes cron enqueue through this class instead."""
-
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        kwargs.setdefault("serializer", JSONSerializer)
-        super().__init__(*args, **kwargs)
+def use_json_queues() -> None:
+    """Make ``rq cron`` enqueue with the JSON serializer (see the module docstring)."""
+    rq.cron.Queue = JSONQueue  # type: ignore[misc,assignment]  # rq 3.0 offers no setting for this
 
 
-rq.cron.Queue = JSONQueue  # type: ignore[misc]
-
-cron.register(tasks.run_sweeps, QUEUE, interval=60, job_timeout=600)
-cron.register(tasks.relay, QUEUE, interval=1, job_timeout=120)
+use_json_queues()
+rq.cron.register(tasks.run_sweeps, QUEUE, interval=60, job_timeout=600)
+rq.cron.register(tasks.relay, QUEUE, interval=1, job_timeout=120)

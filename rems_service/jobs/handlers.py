@@ -1,29 +1,30 @@
-"""What happens to each domain event, and the job bodies behind the RQ entrypoints.
+"""What happens to each domain event, and the per-entity jobs it schedules.
 
-Every function takes the runtime and ids, opens fresh units of work, and is
-idempotent: handling an event twice (a relay re-send) or running a job
-twice (an RQ retry, a sweep catching up) changes nothing the second time.
+Each job here is defined once, takes string ids only, finds its runtime with
+``job_runtime()`` and is enqueued by reference through a ``Dispatcher`` (which
+decides whether it runs on a worker or in this process: the jobs do not know).
+Every job opens fresh units of work and is idempotent: handling an event twice
+(a relay re-send) or running a job twice (an RQ retry, a sweep catching up)
+changes nothing the second time.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from rems_service.db.models import OutboxEvent, Patient, ProcessedEvent
-from rems_service.runtime import Runtime
 from rems_service.services import sweeps, webhooks
 
-from .dispatch import Dispatcher
+from .dispatch import Job, dispatcher_for, job_runtime
 
 log = logging.getLogger(__name__)
 
-TASKS = "rems_service.jobs.tasks"
 #: Events after which a patient's next test or survey may have moved.
 PATIENT_EVENTS = ("patient.enrolled", "pregnancy_test.recorded", "patient_survey.recorded", "patient.therapy_started")
 
@@ -32,57 +33,99 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def expire_authorization(authorization_id: str) -> bool:
+    rt = job_runtime()
+    return sweeps.expire_authorization(rt.uow(), rt.program, utcnow(), uuid.UUID(authorization_id))
+
+
+def lapse_confirmation(dispense_id: str) -> bool:
+    rt = job_runtime()
+    return sweeps.lapse_confirmation(rt.uow(), rt.program, utcnow(), uuid.UUID(dispense_id))
+
+
+def remind_authorization_expiring(authorization_id: str) -> bool:
+    return sweeps.remind_authorization_expiring(job_runtime().uow(), utcnow(), uuid.UUID(authorization_id))
+
+
+def remind_patient(patient_id: str) -> list[str]:
+    return sweeps.remind_patient(job_runtime().uow(), utcnow(), uuid.UUID(patient_id))
+
+
+def deliver_webhook(delivery_id: str) -> bool | None:
+    """One attempt; on failure the next is scheduled (and the retry sweep is the backstop)."""
+    rt = job_runtime()
+    result = webhooks.attempt(rt.uow, rt.settings, uuid.UUID(delivery_id), utcnow)
+    if result is None:
+        return None
+    if result.next_attempt_at is not None:
+        try:
+            dispatcher_for(rt).enqueue_at(
+                result.next_attempt_at,
+                deliver_webhook,
+                delivery_id,
+                job_id=f"webhook-{delivery_id}-{result.attempt + 1}",
+            )
+        except Exception as exc:
+            log.warning(
+                "could not schedule a webhook retry", extra={"delivery_id": delivery_id, "error": type(exc).__name__}
+            )
+    return result.delivered
+
+
+class FollowUp(NamedTuple):
+    """A per-entity job an event schedules."""
+
+    when: datetime
+    job: Job
+    entity_id: str
+    job_id: str
+
+
 def _when(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def follow_ups(session: Session, event: OutboxEvent) -> list[tuple[datetime, str, str, str]]:
-    """The per-entity jobs an event schedules: ``(when, task, id, deterministic job id)``."""
+def follow_ups(session: Session, event: OutboxEvent) -> list[FollowUp]:
+    """The per-entity jobs an event schedules, each with a deterministic job id."""
     data = event.payload
-    out: list[tuple[datetime, str, str, str]] = []
-    if event.type == "authorization.issued" and data.get("authorization_id") and _when(data.get("valid_until")):
-        auth_id, expires = data["authorization_id"], _when(data["valid_until"])
-        out.append((expires, f"{TASKS}.expire_authorization", auth_id, f"authorization-expiry-{auth_id}"))
-        out.append(
-            (
-                expires - sweeps.AUTHORIZATION_EXPIRY_AHEAD,
-                f"{TASKS}.remind_authorization_expiring",
+    valid_until = _when(data.get("valid_until"))
+    if event.type == "authorization.issued" and data.get("authorization_id") and valid_until:
+        auth_id = data["authorization_id"]
+        return [
+            FollowUp(valid_until, expire_authorization, auth_id, f"authorization-expiry-{auth_id}"),
+            FollowUp(
+                valid_until - sweeps.AUTHORIZATION_EXPIRY_AHEAD,
+                remind_authorization_expiring,
                 auth_id,
                 f"authorization-expiring-{auth_id}",
-            )
+            ),
+        ]
+    if event.type == "dispense.approved" and data.get("dispense_id") and valid_until:
+        dispense_id = data["dispense_id"]
+        return [FollowUp(valid_until, lapse_confirmation, dispense_id, f"dispense-lapse-{dispense_id}")]
+    if event.type in PATIENT_EVENTS and data.get("patient_id"):
+        patient_id = data["patient_id"]
+        patient = session.get(Patient, uuid.UUID(patient_id))
+        if patient is None:
+            return []
+        dues: tuple[tuple[datetime | None, timedelta, str], ...] = (
+            (patient.next_test_due_at, sweeps.TEST_DUE_AHEAD, "test"),
+            (patient.next_survey_due_at, sweeps.SURVEY_DUE_AHEAD, "survey"),
         )
-    elif event.type == "dispense.approved" and data.get("dispense_id") and _when(data.get("valid_until")):
-        out.append(
-            (
-                _when(data["valid_until"]),
-                f"{TASKS}.lapse_confirmation",
-                data["dispense_id"],
-                f"dispense-lapse-{data['dispense_id']}",
-            )
-        )
-    elif event.type in PATIENT_EVENTS and data.get("patient_id"):
-        patient = session.get(Patient, uuid.UUID(data["patient_id"]))
-        for due, ahead, kind in (
-            (patient.next_test_due_at if patient else None, sweeps.TEST_DUE_AHEAD, "test"),
-            (patient.next_survey_due_at if patient else None, sweeps.SURVEY_DUE_AHEAD, "survey"),
-        ):
-            if due is not None:
-                out.append(
-                    (
-                        due - ahead,
-                        f"{TASKS}.remind_patient",
-                        data["patient_id"],
-                        f"patient-{kind}-due-{data['patient_id']}-{int(due.timestamp())}",
-                    )
-                )
-    return out
+        return [
+            FollowUp(due - ahead, remind_patient, patient_id, f"patient-{kind}-due-{patient_id}-{int(due.timestamp())}")
+            for due, ahead, kind in dues
+            if due is not None
+        ]
+    return []
 
 
-def handle_event(runtime: Runtime, event_id: str) -> bool:
+def handle_event(event_id: str) -> bool:
     """Fan the event out to webhook deliveries and schedule its follow-ups, once."""
+    rt = job_runtime()
     now = utcnow()
     key = uuid.UUID(event_id)
-    with runtime.uow() as uow:
+    with rt.uow() as uow:
         session = uow.session
         event = session.get(OutboxEvent, key)
         if event is None or session.get(ProcessedEvent, key) is not None:
@@ -95,46 +138,12 @@ def handle_event(runtime: Runtime, event_id: str) -> bool:
         deliveries = webhooks.fan_out(session, event, now)
         scheduled = follow_ups(session, event)
         uow.commit()
-    dispatcher = Dispatcher(runtime)
+    dispatcher = dispatcher_for(rt)
     try:
         for delivery_id in deliveries:
-            dispatcher.enqueue(f"{TASKS}.deliver_webhook", str(delivery_id), job_id=f"webhook-{delivery_id}-1")
-        for when, task, entity_id, job_id in scheduled:
-            dispatcher.enqueue_at(when, task, entity_id, job_id=job_id)
+            dispatcher.enqueue(deliver_webhook, str(delivery_id), job_id=f"webhook-{delivery_id}-1")
+        for follow_up in scheduled:
+            dispatcher.enqueue_at(follow_up.when, follow_up.job, follow_up.entity_id, job_id=follow_up.job_id)
     except Exception as exc:  # the rows are in the database; the sweeps will do it
         log.warning("could not enqueue follow-ups", extra={"event_id": event_id, "error": type(exc).__name__})
     return True
-
-
-def deliver_webhook(runtime: Runtime, delivery_id: str) -> bool | None:
-    """One attempt; on failure the next is scheduled (and the retry sweep is the backstop)."""
-    result = webhooks.attempt(runtime.uow, runtime.settings, uuid.UUID(delivery_id), utcnow)
-    if result is None:
-        return None
-    if result.next_attempt_at is not None:
-        try:
-            Dispatcher(runtime).enqueue_at(
-                result.next_attempt_at,
-                f"{TASKS}.deliver_webhook",
-                delivery_id,
-                job_id=f"webhook-{delivery_id}-{result.attempt + 1}",
-            )
-        except Exception as exc:
-            log.warning(
-                "could not schedule a webhook retry", extra={"delivery_id": delivery_id, "error": type(exc).__name__}
-            )
-    return result.delivered
-
-
-def run_sweeps(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
-    """Every periodic sweep once, then due webhook retries, then the outbox relay."""
-    from .relay import relay_outbox
-
-    now = now or utcnow()
-    report = sweeps.run(runtime.uow, runtime.program, now)
-    for delivery_id in webhooks.due(runtime.uow(), now):
-        outcome = webhooks.attempt(runtime.uow, runtime.settings, delivery_id, lambda: max(now, utcnow()))
-        if outcome is not None:
-            report.add("webhook_attempts", 1)
-    report.add("events_relayed", relay_outbox(runtime))
-    return report.counts

@@ -9,17 +9,16 @@ request that wrote them has long succeeded.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from rems_service.db.engine import database_now
 from rems_service.db.models import OutboxEvent
 from rems_service.runtime import Runtime
 
-from . import handlers
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, dispatcher_for
+from .handlers import handle_event
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +26,29 @@ log = logging.getLogger(__name__)
 BATCH = 200
 #: After a failed relay from a request, requests skip relaying this long (a down Redis
 #: must not add a connection timeout to every request; cron keeps trying).
+#: Kept in ``Runtime.relay_state``.
 PAUSE_SECONDS = 15.0
 
 
 def relay_outbox(runtime: Runtime, limit: int = BATCH) -> int:
     """Relay up to ``limit`` unsent events, oldest first; return how many were handed on."""
-    dispatcher = Dispatcher(runtime)
+    dispatcher = dispatcher_for(runtime)
     if dispatcher.inline:
-        return _relay_inline(runtime, limit)
+        return _relay_inline(runtime, dispatcher, limit)
     sent = 0
     with runtime.uow() as uow:
         session = uow.session
         rows = session.exec(
             select(OutboxEvent)
-            .where(OutboxEvent.sent_at.is_(None))
-            .order_by(OutboxEvent.created_at)
+            .where(col(OutboxEvent.sent_at).is_(None))
+            .order_by(col(OutboxEvent.created_at))
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
         sent_at = database_now(session) if rows else None
         for row in rows:
             try:
-                dispatcher.enqueue(f"{handlers.TASKS}.handle_event", str(row.id), job_id=f"event-{row.id}")
+                dispatcher.enqueue(handle_event, str(row.id), job_id=f"event-{row.id}")
             except Exception as exc:
                 row.attempts += 1
                 row.last_error = f"{type(exc).__name__}: {exc}"[:500]
@@ -62,19 +62,21 @@ def relay_outbox(runtime: Runtime, limit: int = BATCH) -> int:
     return sent
 
 
-def _relay_inline(runtime: Runtime, limit: int) -> int:
-    """No queue: run each handler here, then mark its event sent (each in its own transaction)."""
+def _relay_inline(runtime: Runtime, dispatcher: Dispatcher, limit: int) -> int:
+    """No queue: run each handler here, then mark its event sent (each in its own
+    transaction: no row lock is held while the handler writes, which SQLite's single
+    writer would not allow)."""
     with runtime.uow() as uow:
         ids = list(
             uow.session.exec(
                 select(OutboxEvent.id)
-                .where(OutboxEvent.sent_at.is_(None))
-                .order_by(OutboxEvent.created_at)
+                .where(col(OutboxEvent.sent_at).is_(None))
+                .order_by(col(OutboxEvent.created_at))
                 .limit(limit)
             ).all()
         )
     for event_id in ids:
-        handlers.handle_event(runtime, str(event_id))
+        dispatcher.enqueue(handle_event, str(event_id), job_id=f"event-{event_id}")
         _mark_sent(runtime, event_id)
     return len(ids)
 
@@ -89,11 +91,10 @@ def _mark_sent(runtime: Runtime, event_id: uuid.UUID) -> None:
 
 def relay_after_request(runtime: Runtime) -> None:
     """Best effort after a write request; never fails the request."""
-    paused_until = getattr(runtime, "_relay_paused_until", 0.0)
-    if time.monotonic() < paused_until:
+    if runtime.relay_state.paused():
         return
     try:
         relay_outbox(runtime)
     except Exception as exc:
-        runtime._relay_paused_until = time.monotonic() + PAUSE_SECONDS  # type: ignore[attr-defined]
+        runtime.relay_state.pause(PAUSE_SECONDS)
         log.warning("outbox relay after request failed", extra={"error": type(exc).__name__})

@@ -1,9 +1,9 @@
 """The RQ worker class of the Procfile (``rq worker -w rems_service.jobs.worker.RemsWorker``).
 
-It builds the app once in the worker process, before RQ forks a work horse
-per job, so a job does not pay for importing and configuring the service.
-No database connection is opened before the fork: each horse drops the
-inherited (empty) pool and opens its own (``tasks.runtime``).
+It builds the app's runtime once in the worker process, before RQ forks a
+work horse per job, so a job does not pay for importing and configuring the
+service. No database connection is opened before the fork: each horse drops
+the inherited (empty) pool and opens its own (``dispatch.job_runtime``).
 """
 
 from __future__ import annotations
@@ -12,10 +12,19 @@ from typing import Any
 
 from rq import Worker
 
-from . import tasks
+from rems_service import create_app
+from rems_service.runtime import Runtime
+
+from . import tasks  # noqa: F401  (every job module is imported before the fork)
+from .dispatch import install_process_runtime
+
+
+def build_runtime() -> Runtime:
+    runtime: Runtime = create_app().extensions["rems"]
+    return runtime
 
 
 class RemsWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        tasks.runtime()
+        install_process_runtime(build_runtime)

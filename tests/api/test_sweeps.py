@@ -13,11 +13,9 @@ from sqlmodel import select
 
 from rems_service.cli import main
 from rems_service.db.models import Authorization, Dispense, OutboxEvent, Pharmacy
-from rems_service.jobs import handlers
+from rems_service.jobs import tasks
 from rems_service.services import sweeps
-from tests.api.test_authorizations import approved_authorization, dispense
-from tests.api.test_patients import ADULT_FRP, NOW, add_test, enrolled
-from tests.helpers import make_pharmacy
+from tests.helpers import ADULT_FRP, NOW, add_test, approved_authorization, dispense, enrolled, make_pharmacy
 
 
 def _events(runtime, kind):
@@ -31,14 +29,14 @@ def test_expiries_and_lapses_are_mirrored_and_the_authorization_released(world):
         "confirmation_number"
     ]
     runtime = world.runtime
-    assert handlers.run_sweeps(runtime, NOW + timedelta(hours=23)).get("confirmations_lapsed", 0) == 0
-    report = handlers.run_sweeps(runtime, NOW + timedelta(hours=24))
+    assert tasks.run_sweeps(runtime, NOW + timedelta(hours=23)).get("confirmations_lapsed", 0) == 0
+    report = tasks.run_sweeps(runtime, NOW + timedelta(hours=24))
     assert report["confirmations_lapsed"] == 1
     with runtime.session() as s:
         assert s.exec(select(Dispense)).one().status.value == "lapsed"
         assert s.exec(select(Authorization)).one().status.value == "issued"
-    assert handlers.run_sweeps(runtime, NOW + timedelta(hours=24)).get("confirmations_lapsed", 0) == 0  # idempotent
-    report = handlers.run_sweeps(runtime, NOW + timedelta(days=30))
+    assert tasks.run_sweeps(runtime, NOW + timedelta(hours=24)).get("confirmations_lapsed", 0) == 0  # idempotent
+    report = tasks.run_sweeps(runtime, NOW + timedelta(days=30))
     assert report["authorizations_expired"] == 1
     with runtime.session() as s:
         assert s.exec(select(Authorization)).one().status.value == "expired"
@@ -51,10 +49,10 @@ def test_expiries_and_lapses_are_mirrored_and_the_authorization_released(world):
 def test_an_authorization_about_to_expire_unused_is_announced_once(world):
     _, decision = approved_authorization(world)
     runtime = world.runtime
-    handlers.run_sweeps(runtime, NOW + timedelta(days=28))
+    tasks.run_sweeps(runtime, NOW + timedelta(days=28))
     assert _events(runtime, "authorization.expiring") == []
     for _ in range(3):
-        handlers.run_sweeps(runtime, NOW + timedelta(days=29, hours=1))
+        tasks.run_sweeps(runtime, NOW + timedelta(days=29, hours=1))
     (notice,) = _events(runtime, "authorization.expiring")
     assert notice.payload["authorization_number"] == decision["authorization_number"] and notice.payload["action"]
 
@@ -65,10 +63,10 @@ def test_pregnancy_test_and_survey_reminders_come_two_days_ahead_once(world):
     add_test(world, patient["id"], NOW - timedelta(hours=2))
     runtime = world.runtime
     # Before therapy the newest negative test counts 7 days: due at the start of day 8.
-    handlers.run_sweeps(runtime, NOW + timedelta(days=4))
+    tasks.run_sweeps(runtime, NOW + timedelta(days=4))
     assert _events(runtime, "pregnancy_test.due") == []
-    handlers.run_sweeps(runtime, NOW + timedelta(days=6))
-    handlers.run_sweeps(runtime, NOW + timedelta(days=6, hours=5))
+    tasks.run_sweeps(runtime, NOW + timedelta(days=6))
+    tasks.run_sweeps(runtime, NOW + timedelta(days=6, hours=5))
     (due,) = _events(runtime, "pregnancy_test.due")
     assert due.payload["rems_patient_id"] == patient["rems_patient_id"] and due.payload["overdue"] is False
     surveys = _events(runtime, "patient_survey.due")
@@ -79,13 +77,13 @@ def test_pharmacy_renewal_warning_then_expiry(world):
     runtime = world.runtime
     with runtime.session() as s:
         until = s.get(Pharmacy, world.pharmacy.id).certified_until
-    handlers.run_sweeps(runtime, until - timedelta(days=31))
+    tasks.run_sweeps(runtime, until - timedelta(days=31))
     assert _events(runtime, "pharmacy.certification_expiring") == []
-    handlers.run_sweeps(runtime, until - timedelta(days=29))
-    handlers.run_sweeps(runtime, until - timedelta(days=20))
+    tasks.run_sweeps(runtime, until - timedelta(days=29))
+    tasks.run_sweeps(runtime, until - timedelta(days=20))
     assert len(_events(runtime, "pharmacy.certification_expiring")) == 2  # both pharmacies, once each
-    assert handlers.run_sweeps(runtime, until - timedelta(seconds=1)).get("pharmacies_expired", 0) == 0
-    report = handlers.run_sweeps(
+    assert tasks.run_sweeps(runtime, until - timedelta(seconds=1)).get("pharmacies_expired", 0) == 0
+    report = tasks.run_sweeps(
         runtime, until + timedelta(seconds=5)
     )  # the second pharmacy was certified a moment later
     assert report["pharmacies_expired"] == 2

@@ -11,10 +11,9 @@ import pytest
 from sqlmodel import select
 
 from rems_service.db.models import OutboxEvent, ProcessedEvent, WebhookDelivery
-from rems_service.jobs import handlers
+from rems_service.jobs import tasks
 from rems_service.jobs.relay import relay_outbox
-from tests.api.test_authorizations import approved_authorization, dispense
-from tests.api.test_patients import ADULT_FRP, NOW, add_test, enrolled
+from tests.helpers import ADULT_FRP, NOW, add_test, approved_authorization, dispense, enrolled
 from tests.receiver import Receiver
 
 
@@ -99,11 +98,11 @@ def test_failed_deliveries_are_retried_with_backoff_and_logged(inline_world, rec
     runtime = world.runtime
     base = runtime.settings["WEBHOOK_BACKOFF_SECONDS"]
     now = datetime.now(UTC)
-    assert handlers.run_sweeps(runtime, now).get("webhook_attempts", 0) == 0  # not due yet
-    handlers.run_sweeps(runtime, now + timedelta(seconds=base + 1))  # second attempt: 503
-    handlers.run_sweeps(runtime, now + timedelta(seconds=base + 1))  # not due again yet (backoff doubled)
-    handlers.run_sweeps(runtime, now + timedelta(seconds=4 * base))  # third attempt: 200
-    handlers.run_sweeps(runtime, now + timedelta(seconds=100 * base))  # nothing left to do
+    assert tasks.run_sweeps(runtime, now).get("webhook_attempts", 0) == 0  # not due yet
+    tasks.run_sweeps(runtime, now + timedelta(seconds=base + 1))  # second attempt: 503
+    tasks.run_sweeps(runtime, now + timedelta(seconds=base + 1))  # not due again yet (backoff doubled)
+    tasks.run_sweeps(runtime, now + timedelta(seconds=4 * base))  # third attempt: 200
+    tasks.run_sweeps(runtime, now + timedelta(seconds=100 * base))  # nothing left to do
     assert len(receiver.received) == 3 and len({r.body["id"] for r in receiver.received}) == 1
     (delivery,) = world.api.as_(world.prescriber_token).get(f"/api/v1/webhooks/{hook['id']}/deliveries").json["items"]
     assert delivery["status"] == "delivered" and delivery["attempts"] == 3
@@ -117,8 +116,8 @@ def test_gives_up_after_the_maximum_attempts(inline_world, receiver, monkeypatch
     receiver.statuses = [500] * 5
     subscribe(world, world.prescriber_token, receiver.url, ["authorization.issued"])
     approved_authorization(world)
-    handlers.run_sweeps(world.runtime, datetime.now(UTC) + timedelta(days=1))
-    handlers.run_sweeps(world.runtime, datetime.now(UTC) + timedelta(days=2))
+    tasks.run_sweeps(world.runtime, datetime.now(UTC) + timedelta(days=1))
+    tasks.run_sweeps(world.runtime, datetime.now(UTC) + timedelta(days=2))
     with world.runtime.session() as s:
         (row,) = s.exec(select(WebhookDelivery)).all()
     assert row.status == "failed" and row.attempts == 2 and len(receiver.received) == 2
@@ -135,7 +134,7 @@ def test_relaying_twice_delivers_once(inline_world, receiver):
             s.add(event)
         s.commit()
     relay_outbox(world.runtime)
-    handlers.run_sweeps(world.runtime)
+    tasks.run_sweeps(world.runtime)
     assert len(receiver.received) == 1
     with world.runtime.session() as s:
         assert len(s.exec(select(ProcessedEvent)).all()) == len(s.exec(select(OutboxEvent)).all())

@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from rems_service import create_app
 from rems_service.db.models import OutboxEvent, ProcessedEvent, WebhookAttempt, WebhookDelivery
-from rems_service.jobs import handlers
+from rems_service.jobs import tasks
 from rems_service.jobs.relay import relay_outbox
 from tests.api.conftest import TRAINED
 from tests.helpers import Api, make_pharmacy, make_prescriber, make_user
@@ -208,7 +208,7 @@ def test_with_redis_down_decisions_succeed_and_events_wait_in_the_outbox(postgre
     try:
         down.subscribe(receiver.url, ["authorization.issued", "dispense.approved"])
         for i in range(3):
-            down.runtime._relay_paused_until = 0.0  # let every request try (and fail) to relay
+            down.runtime.relay_state.paused_until = 0.0  # let every request try (and fail) to relay
             down.authorize_and_dispense(datetime.now(UTC))
         with down.runtime.session() as s:
             events = s.exec(select(OutboxEvent)).all()
@@ -270,7 +270,7 @@ def test_a_worker_killed_mid_job_loses_no_obligation(program, postgres_url, redi
         row = s.exec(select(WebhookDelivery)).one()
     assert row.status == "pending" and row.attempts == 1  # claimed, never finished
     lease = timedelta(seconds=int(WORKER_ENV["REMS_WEBHOOK_LEASE_SECONDS"]))
-    report = handlers.run_sweeps(program.runtime, datetime.now(UTC) + lease + timedelta(seconds=1))
+    report = tasks.run_sweeps(program.runtime, datetime.now(UTC) + lease + timedelta(seconds=1))
     assert report.get("webhook_attempts") == 1
     with program.runtime.session() as s:
         row = s.exec(select(WebhookDelivery)).one()
@@ -319,7 +319,8 @@ def test_per_entity_jobs_are_scheduled_with_deterministic_ids_and_are_idempotent
     from rq.serializers import JSONSerializer
 
     from rems_service.db.models import Authorization, Dispense
-    from rems_service.jobs import tasks
+    from rems_service.jobs import handlers
+    from rems_service.jobs.dispatch import bound
 
     auth, disp = program.authorize_and_dispense(datetime.now(UTC))
     run_burst_worker(postgres_url, redis_url)  # handles the events: schedules the follow-ups
@@ -335,10 +336,14 @@ def test_per_entity_jobs_are_scheduled_with_deterministic_ids_and_are_idempotent
         f"dispense-lapse-{dispense_row.id}",
     } <= scheduled
     assert any(j.startswith(f"patient-survey-due-{auth_row.patient_id}-") for j in scheduled)
+    # Enqueued by reference: RQ stored each job function's import path, and JSON ids as arguments.
+    expiry = queue.fetch_job(f"authorization-expiry-{auth_row.id}")
+    assert expiry.func_name == "rems_service.jobs.handlers.expire_authorization"
+    assert expiry.args == [str(auth_row.id)]
     # A job that runs early (or twice) changes nothing: the windows are not over yet.
-    rt = program.runtime
-    assert tasks.run_inline(rt, "rems_service.jobs.tasks.expire_authorization", str(auth_row.id)) is False
-    assert tasks.run_inline(rt, "rems_service.jobs.tasks.lapse_confirmation", str(dispense_row.id)) is False
+    with bound(program.runtime):
+        assert handlers.expire_authorization(str(auth_row.id)) is False
+        assert handlers.lapse_confirmation(str(dispense_row.id)) is False
     connection.close()
 
 
