@@ -19,7 +19,7 @@ from rems_service.db.models import OutboxEvent, ProcessedEvent, WebhookAttempt, 
 from rems_service.jobs import tasks
 from rems_service.jobs.relay import relay_outbox
 from tests.api.conftest import TRAINED
-from tests.helpers import Api, make_pharmacy, make_prescriber, make_user
+from tests.helpers import Api, make_pharmacy, make_prescriber, make_user, signature_ok
 from tests.integration.server import BIN, ROOT
 from tests.receiver import Receiver
 
@@ -144,8 +144,6 @@ def program(postgres_url, redis_url):
 def test_issued_authorization_is_delivered_by_a_real_worker_with_a_valid_signature(
     program, postgres_url, redis_url, receiver
 ):
-    from tests.api.test_webhooks import signature_ok
-
     hook = program.subscribe(receiver.url, ["authorization.issued"])
     auth, _ = program.authorize_and_dispense(datetime.now(UTC))
     with program.runtime.session() as s:
@@ -207,7 +205,7 @@ def test_with_redis_down_decisions_succeed_and_events_wait_in_the_outbox(postgre
     down = Program(postgres_url, "redis://127.0.0.1:1/0")  # nothing listens on port 1
     try:
         down.subscribe(receiver.url, ["authorization.issued", "dispense.approved"])
-        for i in range(3):
+        for _ in range(3):
             down.runtime.relay_state.paused_until = 0.0  # let every request try (and fail) to relay
             down.authorize_and_dispense(datetime.now(UTC))
         with down.runtime.session() as s:
