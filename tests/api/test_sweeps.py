@@ -83,9 +83,7 @@ def test_pharmacy_renewal_warning_then_expiry(world):
     tasks.run_sweeps(runtime, until - timedelta(days=20))
     assert len(_events(runtime, "pharmacy.certification_expiring")) == 2  # both pharmacies, once each
     assert tasks.run_sweeps(runtime, until - timedelta(seconds=1)).get("pharmacies_expired", 0) == 0
-    report = tasks.run_sweeps(
-        runtime, until + timedelta(seconds=5)
-    )  # the second pharmacy was certified a moment later
+    report = tasks.run_sweeps(runtime, until + timedelta(seconds=5))  # the second pharmacy was certified a moment later
     assert report["pharmacies_expired"] == 2
     with runtime.session() as s:
         assert {p.status.value for p in s.exec(select(Pharmacy)).all()} == {"expired"}
