@@ -1,11 +1,16 @@
-"""Test helpers: an API client that speaks bearer tokens, and ready-made participants."""
+"""Test helpers shared by test modules: an API client that speaks bearer tokens,
+ready-made participants, and the patient, authorization and dispense steps of the
+API scenarios (test modules import helpers from here, never from one another)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rems_service.db.audit_chain import iter_entries
 from rems_service.services import pharmacies, prescribers, users
 from rems_service.services.actor import SYSTEM
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS
@@ -52,9 +57,7 @@ class Api:
 
 
 def make_user(runtime: Any, role: str, **kwargs: Any) -> tuple[Any, str]:
-    return users.create_user(
-        runtime.uow(), SYSTEM, datetime.now(UTC), name=f"test {role}", role=role, **kwargs
-    )
+    return users.create_user(runtime.uow(), SYSTEM, datetime.now(UTC), name=f"test {role}", role=role, **kwargs)
 
 
 def make_prescriber(runtime: Any, npi: str = VALID_NPIS[0], certified: bool = True, now: datetime | None = None):
@@ -92,3 +95,111 @@ def tamper_with_audit(session: Any) -> None:
     else:
         session.execute(text("DROP TRIGGER IF EXISTS audit_entries_no_update"))
         session.execute(text("DROP TRIGGER IF EXISTS audit_entries_no_delete"))
+
+
+def audit_count(runtime: Any) -> int:
+    """How many audit entries the chain holds."""
+    with runtime.uow() as uow:
+        return sum(1 for _ in iter_entries(uow.session))
+
+
+# The API scenarios: patients enrolled, tested, surveyed, authorized and dispensed at NOW.
+
+NOW = utc(2026, 6, 15, 12)
+
+ADULT_MALE = {
+    "first_name": "Zed",
+    "last_name": "Quinlan",
+    "date_of_birth": "1960-04-02",
+    "risk_category": "MALE_ADULT",
+    "ppaf_signed": True,
+    "counseling_completed": True,
+}
+ADULT_FRP = {
+    **ADULT_MALE,
+    "first_name": "Yara",
+    "last_name": "Okonkwo-Pemberton",
+    "date_of_birth": "1990-03-03",
+    "risk_category": "FRP_ADULT",
+    "menstrual_cycle": "regular",
+}
+
+
+def enroll(world, body, token=None, at=NOW):
+    return world.api.as_(token or world.prescriber_token).at(at).post("/api/v1/patients", json=body)
+
+
+def enrolled(world, body=ADULT_FRP):
+    r = enroll(world, body)
+    assert r.status_code == 201, r.json
+    return r.json
+
+
+def add_test(world, pid, collected_at, result="negative", sensitivity=25, at=NOW, token=None):
+    return (
+        world.api.as_(token or world.prescriber_token)
+        .at(at)
+        .post(
+            f"/api/v1/patients/{pid}/pregnancy-tests",
+            json={"collected_at": collected_at.isoformat(), "result": result, "sensitivity_miu_ml": sensitivity},
+        )
+    )
+
+
+def add_survey(world, pid, answers, completed_at=NOW - timedelta(hours=1), at=NOW):
+    return (
+        world.api.as_(world.prescriber_token)
+        .at(at)
+        .post(f"/api/v1/patients/{pid}/surveys", json={"completed_at": completed_at.isoformat(), "answers": answers})
+    )
+
+
+AUTH_BODY = {
+    "days_supply": 28,
+    "quantity": 28,
+    "strength_mg": 25,
+    "prescriber_survey": {"counseled_on_risks": True, "contraception_confirmed": True},
+}
+COUNSELED = {"medication_guide_provided": True, "checklist_completed": True}
+
+
+def ready_patient(world, body=ADULT_MALE):
+    """An enrolled patient who meets every authorization rule at NOW."""
+    patient = enrolled(world, body)
+    if body["risk_category"].startswith("FRP"):
+        assert add_test(world, patient["id"], NOW - timedelta(days=12), at=NOW - timedelta(days=11)).status_code == 201
+        assert add_test(world, patient["id"], NOW - timedelta(hours=3)).status_code == 201
+    assert add_survey(world, patient["id"], {}).status_code == 201
+    return patient
+
+
+def authorize(world, patient, at=NOW, token=None, headers=None, **changes):
+    body = {**AUTH_BODY, "patient_id": patient["id"], **changes}
+    return (
+        world.api.as_(token or world.prescriber_token).at(at).post("/api/v1/authorizations", json=body, headers=headers)
+    )
+
+
+def dispense(world, auth_number, rems_patient_id, at=NOW, token=None, headers=None, **changes):
+    body = {
+        "authorization_number": auth_number,
+        "rems_patient_id": rems_patient_id,
+        "days_supply": 28,
+        "quantity": 28,
+        "counseling": COUNSELED,
+        **changes,
+    }
+    return world.api.as_(token or world.pharmacist_token).at(at).post("/api/v1/dispenses", json=body, headers=headers)
+
+
+def approved_authorization(world, body=ADULT_MALE, at=NOW):
+    patient = ready_patient(world, body)
+    r = authorize(world, patient, at=at)
+    assert r.status_code == 201 and r.json["decision"] == "approved", r.json
+    return patient, r.json
+
+
+def signature_ok(secret: str, received: Any) -> bool:
+    """Whether a webhook delivery the test receiver got carries the right HMAC signature."""
+    expected = "sha256=" + hmac.new(secret.encode(), received.raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, received.headers["X-Rems-Signature"])

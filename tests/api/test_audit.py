@@ -13,9 +13,16 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from rems_service.db.models import AuditEntry
-from tests.api.test_authorizations import approved_authorization, authorize, dispense
-from tests.api.test_patients import ADULT_FRP, ADULT_MALE, NOW, enrolled
-from tests.helpers import tamper_with_audit
+from tests.helpers import (
+    ADULT_FRP,
+    ADULT_MALE,
+    NOW,
+    approved_authorization,
+    authorize,
+    dispense,
+    enrolled,
+    tamper_with_audit,
+)
 
 
 @pytest.fixture

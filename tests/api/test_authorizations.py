@@ -11,51 +11,17 @@ import pytest
 from sqlmodel import func, select
 
 from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense, IdempotencyKey, OutboxEvent
-from tests.api.test_patients import ADULT_FRP, ADULT_MALE, NOW, add_survey, add_test, enrolled
-
-AUTH_BODY = {
-    "days_supply": 28,
-    "quantity": 28,
-    "strength_mg": 25,
-    "prescriber_survey": {"counseled_on_risks": True, "contraception_confirmed": True},
-}
-COUNSELED = {"medication_guide_provided": True, "checklist_completed": True}
-
-
-def ready_patient(world, body=ADULT_MALE):
-    """An enrolled patient who meets every authorization rule at NOW."""
-    patient = enrolled(world, body)
-    if body["risk_category"].startswith("FRP"):
-        assert add_test(world, patient["id"], NOW - timedelta(days=12), at=NOW - timedelta(days=11)).status_code == 201
-        assert add_test(world, patient["id"], NOW - timedelta(hours=3)).status_code == 201
-    assert add_survey(world, patient["id"], {}).status_code == 201
-    return patient
-
-
-def authorize(world, patient, at=NOW, token=None, headers=None, **changes):
-    body = {**AUTH_BODY, "patient_id": patient["id"], **changes}
-    return (
-        world.api.as_(token or world.prescriber_token).at(at).post("/api/v1/authorizations", json=body, headers=headers)
-    )
-
-
-def dispense(world, auth_number, rems_patient_id, at=NOW, token=None, headers=None, **changes):
-    body = {
-        "authorization_number": auth_number,
-        "rems_patient_id": rems_patient_id,
-        "days_supply": 28,
-        "quantity": 28,
-        "counseling": COUNSELED,
-        **changes,
-    }
-    return world.api.as_(token or world.pharmacist_token).at(at).post("/api/v1/dispenses", json=body, headers=headers)
-
-
-def approved_authorization(world, body=ADULT_MALE, at=NOW):
-    patient = ready_patient(world, body)
-    r = authorize(world, patient, at=at)
-    assert r.status_code == 201 and r.json["decision"] == "approved", r.json
-    return patient, r.json
+from tests.helpers import (
+    ADULT_FRP,
+    COUNSELED,
+    NOW,
+    add_test,
+    approved_authorization,
+    authorize,
+    dispense,
+    enrolled,
+    ready_patient,
+)
 
 
 def count(runtime, model) -> int:

@@ -15,8 +15,7 @@ from rems_service.cli import main
 from rems_service.db.models import DecisionRecord
 from rems_service.services import decisions
 from rems_service.services.errors import NotFound
-from tests.api.test_authorizations import approved_authorization, authorize, dispense, ready_patient
-from tests.api.test_patients import ADULT_FRP, NOW, enrolled
+from tests.helpers import ADULT_FRP, NOW, approved_authorization, authorize, dispense, enrolled, ready_patient
 
 
 @pytest.fixture

@@ -11,56 +11,7 @@ from sqlmodel import select
 
 from rems_service.db.models import OutboxEvent
 from rems_service.services.audit import iter_entries
-from tests.api.test_prescribers import audit_count
-from tests.helpers import utc
-
-NOW = utc(2026, 6, 15, 12)
-
-ADULT_MALE = {
-    "first_name": "Zed",
-    "last_name": "Quinlan",
-    "date_of_birth": "1960-04-02",
-    "risk_category": "MALE_ADULT",
-    "ppaf_signed": True,
-    "counseling_completed": True,
-}
-ADULT_FRP = {
-    **ADULT_MALE,
-    "first_name": "Yara",
-    "last_name": "Okonkwo-Pemberton",
-    "date_of_birth": "1990-03-03",
-    "risk_category": "FRP_ADULT",
-    "menstrual_cycle": "regular",
-}
-
-
-def enroll(world, body, token=None, at=NOW):
-    return world.api.as_(token or world.prescriber_token).at(at).post("/api/v1/patients", json=body)
-
-
-def enrolled(world, body=ADULT_FRP):
-    r = enroll(world, body)
-    assert r.status_code == 201, r.json
-    return r.json
-
-
-def add_test(world, pid, collected_at, result="negative", sensitivity=25, at=NOW, token=None):
-    return (
-        world.api.as_(token or world.prescriber_token)
-        .at(at)
-        .post(
-            f"/api/v1/patients/{pid}/pregnancy-tests",
-            json={"collected_at": collected_at.isoformat(), "result": result, "sensitivity_miu_ml": sensitivity},
-        )
-    )
-
-
-def add_survey(world, pid, answers, completed_at=NOW - timedelta(hours=1), at=NOW):
-    return (
-        world.api.as_(world.prescriber_token)
-        .at(at)
-        .post(f"/api/v1/patients/{pid}/surveys", json={"completed_at": completed_at.isoformat(), "answers": answers})
-    )
+from tests.helpers import ADULT_MALE, NOW, add_survey, add_test, audit_count, enroll, enrolled, utc
 
 
 def test_enroll_binds_patient_to_calling_prescriber(world):

@@ -7,8 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.api.test_prescribers import audit_count
-from tests.helpers import PHARMACY_ATTESTED, utc
+from tests.helpers import PHARMACY_ATTESTED, audit_count, utc
 
 NEW = {
     "ncpdp_id": "5550001",

@@ -6,15 +6,9 @@ import uuid
 
 import pytest
 
-from rems_service.services.audit import iter_entries
-from tests.helpers import PRESCRIBER_ATTESTED, VALID_NPIS
+from tests.helpers import PRESCRIBER_ATTESTED, VALID_NPIS, audit_count
 
 NEW = {"npi": "1679576722", "first_name": "Grace", "last_name": "Hopper", "email": "gh@example.org"}
-
-
-def audit_count(runtime) -> int:
-    with runtime.uow() as uow:
-        return sum(1 for _ in iter_entries(uow.session))
 
 
 def register(world, body=NEW):

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from rems_service.db.models import User
-from tests.api.test_prescribers import audit_count
+from tests.helpers import audit_count
 
 
 def create(world, body, token=None):

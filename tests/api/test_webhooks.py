@@ -3,8 +3,6 @@ subscriptions, signed deliveries, scoping, retries with backoff and the delivery
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +11,7 @@ from sqlmodel import select
 from rems_service.db.models import OutboxEvent, ProcessedEvent, WebhookDelivery
 from rems_service.jobs import tasks
 from rems_service.jobs.relay import relay_outbox
-from tests.helpers import ADULT_FRP, NOW, add_test, approved_authorization, dispense, enrolled
+from tests.helpers import ADULT_FRP, NOW, add_test, approved_authorization, dispense, enrolled, signature_ok
 from tests.receiver import Receiver
 
 
@@ -37,11 +35,6 @@ def subscribe(world, token, url, events):
     r = world.api.as_(token).post("/api/v1/webhooks", json={"url": url, "events": events})
     assert r.status_code == 201, r.json
     return r.json
-
-
-def signature_ok(secret: str, received) -> bool:
-    expected = "sha256=" + hmac.new(secret.encode(), received.raw, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, received.headers["X-Rems-Signature"])
 
 
 def test_an_issued_authorization_is_delivered_signed(inline_world, receiver):
