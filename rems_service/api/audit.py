@@ -36,7 +36,7 @@ blp = protect(Blueprint("audit", __name__, url_prefix="/api/v1/audit", descripti
 
 AUDITORS = (UserRole.AUDITOR, UserRole.ADMIN)
 
-#: CSV columns, in order; JSON-valued columns are written as canonical JSON text.
+#: The entry's columns in export order (CSV header); JSON-valued ones are written as canonical JSON text.
 CSV_COLUMNS = (
     "seq",
     "recorded_at",
@@ -139,33 +139,15 @@ def _plain(value: Any) -> Any:
 
 
 def _flat(row: AuditEntry) -> dict[str, Any]:
-    return {c: _plain(getattr(row, c)) for c in _ROW_COLUMNS}
-
-
-_ROW_COLUMNS = (
-    "seq",
-    "recorded_at",
-    "effective_at",
-    "actor_user_id",
-    "actor_role",
-    "action",
-    "outcome",
-    "reasons",
-    "program_version",
-    "subject",
-    "details",
-    "inputs_digest",
-    "prev_hash",
-    "hash",
-)
+    return {c: _plain(getattr(row, c)) for c in CSV_COLUMNS}
 
 
 def _ndjson(rows: Iterator[AuditEntry]) -> Iterator[str]:
     for row in rows:
         flat = _flat(row)
-        item = {k: v for k, v in flat.items() if k not in ("actor_user_id", "actor_role")}
-        item["actor"] = {"user_id": flat["actor_user_id"], "role": flat["actor_role"]}
-        yield json.dumps(item, sort_keys=True) + "\n"
+        line = {k: v for k, v in flat.items() if k not in ("actor_user_id", "actor_role")}
+        line["actor"] = {"user_id": flat["actor_user_id"], "role": flat["actor_role"]}
+        yield json.dumps(line, sort_keys=True) + "\n"
 
 
 def _csv(rows: Iterator[AuditEntry]) -> Iterator[str]:

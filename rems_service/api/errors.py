@@ -10,7 +10,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from flask_smorest import Api
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -64,7 +64,7 @@ def _summary(errors: dict[str, list[str]]) -> str:
 
 def error_response(
     code: int, message: str | None = None, errors: dict[str, list[str]] | None = None, headers: Any = None
-):
+) -> tuple[Response, int, Any]:
     status = HTTPStatus(code)
     payload: dict[str, Any] = {"code": code, "status": status.phrase, "message": message or status.description}
     if errors:
@@ -75,7 +75,7 @@ def error_response(
 class RemsApi(Api):
     """flask-smorest's Api with API.md's error body."""
 
-    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> tuple[Response, int, Any]:  # type: ignore[override]
         data = getattr(error, "data", None) or {}
         raw = data.get("errors", data.get("messages"))
         errors = flatten_errors(_strip_location(raw)) if raw else None
@@ -92,17 +92,17 @@ class RemsApi(Api):
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(ServiceError)
-    def _service_error(exc: ServiceError):
+    def _service_error(exc: ServiceError) -> tuple[Response, int, Any]:
         return error_response(exc.status, exc.message, exc.field_errors or None)
 
     @app.errorhandler(OperationalError)
-    def _database_down(exc: OperationalError):
+    def _database_down(exc: OperationalError) -> tuple[Response, int, Any]:
         # Fail closed: nothing was decided or changed; say so and let the caller retry.
         log.error("database unavailable", extra={"error": type(exc).__name__})
         return error_response(503, "The database is unavailable; nothing was changed. Retry later.")
 
     @app.errorhandler(DBAPIError)
-    def _database_error(exc: DBAPIError):
+    def _database_error(exc: DBAPIError) -> tuple[Response, int, Any]:
         if exc.connection_invalidated:
             log.error("database connection lost", extra={"error": type(exc).__name__})
             return error_response(503, "The database connection was lost; nothing was changed. Retry later.")

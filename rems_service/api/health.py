@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask_smorest import Blueprint
 from sqlalchemy import text
@@ -15,13 +16,13 @@ blp = Blueprint("health", __name__, description="Process liveness and dependency
 
 
 @blp.route("/healthz", methods=["GET"])
-def healthz():
+def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
 @blp.route("/readyz", methods=["GET"])
-def readyz():
+def readyz() -> tuple[dict[str, Any], int]:
     """The database is reachable, and Redis too when ``REDIS_URL`` is configured."""
     runtime = get_runtime()
     checks: dict[str, str] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, fields, validate
 
 
@@ -12,7 +14,7 @@ class RequestSchema(Schema):
         unknown = RAISE
 
 
-def text(max_length: int, required: bool = True, **kwargs) -> fields.String:
+def text(max_length: int, required: bool = True, **kwargs: Any) -> fields.String:
     """A trimmed, non-blank string of at most ``max_length`` characters."""
     return fields.String(
         required=required,
