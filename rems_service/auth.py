@@ -93,11 +93,6 @@ def protect(blp: Blueprint) -> Blueprint:
     return blp
 
 
-def current_actor() -> Actor:
-    """The authenticated caller (views read it as ``ctx().actor``)."""
-    return ctx().actor
-
-
 def _docstring_description(view: Callable[..., Any]) -> str:
     """The description flask-smorest takes from a docstring: everything after the summary paragraph."""
     _summary, _, description = inspect.cleandoc(view.__doc__ or "").partition("\n\n")

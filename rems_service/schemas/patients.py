@@ -1,4 +1,8 @@
+"""Patient enrollment, pregnancy tests and surveys (API.md, Patients)."""
+
 from __future__ import annotations
+
+from enum import Enum
 
 from marshmallow import Schema, fields, validate
 
@@ -9,7 +13,7 @@ from workflows.testing import PregnancyResult
 from .common import RequestSchema, StrictBoolean, text
 
 
-def _values(enum) -> list[str]:  # type: ignore[no-untyped-def]
+def _values(enum: type[Enum]) -> list[str]:
     return [e.value for e in enum]
 
 

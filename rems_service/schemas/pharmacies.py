@@ -1,3 +1,5 @@
+"""Pharmacy registration and certification (API.md, Pharmacies)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validates

@@ -1,3 +1,5 @@
+"""Prescriber registration and certification (API.md, Prescribers)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validates

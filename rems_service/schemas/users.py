@@ -1,3 +1,5 @@
+"""API users and their tokens (API.md, Users)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
