@@ -9,15 +9,13 @@ from uuid import UUID
 
 import click
 from flask.cli import FlaskGroup, with_appcontext
-from sqlmodel import select
 
 from rems_service import create_app
 from rems_service.db import migrate
-from rems_service.db.models import User, UserRole
 from rems_service.runtime import get_runtime
 from rems_service.services import audit_log, decisions, pharmacies, prescribers, users
-from rems_service.services.actor import SYSTEM
 from rems_service.services.errors import ServiceError
+from workflows.actors import SYSTEM, UserRole
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS
 
 
@@ -96,10 +94,11 @@ def demo() -> None:
 def demo_seed(if_empty: bool) -> None:
     """Fill an empty database with a demo program and print its users' tokens."""
     runtime = get_runtime()
-    with runtime.uow() as uow:
-        has_users = uow.session.exec(select(User.id).limit(1)).first() is not None
-    if has_users:
-        message = "the database already has users; demo tokens were printed when it was seeded (mint more with `rems users create`)"
+    if users.any_exist(runtime.uow()):
+        message = (
+            "the database already has users; demo tokens were printed when it was seeded "
+            "(mint more with `rems users create`)"
+        )
         if if_empty:
             click.echo(json.dumps({"seeded": False, "message": message}))
             return
@@ -193,22 +192,21 @@ def audit_replay(seq: int | None, replay_all: bool) -> None:
     if (seq is None) == (not replay_all):
         raise click.UsageError("give either SEQ or --all")
     runtime = get_runtime()
-    with runtime.uow() as uow:
-        if seq is not None:
-            try:
-                result = decisions.replay(uow.session, runtime.program, seq)
-            except ServiceError as exc:
-                _fail(exc)
+    if seq is not None:
+        try:
+            result = decisions.replay(runtime.uow(), runtime.program, seq)
+        except ServiceError as exc:
+            _fail(exc)
+        click.echo(json.dumps(result.as_dict()))
+        sys.exit(0 if result.matches else 1)
+    replayed = mismatched = 0
+    for result in decisions.replay_all(runtime.uow(), runtime.program):
+        replayed += 1
+        if not result.matches:
+            mismatched += 1
             click.echo(json.dumps(result.as_dict()))
-            sys.exit(0 if result.matches else 1)
-        replayed = mismatched = 0
-        for result in decisions.replay_all(uow.session, runtime.program):
-            replayed += 1
-            if not result.matches:
-                mismatched += 1
-                click.echo(json.dumps(result.as_dict()))
-        click.echo(json.dumps({"replayed": replayed, "mismatched": mismatched}))
-        sys.exit(0 if mismatched == 0 else 1)
+    click.echo(json.dumps({"replayed": replayed, "mismatched": mismatched}))
+    sys.exit(0 if mismatched == 0 else 1)
 
 
 @main.group("jobs")
@@ -220,6 +218,6 @@ def jobs_group() -> None:
 @with_appcontext
 def jobs_sweep() -> None:
     """Run every periodic sweep once (expiries, reminders, renewals, webhook retries, outbox relay)."""
-    from rems_service.jobs import handlers
+    from rems_service.jobs import tasks
 
-    click.echo(json.dumps(handlers.run_sweeps(get_runtime()), sort_keys=True))
+    click.echo(json.dumps(tasks.run_sweeps(get_runtime()), sort_keys=True))

@@ -146,7 +146,10 @@ def redis_url() -> Iterator[str]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     url = REDIS_URL
     if worker.startswith("gw"):
-        url = f"{REDIS_URL.rsplit('/', 1)[0]}/{1 + int(worker[2:]) % 15}"
+        # Offset from the configured database, so two test sessions given different
+        # REMS_TEST_REDIS_URL databases never flush each other's workers.
+        base, _, number = REDIS_URL.rpartition("/")
+        url = f"{base}/{(int(number or 0) + 1 + int(worker[2:])) % 16}"
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
@@ -182,8 +185,7 @@ def assert_decisions_replay(runtime: Any) -> None:
     after every database test, each recorded decision is decided again from its
     stored snapshot and program version."""
     try:
-        with runtime.uow() as uow:
-            results = list(replay_all(uow.session, runtime.program))
+        results = list(replay_all(runtime.uow(), runtime.program))
     except OperationalError:
         return  # the test took its database away on purpose; it recorded nothing
     mismatches = [r.as_dict() for r in results if not r.matches]

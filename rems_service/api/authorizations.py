@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import Response
 from flask_smorest import Blueprint
 
-from rems_service.auth import current_actor, protect, roles
-from rems_service.clock import request_now
-from rems_service.db.models import UserRole
-from rems_service.runtime import get_runtime
+from rems_service.auth import protect, roles
+from rems_service.context import ctx
 from rems_service.schemas.common import OptionalReasonSchema
 from rems_service.schemas.decisions import AuthorizationCreateSchema, AuthorizationSchema, DecisionSchema
 from rems_service.services import authorizations
+from workflows.actors import UserRole
 
 from . import decisions
 
@@ -21,7 +23,7 @@ blp = protect(
 )
 
 
-def _view(view: authorizations.AuthorizationView) -> dict:
+def _present(view: authorizations.AuthorizationView) -> dict[str, Any]:
     return {**view.authorization.model_dump(), "status": view.status}
 
 
@@ -30,37 +32,33 @@ def _view(view: authorizations.AuthorizationView) -> dict:
 @blp.arguments(AuthorizationCreateSchema)
 @blp.response(201, DecisionSchema)
 @blp.doc(parameters=[decisions.IDEMPOTENCY_PARAMETER])
-def create(args):
+def create(args: dict[str, Any]) -> Response:
     """Decide an authorization for the calling prescriber's patient (R-AUTH-1).
 
     Always 201 with a Decision when the request is well formed: a denial
     lists every failing reason. Unknown patient → 404."""
-    runtime, actor, now = get_runtime(), current_actor(), request_now()
-    return decisions.respond(
-        actor,
-        "authorizations",
-        args,
-        lambda claim: authorizations.request(
-            runtime.uow(), actor, now, runtime.program, render=decisions.render, claim=claim, **args
-        ),
+    c = ctx()
+    command = authorizations.AuthorizationCommand.of(**args)
+    answer = authorizations.request(
+        c.uow, c.actor, c.now, c.program, command, idempotency_key=decisions.idempotency_key(), request_body=args
     )
+    return decisions.respond(answer)
 
 
 @blp.route("/<string:number>", methods=["GET"])
 @roles(UserRole.ADMIN, UserRole.PRESCRIBER, UserRole.PHARMACIST)
 @blp.response(200, AuthorizationSchema)
-def get(number: str):
+def get(number: str) -> dict[str, Any]:
     """The authorization and its status now (its prescriber, any pharmacist, admins)."""
-    return _view(authorizations.get(get_runtime().uow(), current_actor(), request_now(), number))
+    c = ctx()
+    return _present(authorizations.get(c.uow(), c.actor, c.now, number))
 
 
 @blp.route("/<string:number>/void", methods=["POST"])
 @roles(UserRole.PRESCRIBER)
 @blp.arguments(OptionalReasonSchema)
 @blp.response(200, AuthorizationSchema)
-def void(args, number: str):
+def void(args: dict[str, Any], number: str) -> dict[str, Any]:
     """Void an open authorization (its prescriber); a confirmation not yet handed over is voided too."""
-    runtime = get_runtime()
-    return _view(
-        authorizations.void(runtime.uow(), current_actor(), request_now(), runtime.program, number, args.get("reason"))
-    )
+    c = ctx()
+    return _present(authorizations.void(c.uow(), c.actor, c.now, c.program, number, args.get("reason")))

@@ -26,6 +26,7 @@ from sqlmodel import Session, select
 from rems_service.db.engine import database_now, remember_clock
 from rems_service.db.models import AuditChainHead, AuditEntry, AuditReasonCode
 from rems_service.db.types import UTCDateTime
+from workflows.actors import Actor
 from workflows.audit import (
     GENESIS_HASH,
     ChainCheck,
@@ -35,8 +36,6 @@ from workflows.audit import (
     digest,
     verify_entries,
 )
-
-from .actor import Actor
 
 #: Primary key of the one chain-head row (created by the first migration).
 CHAIN_HEAD_ID = 1
@@ -209,7 +208,10 @@ def _canonical_sql() -> str:
         elif isinstance(column.type, UTCDateTime):
             # isoformat_utc's text from the ISO DateStyle's (the default): 'T', six fraction
             # digits, '+00:00' (string functions; to_char costs a third of the query).
-            utc = f"({name} AT TIME ZONE 'UTC')::text || CASE WHEN date_trunc('second', {name}) = {name} THEN '.' ELSE '' END"
+            utc = (
+                f"({name} AT TIME ZONE 'UTC')::text"
+                f" || CASE WHEN date_trunc('second', {name}) = {name} THEN '.' ELSE '' END"
+            )
             value = f"""'"' || overlay(rpad({utc}, 26, '0') placing 'T' from 11 for 1) || '+00:00"'"""
         elif isinstance(column.type, BigInteger):
             value = f"{name}::text"
@@ -311,7 +313,7 @@ def _read_ahead(batches: Iterator[Sequence[Any]], depth: int = 2) -> Iterator[An
         producer.join()
 
 
-def verify(session: Session, after_seq: int = 0, prev_hash: str = GENESIS_HASH) -> ChainCheck:
+def verify_chain(session: Session, after_seq: int = 0, prev_hash: str = GENESIS_HASH) -> ChainCheck:
     """Check the chain from ``(after_seq, prev_hash)`` to its end, and against the head row.
 
     On PostgreSQL the database builds each entry's canonical text (several

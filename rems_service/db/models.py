@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from enum import Enum
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from workflows.actors import UserRole
 from workflows.authorizations import AuthorizationStatus
 from workflows.dispenses import DispenseStatus
 from workflows.participants import PharmacyStatus, PrescriberStatus
@@ -44,13 +44,6 @@ NAMING_CONVENTION = {
 }
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata: MetaData = SQLModel.metadata
-
-
-class UserRole(str, Enum):
-    ADMIN = "admin"
-    PRESCRIBER = "prescriber"
-    PHARMACIST = "pharmacist"
-    AUDITOR = "auditor"
 
 
 def _utc(nullable: bool = False, index: bool = False) -> Any:
@@ -410,9 +403,7 @@ class WebhookSubscription(SQLModel, table=True):
     url: str = Field(sa_type=String(2000), nullable=False)
     events: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
     secret: str = Field(sa_type=String(100), nullable=False)
-    prescriber_id: uuid.UUID | None = Field(
-        default=None, sa_column=Column(ForeignKey("prescribers.id"), nullable=True)
-    )
+    prescriber_id: uuid.UUID | None = Field(default=None, sa_column=Column(ForeignKey("prescribers.id"), nullable=True))
     pharmacy_id: uuid.UUID | None = Field(default=None, sa_column=Column(ForeignKey("pharmacies.id"), nullable=True))
     created_by: uuid.UUID | None = Field(default=None, nullable=True)
     created_at: datetime = _utc()

@@ -15,48 +15,6 @@ from rems_service.db.engine import transaction_clock
 from rems_service.db.models import OutboxEvent
 from workflows.audit import canonical_json
 
-#: Every event type the service emits (what a webhook may subscribe to).
-EVENT_TYPES = (
-    "authorization.issued",
-    "authorization.denied",
-    "authorization.released",
-    "authorization.dispensed",
-    "authorization.expiring",
-    "authorization.expired",
-    "authorization.voided",
-    "dispense.approved",
-    "dispense.denied",
-    "dispense.completed",
-    "dispense.reversed",
-    "dispense.lapsed",
-    "dispense.voided",
-    "patient.enrolled",
-    "patient.therapy_started",
-    "patient.halted",
-    "patient.needs_intervention",
-    "patient.reinstated",
-    "patient.intervention_resolved",
-    "patient.discontinued",
-    "pregnancy_test.recorded",
-    "pregnancy_test.due",
-    "pregnancy.reported",
-    "patient_survey.recorded",
-    "patient_survey.due",
-    "prescriber.registered",
-    "prescriber.certified",
-    "prescriber.suspended",
-    "prescriber.reinstated",
-    "prescriber.decertified",
-    "pharmacy.registered",
-    "pharmacy.certified",
-    "pharmacy.suspended",
-    "pharmacy.reinstated",
-    "pharmacy.decertified",
-    "pharmacy.certification_expiring",
-    "pharmacy.certification_expired",
-    "user.created",
-)
-
 
 def record(session: Session, event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> None:
     """Add an event to the outbox in the caller's transaction; the relay sends it later."""

@@ -13,11 +13,15 @@ from types import TracebackType
 
 from sqlmodel import Session
 
+from .repository import Repository
+
 
 class UnitOfWork:
     """Wraps a session; ``commit()`` is the only way anything is kept."""
 
     session: Session
+    #: Reads, row locks and the writes that go with a change, on this unit's session.
+    repo: Repository
 
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
@@ -25,6 +29,7 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._session_factory()
+        self.repo = Repository(self.session)
         self._committed = False
         return self
 

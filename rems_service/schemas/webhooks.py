@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from rems_service.services.events import EVENT_TYPES
+from workflows.events import EVENT_TYPES
 
 from .common import RequestSchema
 

@@ -20,12 +20,12 @@ from typing import Any
 from sqlalchemy import exists
 from sqlmodel import Session, select
 
+from rems_service.db import audit_chain
 from rems_service.db.engine import database_now
-from rems_service.db.models import AuditCheckpoint, AuditEntry, AuditReasonCode
+from rems_service.db.models import AuditChainHead, AuditCheckpoint, AuditEntry, AuditReasonCode
 from rems_service.db.uow import UnitOfWork
 from workflows.audit import GENESIS_HASH, OUTCOME_COMPLETED, ChainCheck
 
-from . import audit
 from .actor import Actor
 from .errors import Invalid, NotFound
 
@@ -88,7 +88,7 @@ def decode_cursor(cursor: str) -> int:
 
 def record_read(session: Session, actor: Actor, now: datetime, operation: str, details: dict[str, Any]) -> None:
     """Who looked at what: the read is itself an audit entry."""
-    audit.append(
+    audit_chain.append(
         session,
         actor=actor,
         action="audit.read",
@@ -259,7 +259,7 @@ def verify(
             at = session.get(AuditEntry, point.seq) if point else None
             if point is not None and at is not None and at.hash == point.hash:
                 after, prev, mode = point.seq, point.hash, "incremental"
-        check = audit.verify(session, after, prev)
+        check = audit_chain.verify_chain(session, after, prev)
         anchor_report = None
         if anchor is not None:
             check, anchor_report = _against_anchor(session, check, *anchor)
@@ -289,5 +289,5 @@ def verify(
 def anchor(uow: UnitOfWork) -> dict[str, Any]:
     """The chain head as ``SEQ:HASH``, to be stored outside the database."""
     with uow:
-        head = uow.session.get(audit.AuditChainHead, audit.CHAIN_HEAD_ID)
+        head = uow.session.get(AuditChainHead, audit_chain.CHAIN_HEAD_ID)
         return {"seq": head.seq, "hash": head.hash, "anchor": f"{head.seq}:{head.hash}"}

@@ -1,135 +1,130 @@
-"""Recording and replaying authorization and dispense decisions (R-AUD-1).
+"""What an authorization or dispense decision answers, and replaying recorded decisions.
 
-A decision is stored three ways in one transaction: a ``decisions`` row
-holding the snapshot it read, an audit entry digesting that snapshot, and
-an outbox event. ``replay`` decides again from the stored snapshot under the
-recorded program version and says whether the outcome is the same.
+A decision is stored three ways in one transaction (the repository's
+``record_decision``): a ``decisions`` row holding the snapshot it read, an
+audit entry digesting that snapshot, and an outbox event. Its answer is a
+``DecisionResult`` of plain values; ``DecisionResult.body()`` is the Decision
+of API.md, whose JSON text (``encode``) the idempotency store keeps byte for
+byte. ``replay`` decides again from the stored snapshot under the recorded
+program version and says whether the outcome is the same.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
-from sqlmodel import Session, select
-
-from rems_service.db.models import AuditEntry, DecisionRecord, Dispense, Patient, PregnancyTestRecord
-from workflows import snapshots
+from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense
+from rems_service.db.repository import DECISION_ACTIONS
+from rems_service.db.uow import UnitOfWork
 from workflows.audit import digest
-from workflows.decisions import Decision, PatientFacts
-from workflows.dispenses import DispenseStatus, PriorDispense
 from workflows.program import Program
 from workflows.replay import ReplayResult, compare, summary
 from workflows.replay import replay as replay_decision
-from workflows.testing import PregnancyTest
 
-from . import audit, events
-from .actor import Actor
 from .errors import NotFound
 
-#: Audit actions of the two decisions; the outcome column says approved or denied.
-ACTIONS = {"authorization": "authorization.decided", "dispense": "dispense.decided"}
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """A recorded decision as plain values (API.md "Decision"). Approved
+    authorizations carry ``authorization_number``, ``risk_category``,
+    ``days_supply`` and ``expires_at``; approved dispenses carry
+    ``authorization_number``, ``confirmation_number``,
+    ``confirmation_expires_at`` and ``days_supply``."""
+
+    id: uuid.UUID
+    decision: str
+    reasons: tuple[dict[str, str], ...]
+    evaluated_at: datetime
+    program_version: str
+    audit_seq: int
+    authorization_number: str | None = None
+    risk_category: str | None = None
+    rems_patient_id: str | None = None
+    days_supply: int | None = None
+    expires_at: datetime | None = None
+    confirmation_number: str | None = None
+    confirmation_expires_at: datetime | None = None
+
+    @classmethod
+    def of(
+        cls, record: DecisionRecord, authorization: Authorization | None = None, dispense: Dispense | None = None
+    ) -> DecisionResult:
+        values: dict[str, Any] = {}
+        if authorization is not None:
+            values.update(authorization_number=authorization.number, rems_patient_id=authorization.rems_patient_id)
+            if dispense is None:
+                values.update(
+                    risk_category=authorization.risk_category.value,
+                    days_supply=authorization.days_supply,
+                    expires_at=authorization.expires_at,
+                )
+        if dispense is not None:
+            values.update(
+                confirmation_number=dispense.confirmation_number,
+                confirmation_expires_at=dispense.confirmation_expires_at,
+                days_supply=dispense.days_supply,
+            )
+        return cls(
+            id=record.id,
+            decision=record.outcome,
+            reasons=tuple(dict(r) for r in record.reasons),
+            evaluated_at=record.evaluated_at,
+            program_version=record.program_version,
+            audit_seq=record.audit_seq,
+            **values,
+        )
+
+    @property
+    def approved(self) -> bool:
+        return self.decision == "approved"
+
+    def body(self) -> dict[str, Any]:
+        """The Decision of API.md: the fields that apply, in the contract's order, as JSON values."""
+        out: dict[str, Any] = {
+            "id": str(self.id),
+            "decision": self.decision,
+            "reasons": [{"code": r["code"], "rule": r["rule"], "message": r["message"]} for r in self.reasons],
+            "evaluated_at": self.evaluated_at.isoformat(),
+            "program_version": self.program_version,
+            "audit_seq": self.audit_seq,
+        }
+        for name in (
+            "authorization_number",
+            "risk_category",
+            "rems_patient_id",
+            "days_supply",
+            "expires_at",
+            "confirmation_number",
+            "confirmation_expires_at",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
 
 
-def patient_facts(session: Session, row: Patient) -> PatientFacts:
-    """The snapshot of a patient that decisions read (ids, category, status, tests)."""
-    tests = session.execute(
-        select(PregnancyTestRecord.collected_at, PregnancyTestRecord.result, PregnancyTestRecord.sensitivity_miu_ml)
-        .where(PregnancyTestRecord.patient_id == row.id)
-        .order_by(PregnancyTestRecord.collected_at)
-    ).all()
-    return PatientFacts(
-        patient_id=str(row.id),
-        rems_patient_id=row.rems_patient_id,
-        prescriber_id=str(row.prescriber_id),
-        risk_category=row.risk_category,
-        menstrual_cycle=row.menstrual_cycle,
-        status=row.status,
-        therapy_started_at=row.therapy_started_at,
-        tests=tuple(PregnancyTest(t.collected_at, t.result, t.sensitivity_miu_ml) for t in tests),
-    )
+def encode(result: DecisionResult) -> str:
+    """The JSON text of ``result.body()``: what the client receives, and what an
+    ``Idempotency-Key`` replay returns byte for byte."""
+    return json.dumps(result.body())
 
 
-def prior_dispense(session: Session, patient_id: uuid.UUID) -> PriorDispense | None:
-    """R-DISP-3: the patient's most recent completed dispense."""
-    row = session.execute(
-        select(Dispense.dispensed_at, Dispense.days_supply)
-        .where(Dispense.patient_id == patient_id, Dispense.status == DispenseStatus.DISPENSED)
-        .order_by(Dispense.dispensed_at.desc())
-        .limit(1)
-    ).first()
-    return PriorDispense(row.dispensed_at, row.days_supply) if row else None
+@dataclass(frozen=True)
+class DecisionAnswer:
+    """A decision endpoint's answer: the JSON text to send, whether it is a replay of
+    an earlier request with the same ``Idempotency-Key``, and (unless replayed) the
+    decision itself for fronts that render their own format."""
 
-
-def record(
-    session: Session,
-    *,
-    actor: Actor,
-    kind: str,
-    decision_id: uuid.UUID,
-    snapshot: Any,
-    decision: Decision,
-    program_version: str,
-    now: datetime,
-    subject: Mapping[str, Any],
-    details: Mapping[str, Any],
-    event: str,
-) -> DecisionRecord:
-    """Store the decision, its audit entry (digest of the snapshot) and its event."""
-    data = snapshots.dump(snapshot)
-    reasons = [r.as_dict() for r in decision.reasons]
-    entry = audit.append(
-        session,
-        actor=actor,
-        action=ACTIONS[kind],
-        outcome=decision.outcome,
-        effective_at=now,
-        subject=subject,
-        reasons=reasons,
-        program_version=program_version,
-        inputs=data,
-        details={"decision_id": decision_id, "kind": kind, "valid_until": decision.valid_until, **details},
-    )
-    row = DecisionRecord(
-        id=decision_id,
-        kind=kind,
-        outcome=decision.outcome,
-        reasons=reasons,
-        evaluated_at=now,
-        valid_until=decision.valid_until,
-        program_version=program_version,
-        snapshot=data,
-        actor_user_id=actor.user_id,
-        prescriber_id=subject.get("prescriber_id"),
-        pharmacy_id=subject.get("pharmacy_id"),
-        patient_id=subject.get("patient_id"),
-        rems_patient_id=subject.get("rems_patient_id"),
-        audit_seq=entry.seq,
-        created_at=entry.recorded_at,
-    )
-    # A Core insert (nothing changes the row later); the caller gets the object for rendering.
-    session.execute(_INSERT_DECISION, {c.name: getattr(row, c.name) for c in DecisionRecord.__table__.columns})
-    events.record(
-        session,
-        event,
-        now,
-        {
-            **subject,
-            "decision_id": decision_id,
-            "outcome": decision.outcome,
-            "reasons": reasons,
-            "valid_until": decision.valid_until,
-            **details,
-        },
-    )
-    return row
-
-
-_INSERT_DECISION = insert(DecisionRecord.__table__)
+    body: str
+    replayed: bool = False
+    result: DecisionResult | None = None
+    status: int = 201
 
 
 @dataclass(frozen=True)
@@ -165,28 +160,25 @@ def _replay_row(program: Program, entry: AuditEntry, row: DecisionRecord) -> Rep
     )
 
 
-def replay(session: Session, program: Program, seq: int) -> Replayed:
+def replay(uow: UnitOfWork, program: Program, seq: int) -> Replayed:
     """Re-run the decision recorded at audit ``seq``; ``NotFound`` unless it records a decision.
 
     The recorded outcome, reasons and validity are read from the audit
     entry (the tamper-evident copy), and the stored snapshot must still hash
     to the entry's ``inputs_digest``.
     """
-    entry = session.get(AuditEntry, seq)
-    if entry is None or entry.action not in ACTIONS.values():
-        raise NotFound(f"Audit entry {seq} does not record a decision.")
-    row = session.get(DecisionRecord, uuid.UUID(entry.details["decision_id"]))
-    if row is None:
-        raise NotFound(f"The decision of audit entry {seq} is missing.")
-    return _replay_row(program, entry, row)
+    with uow:
+        entry = uow.repo.get(AuditEntry, seq)
+        if entry is None or entry.action not in DECISION_ACTIONS.values():
+            raise NotFound(f"Audit entry {seq} does not record a decision.")
+        found = uow.repo.recorded_decisions(seq)
+        if not found:
+            raise NotFound(f"The decision of audit entry {seq} is missing.")
+        return _replay_row(program, *found[0])
 
 
-def replay_all(session: Session, program: Program) -> Iterator[Replayed]:
-    """Replay every recorded decision, oldest first."""
-    rows = session.exec(
-        select(AuditEntry, DecisionRecord)
-        .join(DecisionRecord, DecisionRecord.audit_seq == AuditEntry.seq)
-        .order_by(AuditEntry.seq)
-    ).all()
-    for entry, row in rows:
-        yield _replay_row(program, entry, row)
+def replay_all(uow: UnitOfWork, program: Program) -> Iterator[Replayed]:
+    """Replay every recorded decision, oldest first (one unit of work for the whole run)."""
+    with uow:
+        for entry, row in uow.repo.recorded_decisions():
+            yield _replay_row(program, entry, row)

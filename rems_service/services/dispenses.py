@@ -1,10 +1,11 @@
 """Dispense authorizations (R-DISP-1 to R-DISP-5) and recorded dispenses.
 
-R-DISP-5 holds twice over: the authorization row is locked (``SELECT … FOR
-UPDATE`` on PostgreSQL; SQLite serializes writers) while the decision reads
-and writes, and a partial unique index lets one authorization hold only one
-live or completed confirmation on every backend. A request that still loses
-a race to the index is decided again and denied AUTHORIZATION_ALREADY_USED.
+R-DISP-5 holds twice over: the authorization row is locked while the
+decision reads and writes (the repository's lock order: patient, then
+authorization, then dispense), and a partial unique index lets one
+authorization hold only one live or completed confirmation on every backend.
+A request that still loses a race to the index is decided again and denied
+AUTHORIZATION_ALREADY_USED; a second loss is a 503.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
-
-from rems_service.db.models import Authorization, Dispense, Pharmacy, User, UserRole
+from rems_service.db.models import Authorization, Dispense, Patient
+from rems_service.db.repository import (
+    AlreadyHeld,
+    DispenseInputs,
+    authorization_subject,
+    dispense_subject,
+    patient_subject,
+)
 from rems_service.db.uow import UnitOfWork
+from workflows.actors import Actor, UserRole
 from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
+from workflows.decisions import Decision
 from workflows.dispenses import (
     NUMBER_PREFIX,
     AuthorizationFacts,
@@ -29,57 +36,32 @@ from workflows.dispenses import (
     DispenseLifecycle,
     DispenseRequest,
     DispenseStatus,
-    PharmacistFacts,
-    PharmacyFacts,
     decide_dispense,
     effective_dispense_status,
 )
 from workflows.errors import DomainError
 from workflows.identifiers import new_reference_number, normalize_reference_number
-from workflows.participants import PharmacyStatus
 from workflows.patients import PatientLifecycle, PatientStatus
 from workflows.program import Program, ProgramVersion
+from workflows.rules import Rule
 
-from . import changes, decisions, idempotency, patients
-from .actor import Actor
-from .authorizations import (
-    DecisionResult,
-    dispense_subject,
-    effective,
-    holding_dispense,
-    lock_authorization,
-    lock_by_number,
-    settle,
-)
-from .authorizations import subject as authorization_subject
-from .errors import Conflict, NotFound, Unavailable
+from . import idempotency
+from .authorization_states import effective, settle
+from .decisions import DecisionAnswer, DecisionResult, encode
+from .errors import Conflict, NotFound, Unavailable, from_domain_error
+from .reminders import refresh_reminders
+from .versions import version_at
 
 NOT_FOUND = "Dispense not found."
-subject = dispense_subject
+#: The endpoint name idempotency keys are scoped to.
+ENDPOINT = "dispenses"
 
 
-def request(
-    uow_factory: Callable[[], UnitOfWork],
-    actor: Actor,
-    now: datetime,
-    program: Program,
-    *,
-    authorization_number: str,
-    rems_patient_id: str,
-    days_supply: int,
-    quantity: int,
-    counseling: dict[str, Any],
-    render: Callable[[DecisionResult], str],
-    claim: idempotency.Claim | None = None,
-) -> str:
-    """Decide a dispense authorization (R-DISP-1), record it, return the rendered response.
-
-    If the decision loses a race to R-DISP-5's unique index, it is decided
-    again from fresh reads (and so denied AUTHORIZATION_ALREADY_USED); a
-    second loss is a 503, never an approval.
-    """
-    version = changes.version_at(program, now)
-    dispense_request = DispenseRequest(
+def command(
+    *, authorization_number: str, rems_patient_id: str, days_supply: int, quantity: int, counseling: dict[str, Any]
+) -> DispenseRequest:
+    """The pharmacy's request as the decision reads it (numbers and ids normalized)."""
+    return DispenseRequest(
         authorization_number=normalize_reference_number(authorization_number),
         rems_patient_id=rems_patient_id.strip().upper(),
         days_supply=days_supply,
@@ -89,13 +71,58 @@ def request(
             checklist_completed=counseling["checklist_completed"],
         ),
     )
-    for _attempt in range(2):
-        try:
-            return _decide(uow_factory(), actor, now, version, dispense_request, render, claim)
-        except IntegrityError:
-            continue  # the unit of work rolled back; decide again on what the winner wrote
-    raise Unavailable(
-        "The dispense could not be decided safely under concurrent requests; nothing was recorded. Retry."
+
+
+def request(
+    uow_factory: Callable[[], UnitOfWork],
+    actor: Actor,
+    now: datetime,
+    program: Program,
+    dispense_request: DispenseRequest,
+    *,
+    idempotency_key: str | None = None,
+    request_body: Any = None,
+) -> DecisionAnswer:
+    """Decide a dispense authorization (R-DISP-1) and record it, every reason listed.
+
+    If the decision loses a race to R-DISP-5's unique index, it is decided
+    again from fresh reads (and so denied AUTHORIZATION_ALREADY_USED); a
+    second loss is a 503 (``Unavailable``), never an approval.
+    """
+    version = version_at(program, now)
+
+    def decide(claim: idempotency.Claim | None) -> DecisionAnswer:
+        for _attempt in range(2):
+            try:
+                return _decide(uow_factory(), actor, now, version, dispense_request, claim)
+            except AlreadyHeld:
+                continue  # the unit of work rolled back; decide again on what the winner wrote
+        raise Unavailable(
+            "The dispense could not be decided safely under concurrent requests; nothing was recorded. Retry."
+        )
+
+    return idempotency.run(uow_factory, actor, ENDPOINT, idempotency_key, request_body, decide)
+
+
+def _context(inputs: DispenseInputs, dispense_request: DispenseRequest) -> DispenseContext:
+    auth, holding = inputs.authorization, inputs.holding
+    return DispenseContext(
+        pharmacy=inputs.pharmacy,
+        pharmacist=inputs.pharmacist,
+        request=dispense_request,
+        authorization=None
+        if auth is None
+        else AuthorizationFacts(
+            number=auth.number,
+            status=auth.status,
+            issued_at=auth.issued_at,
+            expires_at=auth.expires_at,
+            rems_patient_id=auth.rems_patient_id,
+            days_supply=auth.days_supply,
+            confirmation_expires_at=holding.confirmation_expires_at if holding else None,
+        ),
+        patient=inputs.facts,
+        prior_dispense=inputs.prior,
     )
 
 
@@ -105,79 +132,31 @@ def _decide(
     now: datetime,
     version: ProgramVersion,
     dispense_request: DispenseRequest,
-    render: Callable[[DecisionResult], str],
     claim: idempotency.Claim | None,
-) -> str:
+) -> DecisionAnswer:
+    """Gather the facts, decide, record: one unit of work. ``AlreadyHeld`` when a
+    concurrent confirmation won R-DISP-5's index (everything here rolls back)."""
     with uow:
-        session = uow.session
-        patient, auth = lock_by_number(session, dispense_request.authorization_number)
-        holding = holding_dispense(session, auth.id) if auth is not None else None
-        matches = auth is not None and auth.rems_patient_id == dispense_request.rems_patient_id
-        pharmacy, pharmacist = _participant_facts(session, actor)
-        ctx = DispenseContext(
-            pharmacy=pharmacy,
-            pharmacist=pharmacist,
-            request=dispense_request,
-            authorization=None
-            if auth is None
-            else AuthorizationFacts(
-                number=auth.number,
-                status=auth.status,
-                issued_at=auth.issued_at,
-                expires_at=auth.expires_at,
-                rems_patient_id=auth.rems_patient_id,
-                days_supply=auth.days_supply,
-                confirmation_expires_at=holding.confirmation_expires_at if holding else None,
-            ),
-            patient=decisions.patient_facts(session, patient) if matches else None,
-            prior_dispense=decisions.prior_dispense(session, patient.id) if matches else None,
+        repo = uow.repo
+        inputs = repo.dispense_inputs(
+            dispense_request.authorization_number, dispense_request.rems_patient_id, actor.pharmacy_id, actor.user_id
         )
+        ctx = _context(inputs, dispense_request)
         decision = decide_dispense(ctx, version, now)
         decision_id = uuid.uuid4()
-        subject_ids: dict[str, Any] = {
+        subject: dict[str, Any] = {
             "pharmacy_id": actor.pharmacy_id,
             "authorization_number": dispense_request.authorization_number,
         }
-        if matches:
-            subject_ids.update(
-                patient_id=patient.id, rems_patient_id=patient.rems_patient_id, prescriber_id=auth.prescriber_id
+        if inputs.patient is not None and inputs.authorization is not None:
+            subject.update(
+                patient_id=inputs.patient.id,
+                rems_patient_id=inputs.patient.rems_patient_id,
+                prescriber_id=inputs.authorization.prescriber_id,
             )
         details: dict[str, Any] = {"days_supply": dispense_request.days_supply}
-        row = None
-        if decision.approved:
-            settle(session, actor, holding, now, version)  # read under the authorization's lock above
-            # The number's uniqueness is the constraint's: a 75-bit collision would be an
-            # IntegrityError, and the decision is then simply made again.
-            number = new_reference_number(NUMBER_PREFIX)
-            change = AuthorizationLifecycle(effective(auth, None, now).value).confirm(number, now)
-            # Written before the audit entry: the chain head's lock is then held for fewer statements.
-            auth.status, auth.status_changed_at, auth.status_reason = AuthorizationStatus(change.to_state), now, None
-            session.flush()
-            row = Dispense(
-                confirmation_number=number,
-                authorization_id=auth.id,
-                pharmacy_id=actor.pharmacy_id,
-                pharmacist_user_id=actor.user_id,
-                patient_id=patient.id,
-                rems_patient_id=patient.rems_patient_id,
-                days_supply=dispense_request.days_supply,
-                quantity=dispense_request.quantity,
-                status=DispenseStatus.CONFIRMED,
-                confirmed_at=now,
-                confirmation_expires_at=decision.valid_until,
-                status_changed_at=now,
-                decision_id=decision_id,
-            )
-            # The decision's own audit entry records the authorization's change of state.
-            details.update(
-                dispense_id=row.id,
-                confirmation_number=row.confirmation_number,
-                authorization_id=auth.id,
-                authorization_from_state=change.from_state,
-                authorization_to_state=change.to_state,
-            )
-        record = decisions.record(
-            session,
+        row = _confirm(uow, actor, now, version, inputs, dispense_request, decision, decision_id, details)
+        record = repo.record_decision(
             actor=actor,
             kind="dispense",
             decision_id=decision_id,
@@ -185,45 +164,72 @@ def _decide(
             decision=decision,
             program_version=version.version,
             now=now,
-            subject=subject_ids,
+            subject=subject,
             details=details,
             event="dispense.approved" if decision.approved else "dispense.denied",
         )
         if row is not None:
-            session.add(row)
-            session.flush()  # R-DISP-5's index: IntegrityError here if another confirmation holds it
-        body = render(DecisionResult(record, auth if row is not None else None, row))
-        if claim is not None:
-            idempotency.complete(session, claim, 201, body)
+            repo.add_confirmation(row)  # R-DISP-5's index: AlreadyHeld if another confirmation holds it
+        result = DecisionResult.of(record, inputs.authorization if row is not None else None, row)
+        body = encode(result)
+        idempotency.complete(repo, claim, body)
         uow.commit()
-        return body
+        return DecisionAnswer(body=body, result=result)
 
 
-def _participant_facts(session: Session, actor: Actor) -> tuple[PharmacyFacts, PharmacistFacts]:
-    """The pharmacy's certification and the pharmacist's training, read fresh in one
-    statement (training recorded after the caller authenticated still counts, and
-    vice versa); an unknown pharmacy reads as decertified."""
-    status, certified_until, training = session.execute(
-        select(
-            select(Pharmacy.status).where(Pharmacy.id == actor.pharmacy_id).scalar_subquery(),
-            select(Pharmacy.certified_until).where(Pharmacy.id == actor.pharmacy_id).scalar_subquery(),
-            select(User.training_completed_at).where(User.id == actor.user_id).scalar_subquery(),
-        )
-    ).one()
-    return (
-        PharmacyFacts(
-            pharmacy_id=str(actor.pharmacy_id),
-            status=status or PharmacyStatus.DECERTIFIED,
-            certified_until=certified_until,
-        ),
-        PharmacistFacts(user_id=str(actor.user_id), training_completed_at=training),
+def _confirm(
+    uow: UnitOfWork,
+    actor: Actor,
+    now: datetime,
+    version: ProgramVersion,
+    inputs: DispenseInputs,
+    dispense_request: DispenseRequest,
+    decision: Decision,
+    decision_id: uuid.UUID,
+    details: dict[str, Any],
+) -> Dispense | None:
+    """For an approval: settle a lapsed confirmation, confirm the authorization and build the
+    confirmation row (inserted after the decision row it refers to); None for a denial.
+    The decision's own audit entry records the authorization's change (``details``)."""
+    auth, patient = inputs.authorization, inputs.patient
+    if not decision.approved:
+        return None
+    assert auth is not None and patient is not None and decision.valid_until is not None
+    settle(uow.repo, actor, inputs.holding, now, version)  # read under the authorization's lock
+    # A 75-bit collision would violate the number's unique constraint: the decision is then made again.
+    number = new_reference_number(NUMBER_PREFIX)
+    change = AuthorizationLifecycle(effective(auth, None, now).value).confirm(number, now)
+    # Written before the audit entry: the chain head's lock is then held for fewer statements.
+    auth.status, auth.status_changed_at, auth.status_reason = AuthorizationStatus(change.to_state), now, None
+    uow.repo.add(auth)
+    row = Dispense(
+        confirmation_number=number,
+        authorization_id=auth.id,
+        pharmacy_id=actor.pharmacy_id,
+        pharmacist_user_id=actor.user_id,
+        patient_id=patient.id,
+        rems_patient_id=patient.rems_patient_id,
+        days_supply=dispense_request.days_supply,
+        quantity=dispense_request.quantity,
+        status=DispenseStatus.CONFIRMED,
+        confirmed_at=now,
+        confirmation_expires_at=decision.valid_until,
+        status_changed_at=now,
+        decision_id=decision_id,
     )
+    details.update(
+        dispense_id=row.id,
+        confirmation_number=row.confirmation_number,
+        authorization_id=auth.id,
+        authorization_from_state=change.from_state,
+        authorization_to_state=change.to_state,
+    )
+    return row
 
 
-def _find(session: Session, actor: Actor, number: str) -> Dispense:
-    row = session.exec(
-        select(Dispense).where(Dispense.confirmation_number == normalize_reference_number(number))
-    ).first()
+def _find(uow: UnitOfWork, actor: Actor, number: str) -> Dispense:
+    """The dispense numbered ``number`` if the caller may see it (its pharmacy, admins)."""
+    row = uow.repo.find_dispense(number)
     if row is None or not (
         actor.is_admin or (actor.role == UserRole.PHARMACIST.value and actor.pharmacy_id == row.pharmacy_id)
     ):
@@ -241,16 +247,15 @@ class DispenseView:
 def get(uow: UnitOfWork, actor: Actor, now: datetime, number: str) -> DispenseView:
     """The dispense with its status at ``now`` (its pharmacy's pharmacists, admins)."""
     with uow:
-        row = _find(uow.session, actor, number)
-        auth = uow.session.get(Authorization, row.authorization_id)
+        row = _find(uow, actor, number)
+        auth = uow.repo.get(Authorization, row.authorization_id)
         return DispenseView(row, effective_dispense_status(row.status, row.confirmation_expires_at, now), auth.number)
 
 
-def _locked(session: Session, actor: Actor, number: str) -> tuple[Dispense, Authorization, Any]:
-    found = _find(session, actor, number)
-    patient, auth = lock_authorization(session, found.authorization_id, found.patient_id)
-    row = session.get(Dispense, found.id, with_for_update=True, populate_existing=True)
-    return row, auth, patient
+def _locked(uow: UnitOfWork, actor: Actor, number: str) -> tuple[Patient, Authorization, Dispense]:
+    if actor.role != UserRole.PHARMACIST.value:
+        raise NotFound(NOT_FOUND)
+    return uow.repo.lock_dispense(_find(uow, actor, number))
 
 
 def complete(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number: str) -> DispenseView:
@@ -261,40 +266,46 @@ def complete(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, num
     ``Conflict`` (CONFIRMATION_EXPIRED, PATIENT_NOT_ELIGIBLE, or not
     ``confirmed``).
     """
-    version = changes.version_at(program, now)
-    if actor.role != UserRole.PHARMACIST.value:
-        raise NotFound(NOT_FOUND)
+    version = version_at(program, now)
     with uow:
-        session = uow.session
-        row, auth, patient = _locked(session, actor, number)
+        patient, auth, row = _locked(uow, actor, number)
         status = effective_dispense_status(row.status, row.confirmation_expires_at, now)
         if status is DispenseStatus.LAPSED:
             raise Conflict(
-                f"CONFIRMATION_EXPIRED: the drug must be handed over within {version.confirmation_valid_hours} hours "
-                f"of the confirmation; it lapsed at {row.confirmation_expires_at.isoformat()} (R-DISP-2).",
+                f"CONFIRMATION_EXPIRED: the drug must be handed over within {version.confirmation_valid_hours} "
+                f"hours of the confirmation; it lapsed at {row.confirmation_expires_at.isoformat()} "
+                f"({Rule.R_DISP_2.value}).",
                 {"confirmation_number": ["CONFIRMATION_EXPIRED"]},
             )
         patient_machine = PatientLifecycle(patient.status.value, patient.therapy_started_at)
         if status is DispenseStatus.CONFIRMED and not patient_machine.eligible:
             raise Conflict(
-                f"PATIENT_NOT_ELIGIBLE: the patient is '{patient.status.value}'; the drug may not be handed over (R-PAT-2).",
+                f"PATIENT_NOT_ELIGIBLE: the patient is '{patient.status.value}'; the drug may not be handed over "
+                f"({Rule.R_PAT_2.value}).",
                 {"patient": ["PATIENT_NOT_ELIGIBLE"]},
             )
         try:
             change = DispenseLifecycle(status.value).complete(now)
             auth_change = AuthorizationLifecycle(effective(auth, row, now).value).dispense(row.confirmation_number, now)
         except DomainError as exc:
-            raise changes.translate_domain_error(exc) from None
+            raise from_domain_error(exc) from None
         row.dispensed_at = now
-        changes.record_change(session, actor, row, change, subject(row), version.version)
-        changes.record_change(session, actor, auth, auth_change, authorization_subject(auth), version.version)
+        uow.repo.record_change(actor, row, change, dispense_subject(row), version.version)
+        uow.repo.record_change(actor, auth, auth_change, authorization_subject(auth), version.version)
         if patient.status is PatientStatus.ENROLLED:
-            therapy = patient_machine.start_therapy(now)
-            patient.therapy_started_at = patient_machine.therapy_started_at
-            changes.record_change(session, actor, patient, therapy, patients.subject(patient), version.version)
-            patients.refresh_reminders(session, patient, version, now)
+            _start_therapy(uow, actor, now, version, patient, patient_machine)
         uow.commit()
         return DispenseView(row, row.status, auth.number)
+
+
+def _start_therapy(
+    uow: UnitOfWork, actor: Actor, now: datetime, version: ProgramVersion, patient: Patient, machine: PatientLifecycle
+) -> None:
+    """R-PAT-2: the first hand-over starts therapy (and so the next test's clock)."""
+    therapy = machine.start_therapy(now)
+    patient.therapy_started_at = machine.therapy_started_at
+    uow.repo.record_change(actor, patient, therapy, patient_subject(patient), version.version)
+    refresh_reminders(uow.repo, patient, version, now)
 
 
 def reverse(
@@ -302,12 +313,9 @@ def reverse(
 ) -> DispenseView:
     """Reverse a confirmation not yet handed over; the authorization is usable again
     while it is still valid (R-DISP-2). Raises ``NotFound`` or ``Conflict``."""
-    version = changes.version_at(program, now)
-    if actor.role != UserRole.PHARMACIST.value:
-        raise NotFound(NOT_FOUND)
+    version = version_at(program, now)
     with uow:
-        session = uow.session
-        row, auth, _patient = _locked(session, actor, number)
+        _patient, auth, row = _locked(uow, actor, number)
         status = effective_dispense_status(row.status, row.confirmation_expires_at, now)
         try:
             change = DispenseLifecycle(status.value).reverse(reason or "reversed by the pharmacy", now)
@@ -315,8 +323,8 @@ def reverse(
                 "dispense confirmation reversed", now
             )
         except DomainError as exc:
-            raise changes.translate_domain_error(exc) from None
-        changes.record_change(session, actor, row, change, subject(row), version.version)
-        changes.record_change(session, actor, auth, auth_change, authorization_subject(auth), version.version)
+            raise from_domain_error(exc) from None
+        uow.repo.record_change(actor, row, change, dispense_subject(row), version.version)
+        uow.repo.record_change(actor, auth, auth_change, authorization_subject(auth), version.version)
         uow.commit()
         return DispenseView(row, row.status, auth.number)

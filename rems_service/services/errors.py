@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from workflows.errors import GuardFailed, IllegalTransition
+
 
 class ServiceError(Exception):
     """Base: ``status`` is the HTTP status, ``field_errors`` name bad fields."""
@@ -42,3 +44,16 @@ class Unavailable(ServiceError):
     """Something the answer depends on cannot be read; nothing was decided (503)."""
 
     status = 503
+
+
+def from_domain_error(exc: Exception) -> Exception:
+    """Map a domain refusal onto the service error the fronts understand: an illegal
+    transition is a ``Conflict`` (409), a refused guard ``Invalid`` (422)."""
+    if isinstance(exc, IllegalTransition):
+        return Conflict(
+            f"Cannot {exc.trigger} this {exc.subject}: its current status is '{exc.current_state}'.",
+            {"status": [f"Current status is '{exc.current_state}'."]},
+        )
+    if isinstance(exc, GuardFailed):
+        return Invalid(str(exc), exc.field_errors)
+    return exc

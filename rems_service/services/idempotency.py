@@ -16,20 +16,15 @@ Keys are scoped to the caller's prescriber or pharmacy and to the endpoint.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
-
-from rems_service.db.engine import database_now
-from rems_service.db.models import IdempotencyKey
+from rems_service.db.repository import IdempotencyClaim, Repository, StaleClaim, StoredResponse
 from rems_service.db.uow import UnitOfWork
+from workflows.actors import Actor
 from workflows.audit import digest
 
-from .actor import Actor
+from .decisions import DecisionAnswer
 from .errors import Conflict, Invalid
 
 HEADER = "Idempotency-Key"
@@ -37,17 +32,11 @@ HEADER = "Idempotency-Key"
 STALE_AFTER = timedelta(minutes=2)
 MAX_KEY_LENGTH = 255
 
-
-@dataclass(frozen=True)
-class Claim:
-    id: Any
-    created_at: Any
+Claim = IdempotencyClaim
 
 
-@dataclass(frozen=True)
-class StoredResponse:
-    status: int
-    body: str
+def _in_flight(message: str = f"A request with this {HEADER} is still being processed; retry shortly.") -> Conflict:
+    return Conflict(message, {HEADER: ["In flight."]})
 
 
 def scope_of(actor: Actor) -> str:
@@ -77,75 +66,42 @@ def claim(uow: UnitOfWork, scope: str, endpoint: str, key: str, body: Any) -> Cl
     """
     request_digest = digest({"endpoint": endpoint, "body": body})
     with uow:
-        session = uow.session
-        now = database_now(session)
-        row = IdempotencyKey(scope=scope, endpoint=endpoint, key=key, request_digest=request_digest, created_at=now)
-        session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-        else:
+        found = uow.repo.claim_idempotency_key(scope, endpoint, key, request_digest)
+        if isinstance(found, IdempotencyClaim):
             uow.commit()
-            return Claim(row.id, row.created_at)
-        existing = session.exec(
-            select(IdempotencyKey).where(
-                IdempotencyKey.scope == scope, IdempotencyKey.endpoint == endpoint, IdempotencyKey.key == key
-            )
-        ).one()
-        if existing.request_digest != request_digest:
+            return found
+        if found.request_digest != request_digest:
             raise Invalid(
                 f"This {HEADER} was used with a different request body.",
                 {HEADER: ["Already used with a different request body."]},
             )
-        if existing.response_body is not None:
-            return StoredResponse(existing.response_status or 201, existing.response_body)
-        now = database_now(session)
-        if now - existing.created_at < STALE_AFTER:
-            raise Conflict(
-                f"A request with this {HEADER} is still being processed; retry shortly.",
-                {HEADER: ["In flight."]},
-            )
-        # Take over an abandoned claim; the compare-and-set keeps two takers apart.
-        taken = session.execute(
-            update(IdempotencyKey)
-            .where(
-                IdempotencyKey.id == existing.id,
-                IdempotencyKey.created_at == existing.created_at,
-                IdempotencyKey.response_body.is_(None),
-            )
-            .values(created_at=now)
-        )
-        if taken.rowcount != 1:
-            raise Conflict(
-                f"A request with this {HEADER} is still being processed; retry shortly.", {HEADER: ["In flight."]}
-            )
+        if found.response_body is not None:
+            return StoredResponse(found.response_status or 201, found.response_body)
+        now = uow.repo.database_now()
+        if now - found.created_at < STALE_AFTER:
+            raise _in_flight()
+        taken = uow.repo.take_over_claim(found, now)
+        if taken is None:
+            raise _in_flight()
         uow.commit()
-        return Claim(existing.id, now)
+        return taken
 
 
-def complete(session: Session, claimed: Claim, status: int, body: str) -> None:
-    """Store the response in the caller's (the decision's) transaction."""
-    done = session.execute(
-        update(IdempotencyKey)
-        .where(
-            IdempotencyKey.id == claimed.id,
-            IdempotencyKey.created_at == claimed.created_at,
-            IdempotencyKey.response_body.is_(None),
-        )
-        .values(response_status=status, response_body=body, completed_at=database_now(session))
-    )
-    if done.rowcount != 1:
-        # Another process took the claim over: do not decide twice.
-        raise Conflict(f"A request with this {HEADER} is being processed elsewhere.", {HEADER: ["In flight."]})
+def complete(repo: Repository, claimed: Claim | None, body: str, status: int = 201) -> None:
+    """Store the response in the caller's (the decision's) transaction; ``Conflict`` if
+    another process took the claim over meanwhile (the decision must not be made twice)."""
+    if claimed is None:
+        return
+    try:
+        repo.complete_idempotency_claim(claimed, status, body)
+    except StaleClaim:
+        raise _in_flight(f"A request with this {HEADER} is being processed elsewhere.") from None
 
 
 def release(uow: UnitOfWork, claimed: Claim) -> None:
     """Forget an unfinished claim after its request failed, so the client can retry."""
     with uow:
-        uow.session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.id == claimed.id, IdempotencyKey.response_body.is_(None))
-        )
+        uow.repo.release_idempotency_claim(claimed)
         uow.commit()
 
 
@@ -154,21 +110,22 @@ def run(
     actor: Actor,
     endpoint: str,
     key: str | None,
-    body: Any,
-    execute: Callable[[Claim | None], str],
-) -> tuple[StoredResponse, bool]:
-    """Run ``execute`` at most once per key; return (response, replayed).
+    request: Any,
+    decide: Callable[[Claim | None], DecisionAnswer],
+) -> DecisionAnswer:
+    """Run the use case ``decide`` at most once per key.
 
-    ``execute(claim)`` decides, calls ``complete`` inside its own transaction
-    and returns the response body.
+    ``decide(claim)`` makes and records the decision and, in the same
+    transaction, stores its response with ``complete``. A key already
+    completed returns the stored response (``replayed``), and nothing else runs.
     """
     if key is None:
-        return StoredResponse(201, execute(None)), False
-    outcome = claim(uow_factory(), scope_of(actor), endpoint, validate_key(key), body)
+        return decide(None)
+    outcome = claim(uow_factory(), scope_of(actor), endpoint, validate_key(key), request)
     if isinstance(outcome, StoredResponse):
-        return outcome, True
+        return DecisionAnswer(body=outcome.body, replayed=True, status=outcome.status)
     try:
-        return StoredResponse(201, execute(outcome)), False
+        return decide(outcome)
     except BaseException:
         release(uow_factory(), outcome)
         raise

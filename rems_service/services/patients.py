@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
-
-from rems_service.db.models import Patient, PatientSurvey, PregnancyTestRecord, Prescriber, UserRole
+from rems_service.db.models import Patient, PatientSurvey, PregnancyTestRecord, Prescriber
+from rems_service.db.repository import Repository, patient_subject
 from rems_service.db.uow import UnitOfWork
+from workflows.actors import Actor, UserRole
 from workflows.audit import OUTCOME_COMPLETED
 from workflows.calendar import local_date
 from workflows.lifecycle import StateChange
@@ -33,20 +32,21 @@ from workflows.patients import (
     is_adult,
 )
 from workflows.program import Program, ProgramVersion
+from workflows.rules import Rule
 from workflows.surveys import SurveyStatus, answer_problems, evaluate_survey, noncompliance
 from workflows.testing import (
     PregnancyResult,
-    PregnancyTest,
-    PregnancyTestingInputs,
     PregnancyTestingStatus,
     Purpose,
     evaluate_testing,
     sensitivity_problem,
 )
 
-from . import audit, authorizations, changes, events
-from .actor import Actor
+from .authorization_states import void_open_for_patient
 from .errors import Conflict, Invalid, NotFound
+from .reminders import refresh_reminders
+from .state_changes import transition
+from .versions import version_at
 
 NOT_FOUND = "Patient not found."
 
@@ -61,11 +61,6 @@ def new_rems_patient_id() -> str:
     return f"RP-{body[:5]}-{body[5:]}"
 
 
-def subject(row: Patient) -> dict[str, Any]:
-    """How the audit log and events name a patient: ids only (R-AUD-3)."""
-    return {"patient_id": row.id, "rems_patient_id": row.rems_patient_id, "prescriber_id": row.prescriber_id}
-
-
 def _visible(actor: Actor, row: Patient | None) -> bool:
     """Admins see every patient; a prescriber sees only the patients enrolled with it."""
     if row is None:
@@ -73,45 +68,11 @@ def _visible(actor: Actor, row: Patient | None) -> bool:
     return actor.is_admin or (actor.role == UserRole.PRESCRIBER.value and actor.prescriber_id == row.prescriber_id)
 
 
-def _load(session: Session, actor: Actor, patient_id: uuid.UUID, lock: bool = False) -> Patient:
-    row = session.get(Patient, patient_id, with_for_update=lock)
-    if not _visible(actor, row):
+def _load(repo: Repository, actor: Actor, patient_id: uuid.UUID, lock: bool = False) -> Patient:
+    row: Patient | None = repo.get(Patient, patient_id, lock=lock)
+    if row is None or not _visible(actor, row):
         raise NotFound(NOT_FOUND)
     return row
-
-
-def testing_inputs(row: Patient, tests: list[PregnancyTestRecord]) -> PregnancyTestingInputs:
-    """The snapshot the pregnancy-testing rules read for ``row``."""
-    return PregnancyTestingInputs(
-        risk_category=row.risk_category,
-        menstrual_cycle=row.menstrual_cycle,
-        therapy_started_at=row.therapy_started_at,
-        tests=tuple(PregnancyTest(t.collected_at, t.result, t.sensitivity_miu_ml) for t in tests),
-    )
-
-
-def load_tests(session: Session, patient_id: uuid.UUID) -> list[PregnancyTestRecord]:
-    return list(session.exec(select(PregnancyTestRecord).where(PregnancyTestRecord.patient_id == patient_id)).all())
-
-
-def last_survey_at(session: Session, patient_id: uuid.UUID) -> datetime | None:
-    return session.exec(
-        select(PatientSurvey.completed_at)
-        .where(PatientSurvey.patient_id == patient_id)
-        .order_by(PatientSurvey.completed_at.desc())
-        .limit(1)
-    ).first()
-
-
-def refresh_reminders(session: Session, row: Patient, version: ProgramVersion, now: datetime) -> None:
-    """Mirror when the next pregnancy test and survey are due (for reminders only:
-    decisions recompute both from the tests and surveys themselves)."""
-    testing = evaluate_testing(testing_inputs(row, load_tests(session, row.id)), version, now, Purpose.DISPENSE)
-    row.next_test_due_at = testing.next_test_due_at if row.risk_category.is_frp else None
-    row.next_survey_due_at = evaluate_survey(
-        row.risk_category, last_survey_at(session, row.id), version, now
-    ).next_due_at
-    session.add(row)
 
 
 def enroll(
@@ -135,16 +96,17 @@ def enroll(
     Raises ``Conflict`` (PRESCRIBER_NOT_CERTIFIED) unless the prescriber is
     certified, ``Invalid`` with every failing field otherwise.
     """
-    version = changes.version_at(program, now)
+    version = version_at(program, now)
     category = RiskCategory(risk_category)
     enrollment_date = local_date(now, version.tz)
     with uow:
-        session = uow.session
-        prescriber = session.get(Prescriber, actor.prescriber_id) if actor.prescriber_id else None
+        repo = uow.repo
+        prescriber = repo.get(Prescriber, actor.prescriber_id) if actor.prescriber_id else None
         if prescriber is None or prescriber.status is not PrescriberStatus.CERTIFIED:
             state = prescriber.status.value if prescriber else "unknown"
             raise Conflict(
-                f"PRESCRIBER_NOT_CERTIFIED: only a certified prescriber may enroll patients (R-PAT-1); this prescriber is '{state}'.",
+                "PRESCRIBER_NOT_CERTIFIED: only a certified prescriber may enroll patients "
+                f"({Rule.R_PAT_1.value}); this prescriber is '{state}'.",
                 {"prescriber": ["PRESCRIBER_NOT_CERTIFIED"]},
             )
         problems = enrollment_problems(
@@ -176,13 +138,9 @@ def enroll(
         )
         for _ in range(5):
             row.rems_patient_id = new_rems_patient_id()
-            try:
-                with session.begin_nested():
-                    session.add(row)
-                    session.flush()
+            if repo.add_unless_duplicate(row):
                 break
-            except IntegrityError:  # a 50-bit collision: draw again
-                continue
+            # a 50-bit collision: draw again
         else:  # pragma: no cover
             raise Conflict("Could not allocate a REMS patient id; retry.")
         # What the enrollment decision read, without name or date of birth (R-AUD-3).
@@ -197,20 +155,19 @@ def enroll(
             "ppaf_signed": ppaf_signed,
             "counseling_completed": counseling_completed,
         }
-        refresh_reminders(session, row, version, now)
+        refresh_reminders(repo, row, version, now)
         details = {"to_state": PatientStatus.ENROLLED.value, "risk_category": category.value}
-        audit.append(
-            session,
+        repo.append_audit(
             actor=actor,
             action="patient.enrolled",
             outcome=OUTCOME_COMPLETED,
             effective_at=now,
-            subject=subject(row),
+            subject=patient_subject(row),
             program_version=version.version,
             inputs=inputs,
             details=details,
         )
-        events.record(session, "patient.enrolled", now, {**subject(row), **details})
+        repo.record_event("patient.enrolled", now, {**patient_subject(row), **details})
         uow.commit()
         return row
 
@@ -225,13 +182,11 @@ class PatientView:
 
 def get(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, patient_id: uuid.UUID) -> PatientView:
     """The patient with its testing and survey status at ``now``."""
-    version = changes.version_at(program, now)
+    version = version_at(program, now)
     with uow:
-        row = _load(uow.session, actor, patient_id)
-        testing = evaluate_testing(
-            testing_inputs(row, load_tests(uow.session, row.id)), version, now, Purpose.AUTHORIZATION
-        )
-        survey = evaluate_survey(row.risk_category, last_survey_at(uow.session, row.id), version, now)
+        row = _load(uow.repo, actor, patient_id)
+        testing = evaluate_testing(uow.repo.patient_facts(row).testing_inputs(), version, now, Purpose.AUTHORIZATION)
+        survey = evaluate_survey(row.risk_category, uow.repo.last_survey_at(row.id), version, now)
         return PatientView(row, testing, survey, version.version)
 
 
@@ -259,18 +214,19 @@ def record_test(
     Raises ``NotFound``, ``Invalid`` (future date, insensitive test, non-FRP
     patient) or ``Conflict`` (discontinued patient).
     """
-    version = changes.version_at(program, now)
+    version = version_at(program, now)
     outcome = PregnancyResult(result)
     with uow:
-        session = uow.session
-        row = _load(session, actor, patient_id, lock=True)
+        repo = uow.repo
+        row = _load(repo, actor, patient_id, lock=True)
         problems: dict[str, list[str]] = {}
         if not row.risk_category.is_frp:
             problems["patient_id"] = [
-                f"Pregnancy tests are recorded only for females who can get pregnant; this patient is {row.risk_category.value} (R-PREG-5)."
+                "Pregnancy tests are recorded only for females who can get pregnant; "
+                f"this patient is {row.risk_category.value} ({Rule.R_PREG_5.value})."
             ]
         if collected_at > now:
-            problems["collected_at"] = ["Cannot be in the future (R-PREG-5)."]
+            problems["collected_at"] = [f"Cannot be in the future ({Rule.R_PREG_5.value})."]
         problem = sensitivity_problem(sensitivity_miu_ml, version)
         if problem:
             problems["sensitivity_miu_ml"] = [problem]
@@ -285,51 +241,48 @@ def record_test(
             recorded_at=now,
             recorded_by=actor.user_id,
         )
-        session.add(record)
-        session.flush()
+        repo.add(record)
         details = {
             "test_id": record.id,
             "collected_at": collected_at,
             "result": outcome.value,
             "sensitivity_miu_ml": sensitivity_miu_ml,
         }
-        audit.append(
-            session,
+        repo.append_audit(
             actor=actor,
             action="pregnancy_test.recorded",
             outcome=OUTCOME_COMPLETED,
             effective_at=now,
-            subject=subject(row),
+            subject=patient_subject(row),
             program_version=version.version,
             inputs=details,
             details=details,
         )
-        events.record(session, "pregnancy_test.recorded", now, {**subject(row), **details})
+        repo.record_event("pregnancy_test.recorded", now, {**patient_subject(row), **details})
         if outcome is PregnancyResult.POSITIVE:
-            _halt_for_positive(session, actor, now, row, record, version)
-        refresh_reminders(session, row, version, now)
+            _halt_for_positive(repo, actor, now, row, record, version)
+        refresh_reminders(repo, row, version, now)
         uow.commit()
         return record, row
 
 
 def _halt_for_positive(
-    session: Session, actor: Actor, now: datetime, row: Patient, record: PregnancyTestRecord, version: ProgramVersion
+    repo: Repository, actor: Actor, now: datetime, row: Patient, record: PregnancyTestRecord, version: ProgramVersion
 ) -> None:
     """R-PREG-4: halt at once (unless already halted), void every open authorization
     and every confirmation not yet handed over, and report the pregnancy."""
     machine = PatientLifecycle(row.status.value, row.therapy_started_at)
     if machine.state != PatientStatus.HALTED.value:
-        change = machine.halt("positive pregnancy test", now, {"test_id": record.id, "rule": "R-PREG-4"})
-        changes.record_change(session, actor, row, change, subject(row), version.version)
-    voided = authorizations.void_open_for_patient(
-        session, actor, now, version, row, "positive pregnancy test", {"test_id": record.id, "rule": "R-PREG-4"}
+        change = machine.halt("positive pregnancy test", now, {"test_id": record.id, "rule": Rule.R_PREG_4.value})
+        repo.record_change(actor, row, change, patient_subject(row), version.version)
+    voided = void_open_for_patient(
+        repo, actor, now, version, row, "positive pregnancy test", {"test_id": record.id, "rule": Rule.R_PREG_4.value}
     )
-    events.record(
-        session,
+    repo.record_event(
         "pregnancy.reported",
         now,
         {
-            **subject(row),
+            **patient_subject(row),
             "test_id": record.id,
             "collected_at": record.collected_at,
             "patient_status": row.status.value,
@@ -350,11 +303,11 @@ def record_survey(
 ) -> tuple[PatientSurvey, Patient]:
     """Record a patient survey (R-SURV-1); non-compliance moves the patient to
     ``needs_intervention`` in the same transaction (R-SURV-2)."""
-    version = changes.version_at(program, now)
+    version = version_at(program, now)
     answers = {k: v for k, v in answers.items() if v is not None}
     with uow:
-        session = uow.session
-        row = _load(session, actor, patient_id, lock=True)
+        repo = uow.repo
+        row = _load(repo, actor, patient_id, lock=True)
         problems = answer_problems(row.risk_category, answers)
         if completed_at > now:
             problems["completed_at"] = ["Cannot be in the future."]
@@ -370,30 +323,28 @@ def record_survey(
             recorded_at=now,
             recorded_by=actor.user_id,
         )
-        session.add(record)
-        session.flush()
+        repo.add(record)
         details = {"survey_id": record.id, "completed_at": completed_at, "noncompliance": flags}
-        audit.append(
-            session,
+        repo.append_audit(
             actor=actor,
             action="patient_survey.recorded",
             outcome=OUTCOME_COMPLETED,
             effective_at=now,
-            subject=subject(row),
+            subject=patient_subject(row),
             program_version=version.version,
             inputs={**details, "answers": dict(answers)},
             details=details,
         )
-        events.record(session, "patient_survey.recorded", now, {**subject(row), **details})
+        repo.record_event("patient_survey.recorded", now, {**patient_subject(row), **details})
         machine = PatientLifecycle(row.status.value, row.therapy_started_at)
         if flags and machine.eligible:
             change = machine.flag(
                 "survey revealed non-compliance",
                 now,
-                {"survey_id": record.id, "noncompliance": flags, "rule": "R-SURV-2"},
+                {"survey_id": record.id, "noncompliance": flags, "rule": Rule.R_SURV_2.value},
             )
-            changes.record_change(session, actor, row, change, subject(row), version.version)
-        refresh_reminders(session, row, version, now)
+            repo.record_change(actor, row, change, patient_subject(row), version.version)
+        refresh_reminders(repo, row, version, now)
         uow.commit()
         return record, row
 
@@ -406,8 +357,8 @@ def _transition(
     patient_id: uuid.UUID,
     command: Callable[[PatientLifecycle], StateChange],
 ) -> Patient:
-    version = changes.version_at(program, now)
-    return changes.transition(
+    version = version_at(program, now)
+    return transition(
         uow,
         actor,
         Patient,
@@ -416,7 +367,7 @@ def _transition(
         not_found=NOT_FOUND,
         build=lambda row: PatientLifecycle(row.status.value, row.therapy_started_at),
         command=command,
-        subject=subject,
+        subject=patient_subject,
         program_version=version.version,
     )
 

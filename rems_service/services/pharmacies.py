@@ -7,24 +7,20 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
-
-from rems_service.db.models import Pharmacy, UserRole
+from rems_service.db.models import Pharmacy
+from rems_service.db.repository import pharmacy_subject
 from rems_service.db.uow import UnitOfWork
+from workflows.actors import Actor, UserRole
 from workflows.identifiers import ncpdp_problem
 from workflows.lifecycle import StateChange
 from workflows.participants import PharmacyCertification, PharmacyStatus, effective_pharmacy_status
 from workflows.program import Program
 
-from . import changes
-from .actor import Actor
+from . import state_changes
 from .errors import Conflict, Invalid, NotFound
+from .versions import version_at
 
 NOT_FOUND = "Pharmacy not found."
-
-
-def _subject(row: Pharmacy) -> dict[str, Any]:
-    return {"pharmacy_id": row.id, "ncpdp_id": row.ncpdp_id}
 
 
 def _visible(actor: Actor, pharmacy_id: uuid.UUID) -> bool:
@@ -35,10 +31,6 @@ def _visible(actor: Actor, pharmacy_id: uuid.UUID) -> bool:
 def effective_status(row: Pharmacy, now: datetime) -> str:
     """The status at ``now``, computed from ``certified_until`` (R-PHA-2)."""
     return effective_pharmacy_status(row.status.value, row.certified_until, now)
-
-
-#: How the audit log and events name a pharmacy.
-subject = _subject
 
 
 def register(
@@ -57,7 +49,7 @@ def register(
         raise Invalid(problem, {"ncpdp_id": [problem]})
     duplicate = Conflict("A pharmacy with this NCPDP ID is already registered.", {"ncpdp_id": ["Already registered."]})
     with uow:
-        if uow.session.exec(select(Pharmacy.id).where(Pharmacy.ncpdp_id == ncpdp_id)).first() is not None:
+        if uow.repo.exists(Pharmacy, Pharmacy.ncpdp_id == ncpdp_id):
             raise duplicate
     row = Pharmacy(
         ncpdp_id=ncpdp_id,
@@ -68,13 +60,13 @@ def register(
         status_changed_at=now,
         created_at=now,
     )
-    return changes.register(uow, actor, row, "pharmacy.registered", _subject, duplicate)
+    return state_changes.register(uow, actor, row, "pharmacy.registered", pharmacy_subject, duplicate)
 
 
 def get(uow: UnitOfWork, actor: Actor, pharmacy_id: uuid.UUID) -> Pharmacy:
     """Return the pharmacy if the actor may see it; else ``NotFound``."""
     with uow:
-        row = uow.session.get(Pharmacy, pharmacy_id) if _visible(actor, pharmacy_id) else None
+        row = uow.repo.get(Pharmacy, pharmacy_id) if _visible(actor, pharmacy_id) else None
         if row is None:
             raise NotFound(NOT_FOUND)
         return row
@@ -88,7 +80,7 @@ def _transition(
     command: Callable[[PharmacyCertification], StateChange],
     program_version: str | None = None,
 ) -> Pharmacy:
-    return changes.transition(
+    return state_changes.transition(
         uow,
         actor,
         Pharmacy,
@@ -100,7 +92,7 @@ def _transition(
             row.status.value, now, certified_at=row.certified_at, certified_until=row.certified_until
         ),
         command=command,
-        subject=_subject,
+        subject=pharmacy_subject,
         program_version=program_version,
     )
 
@@ -112,7 +104,7 @@ def certify(
 
     Raises ``Unavailable`` when no program version is in force at ``now``.
     """
-    version = changes.version_at(program, now)
+    version = version_at(program, now)
     return _transition(uow, actor, now, pharmacy_id, lambda m: m.certify(attestations, version, now), version.version)
 
 

@@ -7,23 +7,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
-
-from rems_service.db.models import Prescriber, UserRole
+from rems_service.db.models import Prescriber
+from rems_service.db.repository import prescriber_subject
 from rems_service.db.uow import UnitOfWork
+from workflows.actors import Actor, UserRole
 from workflows.identifiers import npi_problem
 from workflows.lifecycle import StateChange
 from workflows.participants import PrescriberCertification, PrescriberStatus
 
-from . import changes
-from .actor import Actor
+from . import state_changes
 from .errors import Conflict, Invalid, NotFound
 
 NOT_FOUND = "Prescriber not found."
-
-
-def _subject(row: Prescriber) -> dict[str, Any]:
-    return {"prescriber_id": row.id, "npi": row.npi}
 
 
 def _visible(actor: Actor, prescriber_id: uuid.UUID) -> bool:
@@ -40,7 +35,7 @@ def register(
         raise Invalid(problem, {"npi": [problem]})
     duplicate = Conflict("A prescriber with this NPI is already registered.", {"npi": ["Already registered."]})
     with uow:
-        if uow.session.exec(select(Prescriber.id).where(Prescriber.npi == npi)).first() is not None:
+        if uow.repo.exists(Prescriber, Prescriber.npi == npi):
             raise duplicate
     row = Prescriber(
         npi=npi,
@@ -51,13 +46,13 @@ def register(
         status_changed_at=now,
         created_at=now,
     )
-    return changes.register(uow, actor, row, "prescriber.registered", _subject, duplicate)
+    return state_changes.register(uow, actor, row, "prescriber.registered", prescriber_subject, duplicate)
 
 
 def get(uow: UnitOfWork, actor: Actor, prescriber_id: uuid.UUID) -> Prescriber:
     """Return the prescriber if the actor may see it; else ``NotFound``."""
     with uow:
-        row = uow.session.get(Prescriber, prescriber_id) if _visible(actor, prescriber_id) else None
+        row = uow.repo.get(Prescriber, prescriber_id) if _visible(actor, prescriber_id) else None
         if row is None:
             raise NotFound(NOT_FOUND)
         return row
@@ -66,7 +61,7 @@ def get(uow: UnitOfWork, actor: Actor, prescriber_id: uuid.UUID) -> Prescriber:
 def _transition(
     uow: UnitOfWork, actor: Actor, prescriber_id: uuid.UUID, command: Callable[[PrescriberCertification], StateChange]
 ) -> Prescriber:
-    return changes.transition(
+    return state_changes.transition(
         uow,
         actor,
         Prescriber,
@@ -75,7 +70,7 @@ def _transition(
         not_found=NOT_FOUND,
         build=lambda row: PrescriberCertification(row.status.value, certified_at=row.certified_at),
         command=command,
-        subject=_subject,
+        subject=prescriber_subject,
     )
 
 

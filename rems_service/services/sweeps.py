@@ -15,21 +15,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
-
-from rems_service.db.models import Authorization, Dispense, Notice, Patient, Pharmacy
+from rems_service.db.models import Authorization, Dispense, Patient, Pharmacy
+from rems_service.db.repository import Repository as R
+from rems_service.db.repository import authorization_subject, patient_subject, pharmacy_subject
 from rems_service.db.uow import UnitOfWork
+from workflows.actors import SYSTEM
 from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
 from workflows.dispenses import DispenseStatus, effective_dispense_status
 from workflows.participants import PharmacyCertification, PharmacyStatus
 from workflows.patients import ELIGIBLE_STATUSES
 from workflows.program import Program
+from workflows.rules import Rule
 
-from . import authorizations, changes, events, patients, pharmacies
-from .actor import SYSTEM
+from .authorization_states import effective, settle
+from .versions import version_at
 
 #: How far ahead reminders are given.
 TEST_DUE_AHEAD = timedelta(days=2)
@@ -40,56 +40,46 @@ PHARMACY_RENEWAL_AHEAD = timedelta(days=30)
 BATCH = 500
 
 
-def _notice_once(session: Session, key: str, now: datetime) -> bool:
-    """True the first time ``key`` is noticed (then remembered), False afterwards."""
-    try:
-        with session.begin_nested():
-            session.add(Notice(key=key, created_at=now))
-            session.flush()
-        return True
-    except IntegrityError:
-        return False
-
-
 def expire_authorization(uow: UnitOfWork, program: Program, now: datetime, authorization_id: uuid.UUID) -> bool:
     """Mirror an authorization's expiry (R-AUTH-3) into its status; True if it changed."""
-    version = changes.version_at(program, now)
+    version = version_at(program, now)
     with uow:
-        session = uow.session
-        row = session.get(Authorization, authorization_id)
-        if row is None or row.status not in (AuthorizationStatus.ISSUED, AuthorizationStatus.CONFIRMED):
+        repo = uow.repo
+        found: Authorization | None = repo.get(Authorization, authorization_id)
+        if found is None or found.status not in (AuthorizationStatus.ISSUED, AuthorizationStatus.CONFIRMED):
             return False
-        _, row = authorizations.lock_authorization(session, authorization_id, row.patient_id)
-        holding = authorizations.settle_holding(session, SYSTEM, row, now, version)
-        if authorizations.effective(row, holding, now) is not AuthorizationStatus.EXPIRED:
+        _, row = repo.lock_authorization(authorization_id, found.patient_id)
+        holding = settle(repo, SYSTEM, repo.holding_dispense(row.id, lock=True), now, version)
+        if effective(row, holding, now) is not AuthorizationStatus.EXPIRED:
             uow.commit()  # a lapsed confirmation may have been mirrored
             return False
-        change = AuthorizationLifecycle(AuthorizationStatus.ISSUED.value).expire(now)
-        changes.record_change(session, SYSTEM, row, change, authorizations.subject(row), version.version)
+        machine = AuthorizationLifecycle(row.status.value)
+        if row.status is AuthorizationStatus.CONFIRMED:  # its confirmation lapsed (settled above): free it first
+            released = machine.release("dispense confirmation lapsed", now)
+            repo.record_change(SYSTEM, row, released, authorization_subject(row), version.version)
+        repo.record_change(SYSTEM, row, machine.expire(now), authorization_subject(row), version.version)
         uow.commit()
         return True
 
 
 def lapse_confirmation(uow: UnitOfWork, program: Program, now: datetime, dispense_id: uuid.UUID) -> bool:
     """Mirror a confirmation's lapse (R-DISP-2) and free its authorization; True if it changed."""
-    version = changes.version_at(program, now)
+    version = version_at(program, now)
     with uow:
-        session = uow.session
-        row = session.get(Dispense, dispense_id)
+        repo = uow.repo
+        row: Dispense | None = repo.get(Dispense, dispense_id)
         if (
             row is None
             or effective_dispense_status(row.status, row.confirmation_expires_at, now) is not DispenseStatus.LAPSED
             or row.status is not DispenseStatus.CONFIRMED
         ):
             return False
-        _, auth = authorizations.lock_authorization(session, row.authorization_id, row.patient_id)
-        if authorizations.settle_holding(session, SYSTEM, auth, now, version) is not None:
+        _, auth = repo.lock_authorization(row.authorization_id, row.patient_id)
+        if settle(repo, SYSTEM, repo.holding_dispense(auth.id, lock=True), now, version) is not None:
             return False  # pragma: no cover - a live confirmation is not lapsed
         if auth.status is AuthorizationStatus.CONFIRMED:
-            released = AuthorizationLifecycle(AuthorizationStatus.CONFIRMED.value).release(
-                "dispense confirmation lapsed", now
-            )
-            changes.record_change(session, SYSTEM, auth, released, authorizations.subject(auth), version.version)
+            released = AuthorizationLifecycle(auth.status.value).release("dispense confirmation lapsed", now)
+            repo.record_change(SYSTEM, auth, released, authorization_subject(auth), version.version)
         uow.commit()
         return True
 
@@ -97,24 +87,23 @@ def lapse_confirmation(uow: UnitOfWork, program: Program, now: datetime, dispens
 def remind_authorization_expiring(uow: UnitOfWork, now: datetime, authorization_id: uuid.UUID) -> bool:
     """Tell the prescriber an authorization is about to expire unused (once)."""
     with uow:
-        session = uow.session
-        row = session.get(Authorization, authorization_id)
+        repo = uow.repo
+        row: Authorization | None = repo.get(Authorization, authorization_id)
         if (
             row is None
             or row.status is not AuthorizationStatus.ISSUED
             or not (now < row.expires_at <= now + AUTHORIZATION_EXPIRY_AHEAD)
         ):
             return False
-        if authorizations.holding_dispense(session, row.id) is not None:
+        if repo.holding_dispense(row.id) is not None:
             return False
-        if not _notice_once(session, f"authorization-expiring:{row.id}", now):
+        if not repo.notice_once(f"authorization-expiring:{row.id}", now):
             return False
-        events.record(
-            session,
+        repo.record_event(
             "authorization.expiring",
             now,
             {
-                **authorizations.subject(row),
+                **authorization_subject(row),
                 "expires_at": row.expires_at,
                 "action": "Send the prescription to a certified pharmacy before it expires, or void it.",
             },
@@ -125,10 +114,10 @@ def remind_authorization_expiring(uow: UnitOfWork, now: datetime, authorization_
 
 def remind_patient(uow: UnitOfWork, now: datetime, patient_id: uuid.UUID) -> list[str]:
     """Tell the prescriber a pregnancy test or a survey is due within two days (once each)."""
-    sent = []
+    sent: list[str] = []
     with uow:
-        session = uow.session
-        row = session.get(Patient, patient_id)
+        repo = uow.repo
+        row: Patient | None = repo.get(Patient, patient_id)
         if row is None or row.status.value not in ELIGIBLE_STATUSES:
             return sent
         for kind, due_at, ahead, action in (
@@ -136,23 +125,20 @@ def remind_patient(uow: UnitOfWork, now: datetime, patient_id: uuid.UUID) -> lis
                 "pregnancy_test.due",
                 row.next_test_due_at,
                 TEST_DUE_AHEAD,
-                "Record a negative pregnancy test before this time (R-PREG-3).",
+                f"Record a negative pregnancy test before this time ({Rule.R_PREG_3.value}).",
             ),
             (
                 "patient_survey.due",
                 row.next_survey_due_at,
                 SURVEY_DUE_AHEAD,
-                "Have the patient complete the survey before this time (R-SURV-1).",
+                f"Have the patient complete the survey before this time ({Rule.R_SURV_1.value}).",
             ),
         ):
             if due_at is None or due_at > now + ahead:
                 continue
-            if _notice_once(session, f"{kind}:{row.id}:{int(due_at.timestamp())}", now):
-                events.record(
-                    session,
-                    kind,
-                    now,
-                    {**patients.subject(row), "due_at": due_at, "overdue": due_at <= now, "action": action},
+            if repo.notice_once(f"{kind}:{row.id}:{int(due_at.timestamp())}", now):
+                repo.record_event(
+                    kind, now, {**patient_subject(row), "due_at": due_at, "overdue": due_at <= now, "action": action}
                 )
                 sent.append(kind)
         uow.commit()
@@ -161,10 +147,10 @@ def remind_patient(uow: UnitOfWork, now: datetime, patient_id: uuid.UUID) -> lis
 
 def pharmacy_certification(uow: UnitOfWork, program: Program, now: datetime, pharmacy_id: uuid.UUID) -> str | None:
     """R-PHA-2: warn 30 days before a certification ends (once), expire it after."""
-    version = changes.version_at(program, now)
+    version = version_at(program, now)
     with uow:
-        session = uow.session
-        row = session.get(Pharmacy, pharmacy_id, with_for_update=True)
+        repo = uow.repo
+        row: Pharmacy | None = repo.get(Pharmacy, pharmacy_id, lock=True)
         if row is None or row.status is not PharmacyStatus.CERTIFIED or row.certified_until is None:
             return None
         if row.certified_until <= now:
@@ -174,20 +160,19 @@ def pharmacy_certification(uow: UnitOfWork, program: Program, now: datetime, pha
                 row.certified_at,
                 row.certified_until,
             )
-            changes.record_change(session, SYSTEM, row, machine.expire(now), pharmacies.subject(row), version.version)
+            repo.record_change(SYSTEM, row, machine.expire(now), pharmacy_subject(row), version.version)
             uow.commit()
             return "expired"
-        if row.certified_until <= now + PHARMACY_RENEWAL_AHEAD and _notice_once(
-            session, f"pharmacy-renewal:{row.id}:{int(row.certified_until.timestamp())}", now
+        if row.certified_until <= now + PHARMACY_RENEWAL_AHEAD and repo.notice_once(
+            f"pharmacy-renewal:{row.id}:{int(row.certified_until.timestamp())}", now
         ):
-            events.record(
-                session,
+            repo.record_event(
                 "pharmacy.certification_expiring",
                 now,
                 {
-                    **pharmacies.subject(row),
+                    **pharmacy_subject(row),
                     "certified_until": row.certified_until,
-                    "action": "Renew the pharmacy's certification before it ends (R-PHA-2).",
+                    "action": f"Renew the pharmacy's certification before it ends ({Rule.R_PHA_2.value}).",
                 },
             )
             uow.commit()
@@ -203,50 +188,23 @@ class SweepReport:
         self.counts[name] = self.counts.get(name, 0) + n
 
 
-def _ids(uow: UnitOfWork, query: Any) -> list[Any]:
+def _due(uow: UnitOfWork, find: Callable[..., list[uuid.UUID]], *args: datetime) -> list[uuid.UUID]:
     with uow:
-        return list(uow.session.exec(query.limit(BATCH)).all())
+        return find(uow.repo, *args, BATCH)
 
 
 def run(uow_factory: Callable[[], UnitOfWork], program: Program, now: datetime) -> SweepReport:
     """Every sweep once, each reading only its due rows through an index."""
     report = SweepReport()
-    open_statuses = [AuthorizationStatus.ISSUED.value, AuthorizationStatus.CONFIRMED.value]
-    for auth_id in _ids(
-        uow_factory(),
-        select(Authorization.id).where(Authorization.expires_at <= now, Authorization.status.in_(open_statuses)),
-    ):
+    for auth_id in _due(uow_factory(), R.authorizations_past_expiry, now):
         report.add("authorizations_expired", expire_authorization(uow_factory(), program, now, auth_id))
-    for auth_id in _ids(
-        uow_factory(),
-        select(Authorization.id).where(
-            Authorization.expires_at > now,
-            Authorization.expires_at <= now + AUTHORIZATION_EXPIRY_AHEAD,
-            Authorization.status == AuthorizationStatus.ISSUED.value,
-        ),
-    ):
+    for auth_id in _due(uow_factory(), R.authorizations_expiring_unused, now, now + AUTHORIZATION_EXPIRY_AHEAD):
         report.add("authorizations_expiring", remind_authorization_expiring(uow_factory(), now, auth_id))
-    for dispense_id in _ids(
-        uow_factory(),
-        select(Dispense.id).where(
-            Dispense.confirmation_expires_at <= now,
-            Dispense.status == DispenseStatus.CONFIRMED.value,
-        ),
-    ):
+    for dispense_id in _due(uow_factory(), R.confirmations_past_expiry, now):
         report.add("confirmations_lapsed", lapse_confirmation(uow_factory(), program, now, dispense_id))
-    due_patients = set(_ids(uow_factory(), select(Patient.id).where(Patient.next_test_due_at <= now + TEST_DUE_AHEAD)))
-    due_patients |= set(
-        _ids(uow_factory(), select(Patient.id).where(Patient.next_survey_due_at <= now + SURVEY_DUE_AHEAD))
-    )
-    for patient_id in sorted(due_patients):
+    for patient_id in _due(uow_factory(), R.patients_due, now + TEST_DUE_AHEAD, now + SURVEY_DUE_AHEAD):
         report.add("patient_reminders", len(remind_patient(uow_factory(), now, patient_id)))
-    for pharmacy_id in _ids(
-        uow_factory(),
-        select(Pharmacy.id).where(
-            Pharmacy.certified_until <= now + PHARMACY_RENEWAL_AHEAD,
-            Pharmacy.status == PharmacyStatus.CERTIFIED.value,
-        ),
-    ):
+    for pharmacy_id in _due(uow_factory(), R.pharmacies_certified_until, now + PHARMACY_RENEWAL_AHEAD):
         outcome = pharmacy_certification(uow_factory(), program, now, pharmacy_id)
         if outcome:
             report.add(f"pharmacies_{outcome}", 1)

@@ -13,14 +13,12 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
-from rems_service.db.models import Pharmacy, Prescriber, User, UserRole
+from rems_service.db.models import Pharmacy, Prescriber, User
 from rems_service.db.uow import UnitOfWork
+from workflows.actors import Actor, UserRole
 from workflows.audit import OUTCOME_COMPLETED
 
-from . import audit, events
-from .actor import Actor
 from .errors import Conflict, Invalid
 
 #: Prefix that makes a leaked token recognizable to secret scanners.
@@ -33,6 +31,38 @@ def hash_token(token: str) -> str:
 
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def _binding_problems(
+    uow: UnitOfWork,
+    role: UserRole,
+    prescriber_id: uuid.UUID | None,
+    pharmacy_id: uuid.UUID | None,
+    training_completed_at: datetime | None,
+    now: datetime,
+) -> dict[str, list[str]]:
+    """What is wrong with the role's binding to a prescriber or pharmacy, and with its training date."""
+    problems: dict[str, list[str]] = {}
+    if role is UserRole.PRESCRIBER:
+        if prescriber_id is None:
+            problems["prescriber_id"] = ["Required for the prescriber role."]
+        elif uow.repo.get(Prescriber, prescriber_id) is None:
+            problems["prescriber_id"] = ["No prescriber has this id."]
+    elif prescriber_id is not None:
+        problems["prescriber_id"] = ["Only a prescriber user is bound to a prescriber."]
+    if role is UserRole.PHARMACIST:
+        if pharmacy_id is None:
+            problems["pharmacy_id"] = ["Required for the pharmacist role."]
+        elif uow.repo.get(Pharmacy, pharmacy_id) is None:
+            problems["pharmacy_id"] = ["No pharmacy has this id."]
+    elif pharmacy_id is not None:
+        problems["pharmacy_id"] = ["Only a pharmacist user is bound to a pharmacy."]
+    if training_completed_at is not None:
+        if role is not UserRole.PHARMACIST:
+            problems["training_completed_at"] = ["Only pharmacists record REMS training."]
+        elif training_completed_at > now:
+            problems["training_completed_at"] = ["Cannot be in the future."]
+    return problems
 
 
 def create_user(
@@ -51,48 +81,25 @@ def create_user(
     Raises ``Invalid`` when the role's binding is missing, unknown or
     inapplicable, or the training date is in the future.
     """
-    role = UserRole(role)
-    problems: dict[str, list[str]] = {}
+    user_role = UserRole(role)
     with uow:
-        session = uow.session
-        if role is UserRole.PRESCRIBER:
-            if prescriber_id is None:
-                problems["prescriber_id"] = ["Required for the prescriber role."]
-            elif session.get(Prescriber, prescriber_id) is None:
-                problems["prescriber_id"] = ["No prescriber has this id."]
-        elif prescriber_id is not None:
-            problems["prescriber_id"] = ["Only a prescriber user is bound to a prescriber."]
-        if role is UserRole.PHARMACIST:
-            if pharmacy_id is None:
-                problems["pharmacy_id"] = ["Required for the pharmacist role."]
-            elif session.get(Pharmacy, pharmacy_id) is None:
-                problems["pharmacy_id"] = ["No pharmacy has this id."]
-        elif pharmacy_id is not None:
-            problems["pharmacy_id"] = ["Only a pharmacist user is bound to a pharmacy."]
-        if training_completed_at is not None:
-            if role is not UserRole.PHARMACIST:
-                problems["training_completed_at"] = ["Only pharmacists record REMS training."]
-            elif training_completed_at > now:
-                problems["training_completed_at"] = ["Cannot be in the future."]
+        problems = _binding_problems(uow, user_role, prescriber_id, pharmacy_id, training_completed_at, now)
         if problems:
             raise Invalid("The user cannot be created.", problems)
-
         token = new_token()
         user = User(
             name=name,
-            role=role,
+            role=user_role,
             prescriber_id=prescriber_id,
             pharmacy_id=pharmacy_id,
             training_completed_at=training_completed_at,
             token_hash=hash_token(token),
             created_at=now,
         )
-        session.add(user)
-        session.flush()
+        uow.repo.add(user)
         subject = {"user_id": user.id, "prescriber_id": prescriber_id, "pharmacy_id": pharmacy_id}
-        details = {"role": role.value, "trained": training_completed_at is not None}
-        audit.append(
-            session,
+        details = {"role": user_role.value, "trained": training_completed_at is not None}
+        uow.repo.append_audit(
             actor=actor,
             action="user.created",
             outcome=OUTCOME_COMPLETED,
@@ -101,7 +108,7 @@ def create_user(
             inputs={**subject, **details},
             details=details,
         )
-        events.record(session, "user.created", now, {**subject, **details})
+        uow.repo.record_event("user.created", now, {**subject, **details})
         try:
             uow.commit()
         except IntegrityError:  # pragma: no cover - a 256-bit collision
@@ -114,17 +121,10 @@ def authenticate(uow: UnitOfWork, token: str) -> Actor | None:
     if not token:
         return None
     with uow:
-        user = uow.session.execute(
-            select(User.id, User.role, User.prescriber_id, User.pharmacy_id, User.training_completed_at).where(
-                User.token_hash == hash_token(token)
-            )
-        ).first()
-        if user is None:
-            return None
-        return Actor(
-            user_id=user.id,
-            role=user.role.value,
-            prescriber_id=user.prescriber_id,
-            pharmacy_id=user.pharmacy_id,
-            training_completed_at=user.training_completed_at,
-        )
+        return uow.repo.actor_by_token_hash(hash_token(token))
+
+
+def any_exist(uow: UnitOfWork) -> bool:
+    """Whether any user exists (the demo seed runs only on an empty database)."""
+    with uow:
+        return uow.repo.exists(User)

@@ -404,13 +404,13 @@ def test_bad_idempotency_key_is_422(world):
 
 def test_a_failure_while_deciding_writes_nothing_and_frees_the_key(world, monkeypatch):
     patient, decision = approved_authorization(world)
-    from rems_service.services import decisions as decision_service
+    from rems_service.db import outbox
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
     counts = [count(world.runtime, m) for m in (AuditEntry, Dispense, DecisionRecord, OutboxEvent, IdempotencyKey)]
-    monkeypatch.setattr(decision_service.events, "record", broken)
+    monkeypatch.setattr(outbox, "record", broken)
     world.api.client.application.config["PROPAGATE_EXCEPTIONS"] = False
     r = dispense(world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "k1"})
     assert r.status_code == 500
@@ -427,16 +427,16 @@ def test_a_failure_while_deciding_writes_nothing_and_frees_the_key(world, monkey
 def _blind_to_confirmations(monkeypatch, times: int):
     """Hide the live confirmation from the next ``times`` decisions, as a request racing
     the winner's commit would see it; the unique index must then catch the second one."""
-    from rems_service.services import dispenses as service
+    from rems_service.db.repository import Repository
 
-    real = service.holding_dispense
+    real = Repository.holding_dispense
     calls = {"n": 0}
 
-    def blind(session, authorization_id, lock=False):
+    def blind(repo, authorization_id, lock=False):
         calls["n"] += 1
-        return None if calls["n"] <= times else real(session, authorization_id, lock)
+        return None if calls["n"] <= times else real(repo, authorization_id, lock)
 
-    monkeypatch.setattr(service, "holding_dispense", blind)
+    monkeypatch.setattr(Repository, "holding_dispense", blind)
     return calls
 
 

@@ -118,7 +118,7 @@ def test_malformed_id_in_path_is_404(world):
 
 
 def test_clock_header_sets_effective_time(world):
-    from rems_service.services.audit import iter_entries
+    from rems_service.db.audit_chain import iter_entries
 
     at = "2027-02-03T04:05:06+00:00"
     r = world.api.as_(world.admin).post(

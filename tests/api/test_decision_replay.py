@@ -89,13 +89,12 @@ def test_a_tampered_snapshot_is_detected(world, rems):
 
 def test_replay_uses_the_recorded_program_version(world, runtime):
     seq = make_decisions(world)[2]
-    with runtime.uow() as uow:
-        result = decisions.replay(uow.session, runtime.program, seq)
+    result = decisions.replay(runtime.uow(), runtime.program, seq)
     assert result.matches and result.kind == "dispense"
     assert result.result.recorded["valid_until"] is not None
 
 
 def test_replaying_a_missing_entry_is_not_found(world, runtime):
     ready_patient(world)
-    with runtime.uow() as uow, pytest.raises(NotFound):
-        decisions.replay(uow.session, runtime.program, 10_000)
+    with pytest.raises(NotFound):
+        decisions.replay(runtime.uow(), runtime.program, 10_000)

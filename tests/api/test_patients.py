@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from rems_service.db.audit_chain import iter_entries
 from rems_service.db.models import OutboxEvent
-from rems_service.services.audit import iter_entries
 from tests.helpers import ADULT_MALE, NOW, add_survey, add_test, audit_count, enroll, enrolled, utc
 
 

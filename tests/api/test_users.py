@@ -112,7 +112,7 @@ def test_only_admins_create_users(world, who):
 
 def test_user_creation_is_audited_without_names(world):
     r = create(world, {"name": "Very Unique Name", "role": "auditor"})
-    from rems_service.services.audit import iter_entries
+    from rems_service.db.audit_chain import iter_entries
 
     with world.runtime.uow() as uow:
         last = list(iter_entries(uow.session))[-1]

@@ -6,7 +6,8 @@ import pytest
 from sqlmodel import select
 
 from rems_service.db.models import AuditEntry, OutboxEvent, Prescriber
-from rems_service.services import audit, prescribers
+from rems_service.db import audit_chain as audit
+from rems_service.services import prescribers
 from rems_service.services.actor import SYSTEM, Actor
 from rems_service.services.errors import Conflict
 from tests.helpers import PRESCRIBER_ATTESTED, make_prescriber, make_user, tamper_with_audit, utc
@@ -46,7 +47,7 @@ def test_state_changes_are_chained_with_actor_time_and_states(runtime):
         assert e.prev_hash == prev and e.hash == chain_hash(prev, audit.entry_content(e))
         prev = e.hash
     with runtime.uow() as uow:
-        assert audit.verify(uow.session).valid
+        assert audit.verify_chain(uow.session).valid
         events = uow.session.exec(select(OutboxEvent.type)).all()
     assert sorted(events) == sorted(e.action for e in log)
 
@@ -79,7 +80,7 @@ def test_an_exception_after_the_audit_append_rolls_everything_back(runtime):
     assert len(entries(runtime)) == before
     with runtime.uow() as uow:
         assert uow.session.get(Prescriber, row.id).status_reason is None
-        assert audit.verify(uow.session).valid
+        assert audit.verify_chain(uow.session).valid
 
 
 @pytest.mark.parametrize("key", ["first_name", "last_name", "date_of_birth", "name"])
@@ -111,5 +112,5 @@ def test_verify_detects_a_removed_tail(runtime):
         uow.session.delete(last)
         uow.commit()
     with runtime.uow() as uow:
-        check = audit.verify(uow.session)
+        check = audit.verify_chain(uow.session)
     assert not check.valid and check.first_invalid_seq == last.seq

@@ -20,7 +20,8 @@ from sqlmodel import Session, select
 
 from rems_service.db.engine import build_engine
 from rems_service.db.models import AuditChainHead, AuditEntry
-from rems_service.services import audit, audit_log
+from rems_service.db import audit_chain as audit
+from rems_service.services import audit_log
 from rems_service.services.actor import SYSTEM, Actor
 from tests.helpers import tamper_with_audit
 from workflows.audit import GENESIS_HASH, chain_hash
@@ -72,7 +73,7 @@ def chained(database_url):
 
 
 def _check(session: Session):
-    return audit.verify(session)
+    return audit.verify_chain(session)
 
 
 def _update(session, seq, **values):
@@ -194,7 +195,7 @@ def test_the_database_refuses_update_delete_and_truncate(database_url):
                 conn.execute(text(statement))
             assert "append-only" in str(info.value)
         with Session(engine) as session:
-            assert audit.verify(session).valid and audit.verify(session).checked == 3
+            assert audit.verify_chain(session).valid and audit.verify_chain(session).checked == 3
     finally:
         engine.dispose()
 
@@ -254,7 +255,7 @@ def test_eight_concurrent_writers_of_200_entries_leave_one_chain(postgres_url):
     try:
         assert errors == []
         with Session(engine) as session:
-            check = audit.verify(session)
+            check = audit.verify_chain(session)
             rows = session.exec(select(AuditEntry.subject).where(AuditEntry.seq > before)).all()
             recorded = session.exec(select(AuditEntry.recorded_at).order_by(AuditEntry.seq)).all()
         assert check.valid and check.head_seq == before + 1600 and len(rows) == 1600
@@ -299,7 +300,7 @@ def test_postgresql_builds_each_entrys_canonical_text_as_python_does(postgres_ur
             assert len(presumed) == len(rows) == 3
             for (seq, _, _, p), row in zip(presumed, rows):
                 assert seq == row.seq and p.text == audit.canonical_json(audit.entry_content(row))
-            assert audit.verify(session).valid
+            assert audit.verify_chain(session).valid
     finally:
         engine.dispose()
 
@@ -313,9 +314,9 @@ def test_json_rewritten_with_other_whitespace_still_verifies_and_a_changed_value
         with Session(engine) as session:
             tamper_with_audit(session)
             _update(session, 7, details='{ "i" : 7 }')
-            assert audit.verify(session).valid
+            assert audit.verify_chain(session).valid
             _update(session, 9, details='{ "i" : 10 }')
-            check = audit.verify(session)
+            check = audit.verify_chain(session)
             assert not check.valid and check.first_invalid_seq == 9
             session.rollback()
     finally:
@@ -344,7 +345,7 @@ def test_an_append_committed_while_the_chain_is_read_is_not_a_false_alarm(postgr
         assert result.check.valid and result.check.head_seq == 50, result.check
         monkeypatch.undo()
         with Session(engine) as session:
-            assert audit.verify(session).valid and audit.verify(session).head_seq == 51
+            assert audit.verify_chain(session).valid and audit.verify_chain(session).head_seq == 51
     finally:
         engine.dispose()
 
@@ -386,11 +387,11 @@ def test_a_chain_written_before_json_was_stored_canonical_still_verifies(postgre
     try:
         build_chain(old_engine, 4_500)
         with Session(engine) as session:
-            check = audit.verify(session)
+            check = audit.verify_chain(session)
             assert check.valid and check.checked == 4_500
             tamper_with_audit(session)
             _update(session, 4_321, details='{"i": 4322}')
-            check = audit.verify(session)
+            check = audit.verify_chain(session)
             assert not check.valid and check.first_invalid_seq == 4_321
             session.rollback()
     finally:

@@ -31,7 +31,8 @@ from rems_service import create_app
 from rems_service.db import migrate
 from rems_service.db.engine import build_engine
 from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense, UserRole
-from rems_service.services import audit, authorizations, decisions, dispenses, patients
+from rems_service.db import audit_chain as audit
+from rems_service.services import authorizations, decisions, dispenses, patients
 from rems_service.services.actor import SYSTEM, Actor
 from rems_service.services.errors import ServiceError
 from tests.helpers import make_pharmacy, make_prescriber, make_user
@@ -55,10 +56,6 @@ def _database() -> str:
     path = Path(tempfile.mkdtemp(prefix="rems-stateful-")) / "db.sqlite3"
     shutil.copyfile(_template, path)
     return f"sqlite:///{path}"
-
-
-def _render(result) -> str:
-    return result.record.id.hex
 
 
 def _t(value: str) -> datetime:
@@ -285,20 +282,21 @@ class DecisionMachine(RuleBasedStateMachine):
     )
     def authorize(self, patient, days, counseled, contraception):
         decision_id = authorizations.request(
-            self.runtime.uow(),
+            self.runtime.uow,
             self.prescriber,
             self.now,
             self.runtime.program,
-            patient_id=patient[0],
-            days_supply=days,
-            quantity=days,
-            strength_mg=10.0,
-            prescriber_survey={"counseled_on_risks": counseled, "contraception_confirmed": contraception},
-            render=_render,
-        )
+            authorizations.AuthorizationCommand.of(
+                patient_id=patient[0],
+                days_supply=days,
+                quantity=days,
+                strength_mg=10.0,
+                prescriber_survey={"counseled_on_risks": counseled, "contraception_confirmed": contraception},
+            ),
+        ).result.id
         with self.runtime.session() as s:
             number = s.exec(
-                select(Authorization.number).where(Authorization.decision_id == uuid.UUID(decision_id))
+                select(Authorization.number).where(Authorization.decision_id == decision_id)
             ).first()
         return (number, patient[1], days)
 
@@ -327,15 +325,16 @@ class DecisionMachine(RuleBasedStateMachine):
             self.pharmacists[who],
             self.now,
             self.runtime.program,
-            authorization_number=number or "RA-00000-00000-00000",
-            rems_patient_id="RP-00000-00000" if wrong_patient == 0 else rems_patient_id,
-            days_supply=days + days_delta,
-            quantity=days,
-            counseling={"medication_guide_provided": counseled, "checklist_completed": True},
-            render=_render,
-        )
+            dispenses.command(
+                authorization_number=number or "RA-00000-00000-00000",
+                rems_patient_id="RP-00000-00000" if wrong_patient == 0 else rems_patient_id,
+                days_supply=days + days_delta,
+                quantity=days,
+                counseling={"medication_guide_provided": counseled, "checklist_completed": True},
+            ),
+        ).result.id
         with self.runtime.session() as s:
-            row = s.exec(select(Dispense).where(Dispense.decision_id == uuid.UUID(decision_id))).first()
+            row = s.exec(select(Dispense).where(Dispense.decision_id == decision_id)).first()
         return (row.confirmation_number if row else None, who)
 
     @rule(auth=authorizations_)
@@ -419,7 +418,7 @@ class DecisionMachine(RuleBasedStateMachine):
             return
         after_seq, after_hash = getattr(self, "verified", (0, GENESIS_HASH))
         with self.runtime.uow() as uow:
-            check = audit.verify(uow.session, after_seq, after_hash)
+            check = audit.verify_chain(uow.session, after_seq, after_hash)
             assert check.valid, check
             rows = uow.session.exec(
                 select(AuditEntry, DecisionRecord)

@@ -26,10 +26,6 @@ ROUNDS = 50
 PHARMACIES = 4
 
 
-def _render(result) -> str:
-    return json.dumps({"number": result.authorization.number if result.authorization else None})
-
-
 @pytest.fixture
 def program_on_postgres(postgres_url):
     """A certified prescriber with one ready MALE_ADULT patient, four certified
@@ -63,19 +59,20 @@ def program_on_postgres(postgres_url):
         )
     numbers = []
     for _ in range(ROUNDS + 1):
-        body = authorizations.request(
-            runtime.uow(),
+        answer = authorizations.request(
+            runtime.uow,
             actor,
             now,
             runtime.program,
-            patient_id=patient.id,
-            days_supply=28,
-            quantity=28,
-            strength_mg=25.0,
-            prescriber_survey={"counseled_on_risks": True, "contraception_confirmed": True},
-            render=_render,
+            authorizations.AuthorizationCommand.of(
+                patient_id=patient.id,
+                days_supply=28,
+                quantity=28,
+                strength_mg=25.0,
+                prescriber_survey={"counseled_on_risks": True, "contraception_confirmed": True},
+            ),
         )
-        numbers.append(json.loads(body)["number"])
+        numbers.append(answer.result.authorization_number)
     assert all(numbers)
     yield runtime, patient.rems_patient_id, tokens, numbers
     runtime.engine.dispose()

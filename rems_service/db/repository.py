@@ -1,0 +1,605 @@
+"""The repository: every read and every row lock of the use cases, and the row → facts mapping.
+
+Lock order, the same on every path that changes patients, authorizations or
+dispenses: **patient, then authorization, then dispense**. The patient lock
+serializes everything decided for one patient (a positive pregnancy test
+cannot slip between a decision's read and its write); the authorization lock
+is R-DISP-5's row lock (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite units
+of work hold the database write lock from their first statement).
+
+The decision reads (``authorization_inputs``, ``dispense_inputs``) return
+every fact a decision needs in one object, so how many statements gather them
+is this module's business alone (``bench/README.md`` lists them).
+
+Writes that belong with a change — the audit entry, the outbox event, the
+decision row, the idempotent response — go through here too, so a use case
+sees one object and its unit of work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from workflows.actors import Actor
+from workflows.audit import OUTCOME_COMPLETED
+from workflows.authorizations import OPEN_STATUSES, AuthorizationStatus
+from workflows.decisions import Decision, PatientFacts
+from workflows.dispenses import DispenseStatus, PharmacistFacts, PharmacyFacts, PriorDispense
+from workflows.identifiers import normalize_reference_number
+from workflows.lifecycle import StateChange
+from workflows.participants import PharmacyStatus, PrescriberStatus
+from workflows.snapshots import dump as dump_snapshot
+from workflows.testing import PregnancyTest
+
+from . import audit_chain, outbox
+from .engine import database_now
+from .models import (
+    AuditEntry,
+    Authorization,
+    DecisionRecord,
+    Dispense,
+    IdempotencyKey,
+    Notice,
+    Patient,
+    PatientSurvey,
+    Pharmacy,
+    PregnancyTestRecord,
+    Prescriber,
+    User,
+)
+
+#: Audit actions of the two decisions; the outcome column says approved or denied.
+DECISION_ACTIONS = {"authorization": "authorization.decided", "dispense": "dispense.decided"}
+
+
+class AlreadyHeld(Exception):
+    """R-DISP-5's unique index refused a second live or completed confirmation of one
+    authorization: another request won the race. The unit of work must roll back."""
+
+
+class StaleClaim(Exception):
+    """An idempotency claim was taken over by another process before its response was stored."""
+
+
+def patient_subject(row: Patient) -> dict[str, Any]:
+    """How the audit log and events name a patient: ids only (R-AUD-3)."""
+    return {"patient_id": row.id, "rems_patient_id": row.rems_patient_id, "prescriber_id": row.prescriber_id}
+
+
+def authorization_subject(row: Authorization) -> dict[str, Any]:
+    return {
+        "authorization_id": row.id,
+        "authorization_number": row.number,
+        "patient_id": row.patient_id,
+        "rems_patient_id": row.rems_patient_id,
+        "prescriber_id": row.prescriber_id,
+    }
+
+
+def dispense_subject(row: Dispense) -> dict[str, Any]:
+    return {
+        "dispense_id": row.id,
+        "confirmation_number": row.confirmation_number,
+        "authorization_id": row.authorization_id,
+        "patient_id": row.patient_id,
+        "rems_patient_id": row.rems_patient_id,
+        "pharmacy_id": row.pharmacy_id,
+    }
+
+
+def prescriber_subject(row: Prescriber) -> dict[str, Any]:
+    return {"prescriber_id": row.id, "npi": row.npi}
+
+
+def pharmacy_subject(row: Pharmacy) -> dict[str, Any]:
+    return {"pharmacy_id": row.id, "ncpdp_id": row.ncpdp_id}
+
+
+def patient_facts(row: Patient, tests: Sequence[Any]) -> PatientFacts:
+    """The snapshot of a patient that decisions and the patient view read: ids,
+    category, status and tests (``collected_at``, ``result``, ``sensitivity_miu_ml``)."""
+    return PatientFacts(
+        patient_id=str(row.id),
+        rems_patient_id=row.rems_patient_id,
+        prescriber_id=str(row.prescriber_id),
+        risk_category=row.risk_category,
+        menstrual_cycle=row.menstrual_cycle,
+        status=row.status,
+        therapy_started_at=row.therapy_started_at,
+        tests=tuple(
+            PregnancyTest(t.collected_at, t.result, t.sensitivity_miu_ml)
+            for t in sorted(tests, key=lambda t: t.collected_at)
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class AuthorizationInputs:
+    """What an authorization decision reads, with the patient row locked."""
+
+    patient: Patient
+    prescriber_status: PrescriberStatus
+    facts: PatientFacts
+    last_survey_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DispenseInputs:
+    """What a dispense decision reads, with the patient and authorization rows locked.
+
+    ``patient``/``facts``/``prior`` are read only when the authorization
+    belongs to the REMS patient presented (a pharmacy learns nothing about a
+    patient from a wrong number); ``holding`` is the authorization's
+    confirmation in stored status ``confirmed``, if any.
+    """
+
+    authorization: Authorization | None
+    holding: Dispense | None
+    pharmacy: PharmacyFacts
+    pharmacist: PharmacistFacts
+    patient: Patient | None
+    facts: PatientFacts | None
+    prior: PriorDispense | None
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    id: uuid.UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: str
+
+
+class Repository:
+    """Reads, row locks and the writes that accompany a change, on one session."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    # -- locks (patient → authorization → dispense) -------------------------------------
+
+    def lock_patient(self, patient_id: uuid.UUID) -> Patient | None:
+        return self.session.get(Patient, patient_id, with_for_update=True, populate_existing=True)
+
+    def lock_authorization(self, authorization_id: uuid.UUID, patient_id: uuid.UUID) -> tuple[Patient, Authorization]:
+        """Lock the patient, then the authorization, and return both re-read under their locks."""
+        patient = self.lock_patient(patient_id)
+        auth = self.session.get(Authorization, authorization_id, with_for_update=True, populate_existing=True)
+        assert patient is not None and auth is not None, "an authorization and its patient are never deleted"
+        return patient, auth
+
+    def lock_dispense(self, found: Dispense) -> tuple[Patient, Authorization, Dispense]:
+        """Lock ``found``'s patient, authorization and then the dispense itself, re-read."""
+        patient, auth = self.lock_authorization(found.authorization_id, found.patient_id)
+        row = self.session.get(Dispense, found.id, with_for_update=True, populate_existing=True)
+        assert row is not None
+        return patient, auth, row
+
+    def lock_by_number(self, number: str) -> tuple[Patient | None, Authorization | None]:
+        """Lock the patient of the authorization numbered ``number``, then the
+        authorization, in two statements; ``(None, None)`` when no authorization has
+        that number. An authorization's patient never changes, so the subquery's
+        unlocked read of it is safe."""
+        number = normalize_reference_number(number)
+        patient = self.session.exec(
+            select(Patient)
+            .where(
+                Patient.id == select(Authorization.patient_id).where(Authorization.number == number).scalar_subquery()
+            )
+            .with_for_update()
+        ).first()
+        if patient is None:
+            return None, None
+        auth = self.session.exec(select(Authorization).where(Authorization.number == number).with_for_update()).one()
+        return patient, auth
+
+    def lock_open_authorizations(self, patient_id: uuid.UUID) -> Sequence[Authorization]:
+        """The patient's authorizations stored as open, oldest first, locked (the caller holds the patient)."""
+        return self.session.exec(
+            select(Authorization)
+            .where(Authorization.patient_id == patient_id, Authorization.status.in_([s.value for s in OPEN_STATUSES]))
+            .order_by(Authorization.issued_at)
+            .with_for_update()
+        ).all()
+
+    def holding_dispense(self, authorization_id: uuid.UUID, lock: bool = False) -> Dispense | None:
+        """The authorization's dispense in stored status ``confirmed`` (at most one: R-DISP-5's index)."""
+        query = select(Dispense).where(
+            Dispense.authorization_id == authorization_id, Dispense.status == DispenseStatus.CONFIRMED
+        )
+        if lock:
+            query = query.with_for_update()
+        return self.session.exec(query).first()
+
+    # -- decision reads -------------------------------------------------------------------
+
+    def authorization_inputs(
+        self, patient_id: uuid.UUID, prescriber_id: uuid.UUID | None
+    ) -> AuthorizationInputs | None:
+        """Lock the patient and read what an authorization decision needs; None for an unknown patient.
+        An unknown prescriber reads as decertified."""
+        patient = self.lock_patient(patient_id)
+        if patient is None:
+            return None
+        status = (
+            self.session.exec(select(Prescriber.status).where(Prescriber.id == prescriber_id)).first()
+            if prescriber_id
+            else None
+        )
+        return AuthorizationInputs(
+            patient=patient,
+            prescriber_status=status or PrescriberStatus.DECERTIFIED,
+            facts=patient_facts(patient, self.pregnancy_tests(patient.id)),
+            last_survey_at=self.last_survey_at(patient.id),
+        )
+
+    def dispense_inputs(
+        self, number: str, rems_patient_id: str, pharmacy_id: uuid.UUID | None, user_id: uuid.UUID | None
+    ) -> DispenseInputs:
+        """Lock the authorization numbered ``number`` (patient first) and read what a dispense
+        decision needs; the pharmacy and pharmacist are read fresh (training recorded after the
+        caller authenticated counts), an unknown pharmacy reads as decertified."""
+        patient, auth = self.lock_by_number(number)
+        holding = self.holding_dispense(auth.id) if auth is not None else None
+        pharmacy, pharmacist = self.pharmacy_facts(pharmacy_id, user_id)
+        matches = auth is not None and patient is not None and auth.rems_patient_id == rems_patient_id
+        return DispenseInputs(
+            authorization=auth,
+            holding=holding,
+            pharmacy=pharmacy,
+            pharmacist=pharmacist,
+            patient=patient if matches else None,
+            facts=patient_facts(patient, self.pregnancy_tests(patient.id)) if matches and patient else None,
+            prior=self.prior_dispense(patient.id) if matches and patient else None,
+        )
+
+    def pharmacy_facts(
+        self, pharmacy_id: uuid.UUID | None, user_id: uuid.UUID | None
+    ) -> tuple[PharmacyFacts, PharmacistFacts]:
+        """The pharmacy's certification and the pharmacist's training, in one statement."""
+        status, certified_until, training = self.session.execute(
+            select(
+                select(Pharmacy.status).where(Pharmacy.id == pharmacy_id).scalar_subquery(),
+                select(Pharmacy.certified_until).where(Pharmacy.id == pharmacy_id).scalar_subquery(),
+                select(User.training_completed_at).where(User.id == user_id).scalar_subquery(),
+            )
+        ).one()
+        return (
+            PharmacyFacts(
+                pharmacy_id=str(pharmacy_id),
+                status=status or PharmacyStatus.DECERTIFIED,
+                certified_until=certified_until,
+            ),
+            PharmacistFacts(user_id=str(user_id), training_completed_at=training),
+        )
+
+    def pregnancy_tests(self, patient_id: uuid.UUID) -> Sequence[Any]:
+        """The patient's tests (``collected_at``, ``result``, ``sensitivity_miu_ml``), oldest first."""
+        return self.session.execute(
+            select(PregnancyTestRecord.collected_at, PregnancyTestRecord.result, PregnancyTestRecord.sensitivity_miu_ml)
+            .where(PregnancyTestRecord.patient_id == patient_id)
+            .order_by(PregnancyTestRecord.collected_at)
+        ).all()
+
+    def patient_facts(self, row: Patient) -> PatientFacts:
+        return patient_facts(row, self.pregnancy_tests(row.id))
+
+    def last_survey_at(self, patient_id: uuid.UUID) -> datetime | None:
+        return self.session.exec(
+            select(PatientSurvey.completed_at)
+            .where(PatientSurvey.patient_id == patient_id)
+            .order_by(PatientSurvey.completed_at.desc())  # type: ignore[attr-defined]
+            .limit(1)
+        ).first()
+
+    def prior_dispense(self, patient_id: uuid.UUID) -> PriorDispense | None:
+        """R-DISP-3: the patient's most recent completed dispense."""
+        row = self.session.execute(
+            select(Dispense.dispensed_at, Dispense.days_supply)
+            .where(Dispense.patient_id == patient_id, Dispense.status == DispenseStatus.DISPENSED)
+            .order_by(Dispense.dispensed_at.desc())  # type: ignore[union-attr]
+            .limit(1)
+        ).first()
+        return PriorDispense(row.dispensed_at, row.days_supply) if row else None
+
+    # -- plain reads ------------------------------------------------------------------------
+
+    def get(self, row_type: type[Any], row_id: Any, lock: bool = False) -> Any:
+        """The row of ``row_type`` with primary key ``row_id`` (locked if asked), or None."""
+        return self.session.get(row_type, row_id, with_for_update=lock, populate_existing=lock)
+
+    def actor_by_token_hash(self, token_hash: str) -> Actor | None:
+        """The actor holding the token whose hash is ``token_hash`` (five columns, one statement)."""
+        user = self.session.execute(
+            select(User.id, User.role, User.prescriber_id, User.pharmacy_id, User.training_completed_at).where(
+                User.token_hash == token_hash
+            )
+        ).first()
+        if user is None:
+            return None
+        return Actor(
+            user_id=user.id,
+            role=user.role.value,
+            prescriber_id=user.prescriber_id,
+            pharmacy_id=user.pharmacy_id,
+            training_completed_at=user.training_completed_at,
+        )
+
+    def exists(self, row_type: type[Any], *where: Any) -> bool:
+        """Whether any row of ``row_type`` matches ``where``."""
+        return self.session.exec(select(row_type).where(*where).limit(1)).first() is not None
+
+    def find_authorization(self, number: str) -> Authorization | None:
+        return self.session.exec(
+            select(Authorization).where(Authorization.number == normalize_reference_number(number))
+        ).first()
+
+    def find_dispense(self, number: str) -> Dispense | None:
+        return self.session.exec(
+            select(Dispense).where(Dispense.confirmation_number == normalize_reference_number(number))
+        ).first()
+
+    def authorization_number_taken(self, number: str) -> bool:
+        return self.session.exec(select(Authorization.id).where(Authorization.number == number)).first() is not None
+
+    def recorded_decisions(self, seq: int | None = None) -> Sequence[tuple[AuditEntry, DecisionRecord]]:
+        """Each recorded decision with its audit entry, oldest first (only that of ``seq`` if given)."""
+        query = select(AuditEntry, DecisionRecord).join(
+            DecisionRecord,
+            DecisionRecord.audit_seq == AuditEntry.seq,  # type: ignore[arg-type]
+        )
+        if seq is not None:
+            query = query.where(AuditEntry.seq == seq)
+        return self.session.exec(query.order_by(AuditEntry.seq)).all()  # type: ignore[return-value]
+
+    # -- what the sweeps find due (each through an index, at most ``limit`` rows) ----------
+
+    def authorizations_past_expiry(self, now: datetime, limit: int) -> list[uuid.UUID]:
+        open_statuses = [s.value for s in OPEN_STATUSES]
+        return self._ids(
+            select(Authorization.id).where(Authorization.expires_at <= now, Authorization.status.in_(open_statuses)),
+            limit,
+        )
+
+    def authorizations_expiring_unused(self, now: datetime, until: datetime, limit: int) -> list[uuid.UUID]:
+        return self._ids(
+            select(Authorization.id).where(
+                Authorization.expires_at > now,
+                Authorization.expires_at <= until,
+                Authorization.status == AuthorizationStatus.ISSUED.value,
+            ),
+            limit,
+        )
+
+    def confirmations_past_expiry(self, now: datetime, limit: int) -> list[uuid.UUID]:
+        return self._ids(
+            select(Dispense.id).where(
+                Dispense.confirmation_expires_at <= now, Dispense.status == DispenseStatus.CONFIRMED.value
+            ),
+            limit,
+        )
+
+    def patients_due(self, test_by: datetime, survey_by: datetime, limit: int) -> list[uuid.UUID]:
+        """Patients whose next test is due by ``test_by`` or next survey by ``survey_by``."""
+        due = set(self._ids(select(Patient.id).where(Patient.next_test_due_at <= test_by), limit))
+        due |= set(self._ids(select(Patient.id).where(Patient.next_survey_due_at <= survey_by), limit))
+        return sorted(due)
+
+    def pharmacies_certified_until(self, by: datetime, limit: int) -> list[uuid.UUID]:
+        return self._ids(
+            select(Pharmacy.id).where(
+                Pharmacy.certified_until <= by, Pharmacy.status == PharmacyStatus.CERTIFIED.value
+            ),
+            limit,
+        )
+
+    def _ids(self, query: Any, limit: int) -> list[uuid.UUID]:
+        return list(self.session.exec(query.limit(limit)).all())
+
+    def notice_once(self, key: str, now: datetime) -> bool:
+        """True the first time ``key`` is noticed (then remembered), False afterwards."""
+        return self.add_unless_duplicate(Notice(key=key, created_at=now))
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def add(self, row: Any) -> None:
+        """Insert or update ``row`` now (a constraint violation raises here, inside the transaction)."""
+        self.session.add(row)
+        self.session.flush()
+
+    def add_unless_duplicate(self, row: Any) -> bool:
+        """Insert ``row`` in a savepoint; False (and nothing inserted) if a unique constraint refuses it."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+                self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    def add_confirmation(self, row: Dispense) -> None:
+        """Insert a dispense confirmation; ``AlreadyHeld`` if R-DISP-5's index refuses it."""
+        self.session.add(row)
+        try:
+            self.session.flush()
+        except IntegrityError as exc:
+            raise AlreadyHeld() from exc
+
+    def append_audit(self, **entry: Any) -> AuditEntry:
+        """Append an audit entry in this transaction (``audit_chain.append``)."""
+        return audit_chain.append(self.session, **entry)
+
+    def record_event(self, event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> None:
+        outbox.record(self.session, event_type, occurred_at, data)
+
+    def record_change(
+        self,
+        actor: Actor,
+        row: Any,
+        change: StateChange,
+        subject: Mapping[str, Any],
+        program_version: str | None = None,
+    ) -> None:
+        """Store ``change`` on ``row`` and write its audit entry and outbox event, in this transaction.
+
+        The audit entry names the actor, the effective time, the prior and new
+        state and the change's details.
+        """
+        row.status = type(row.status)(change.to_state)  # keep the column's Enum type
+        row.status_changed_at = change.at
+        row.status_reason = change.details.get("reason")
+        self.session.add(row)
+        details = {"from_state": change.from_state, "to_state": change.to_state, **change.details}
+        audit_chain.append(
+            self.session,
+            actor=actor,
+            action=change.event,
+            outcome=OUTCOME_COMPLETED,
+            effective_at=change.at,
+            subject=subject,
+            program_version=program_version,
+            inputs={"subject": dict(subject), "trigger": change.trigger, "from_state": change.from_state},
+            details=details,
+        )
+        outbox.record(self.session, change.event, change.at, {**subject, **details, "actor": actor.as_audit()})
+
+    def record_decision(
+        self,
+        *,
+        actor: Actor,
+        kind: str,
+        decision_id: uuid.UUID,
+        snapshot: Any,
+        decision: Decision,
+        program_version: str,
+        now: datetime,
+        subject: Mapping[str, Any],
+        details: Mapping[str, Any],
+        event: str,
+    ) -> DecisionRecord:
+        """Store the decision with the snapshot it read, its audit entry (digesting the
+        snapshot) and its outbox event (R-AUD-1)."""
+        data = dump_snapshot(snapshot)
+        reasons = [r.as_dict() for r in decision.reasons]
+        entry = audit_chain.append(
+            self.session,
+            actor=actor,
+            action=DECISION_ACTIONS[kind],
+            outcome=decision.outcome,
+            effective_at=now,
+            subject=subject,
+            reasons=reasons,
+            program_version=program_version,
+            inputs=data,
+            details={"decision_id": decision_id, "kind": kind, "valid_until": decision.valid_until, **details},
+        )
+        row = DecisionRecord(
+            id=decision_id,
+            kind=kind,
+            outcome=decision.outcome,
+            reasons=reasons,
+            evaluated_at=now,
+            valid_until=decision.valid_until,
+            program_version=program_version,
+            snapshot=data,
+            actor_user_id=actor.user_id,
+            prescriber_id=subject.get("prescriber_id"),
+            pharmacy_id=subject.get("pharmacy_id"),
+            patient_id=subject.get("patient_id"),
+            rems_patient_id=subject.get("rems_patient_id"),
+            audit_seq=entry.seq,
+            created_at=entry.recorded_at,
+        )
+        # A Core insert (nothing changes the row later).
+        self.session.execute(_INSERT_DECISION, {c.name: getattr(row, c.name) for c in _DECISION_COLUMNS})
+        outbox.record(
+            self.session,
+            event,
+            now,
+            {
+                **subject,
+                "decision_id": decision_id,
+                "outcome": decision.outcome,
+                "reasons": reasons,
+                "valid_until": decision.valid_until,
+                **details,
+            },
+        )
+        return row
+
+    # -- idempotency keys ---------------------------------------------------------------------
+
+    def database_now(self) -> datetime:
+        return database_now(self.session)
+
+    def claim_idempotency_key(
+        self, scope: str, endpoint: str, key: str, request_digest: str
+    ) -> IdempotencyClaim | IdempotencyKey:
+        """Insert a claim for ``key``; if one exists already, return the existing row instead."""
+        row = IdempotencyKey(
+            scope=scope, endpoint=endpoint, key=key, request_digest=request_digest, created_at=self.database_now()
+        )
+        self.session.add(row)
+        try:
+            self.session.flush()
+        except IntegrityError:
+            self.session.rollback()
+        else:
+            return IdempotencyClaim(row.id, row.created_at)
+        return self.session.exec(
+            select(IdempotencyKey).where(
+                IdempotencyKey.scope == scope, IdempotencyKey.endpoint == endpoint, IdempotencyKey.key == key
+            )
+        ).one()
+
+    def take_over_claim(self, existing: IdempotencyKey, now: datetime) -> IdempotencyClaim | None:
+        """Take an abandoned claim over (compare-and-set: of two takers, one wins); None if lost."""
+        taken = self.session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.id == existing.id,
+                IdempotencyKey.created_at == existing.created_at,
+                IdempotencyKey.response_body.is_(None),  # type: ignore[union-attr]
+            )
+            .values(created_at=now)
+        )
+        return IdempotencyClaim(existing.id, now) if taken.rowcount == 1 else None  # type: ignore[attr-defined]
+
+    def complete_idempotency_claim(self, claim: IdempotencyClaim, status: int, body: str) -> None:
+        """Store the response with the decision; ``StaleClaim`` if another process took the claim."""
+        done = self.session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.id == claim.id,
+                IdempotencyKey.created_at == claim.created_at,
+                IdempotencyKey.response_body.is_(None),  # type: ignore[union-attr]
+            )
+            .values(response_status=status, response_body=body, completed_at=self.database_now())
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise StaleClaim()
+
+    def release_idempotency_claim(self, claim: IdempotencyClaim) -> None:
+        """Forget an unfinished claim (its request failed), so the client can retry."""
+        self.session.execute(
+            IdempotencyKey.__table__.delete().where(  # type: ignore[attr-defined]
+                IdempotencyKey.id == claim.id,
+                IdempotencyKey.response_body.is_(None),  # type: ignore[union-attr]
+            )
+        )
+
+
+_INSERT_DECISION = insert(DecisionRecord.__table__)  # type: ignore[arg-type]
+_DECISION_COLUMNS = tuple(DecisionRecord.__table__.columns)  # type: ignore[attr-defined]
