@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench install migrate seed clean
+.PHONY: run test lint bench install migrate seed clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,16 @@ run: $(STAMP)
 	REMS_BIND=127.0.0.1:$${PORT:-8000} $(BIN)/gunicorn -c config/gunicorn.py
 
 ## Run the whole test suite (SQLite always; PostgreSQL and Redis when reachable,
-## mandatory when CI=true or REMS_REQUIRE_SERVICES=1).
-test: $(STAMP)
+## mandatory when CI=true or REMS_REQUIRE_SERVICES=1), after the static checks.
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The static checks: import contracts, lint, format, types (all configured in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## Benchmarks on the machine's PostgreSQL (bench/README.md); BENCH_ARGS=--quick for a short run.
 bench: $(STAMP)

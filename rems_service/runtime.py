@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -18,9 +19,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from config.programs import load_program
+from config.settings import load_settings
 from rems_service.db.engine import READ_ONLY, build_engine
 from rems_service.db.uow import UnitOfWork
 from workflows.program import Program
+
+#: The import name of the web app (``create_app``): its instance folder is the runtime's.
+APP_NAME = "rems_service"
 
 
 @dataclass
@@ -86,15 +91,27 @@ class Runtime:
         self._redis_client = None
 
 
-def init_app(app: Flask) -> Runtime:
-    """Create the runtime. Loading the program first means a bad program file stops start-up."""
-    program = load_program(app.config["PROGRAM_DIR"])
-    url = app.config.get("DATABASE_URL")
+def build(settings: Mapping[str, Any], instance_path: str) -> Runtime:
+    """Create a runtime from settings. Loading the program first means a bad program file
+    stops start-up. Without ``DATABASE_URL`` the embedded SQLite file in ``instance_path``."""
+    program = load_program(settings["PROGRAM_DIR"])
+    url = settings.get("DATABASE_URL")
     if not url:
-        os.makedirs(app.instance_path, exist_ok=True)
-        url = f"sqlite:///{os.path.join(app.instance_path, 'rems.sqlite3')}"
-        app.config["DATABASE_URL"] = url
-    runtime = Runtime(settings=dict(app.config), engine=build_engine(url), program=program)
+        os.makedirs(instance_path, exist_ok=True)
+        url = f"sqlite:///{os.path.join(instance_path, 'rems.sqlite3')}"
+    return Runtime(settings={**settings, "DATABASE_URL": url}, engine=build_engine(url), program=program)
+
+
+def build_standalone() -> Runtime:
+    """The runtime of a process that serves no requests (the RQ worker): the same settings
+    and instance folder as the web app, without building the app."""
+    return build(load_settings(), Flask(APP_NAME).instance_path)
+
+
+def init_app(app: Flask) -> Runtime:
+    """Create the app's runtime and keep it in ``app.extensions["rems"]``."""
+    runtime = build(app.config, app.instance_path)
+    app.config["DATABASE_URL"] = runtime.settings["DATABASE_URL"]
     app.extensions["rems"] = runtime
     return runtime
 

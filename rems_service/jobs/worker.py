@@ -12,16 +12,14 @@ from typing import Any
 
 from rq import Worker
 
-from rems_service import create_app
-from rems_service.runtime import Runtime
+from rems_service.runtime import Runtime, build_standalone
 
 from . import tasks  # noqa: F401  (every job module is imported before the fork)
 from .dispatch import install_process_runtime
 
 
 def build_runtime() -> Runtime:
-    runtime: Runtime = create_app().extensions["rems"]
-    return runtime
+    return build_standalone()
 
 
 class RemsWorker(Worker):
