@@ -158,9 +158,32 @@ class PharmacyCertification(Lifecycle):
     def reinstate(self, now: datetime) -> StateChange:
         return self._fire(now)
 
-    @command("pharmacy.certification_expired", Move(PharmacyStatus.CERTIFIED, PharmacyStatus.EXPIRED))
+    @classmethod
+    def as_stored(
+        cls, status: PharmacyStatus | str, certified_at: datetime | None, certified_until: datetime | None
+    ) -> PharmacyCertification:
+        """The machine in its *stored* status, to record a change that time has already
+        made (the expiry sweep mirrors ``certified → expired``)."""
+        machine = cls.__new__(cls)
+        Lifecycle.__init__(machine, status)
+        machine.certified_at = certified_at
+        machine.certified_until = certified_until
+        return machine
+
+    def _ended(self, now: datetime) -> bool:
+        """Guard of ``expire``: the certification's end has passed at ``now``."""
+        ended = self.certified_until is not None and ensure_utc(now) >= self.certified_until
+        if not ended:
+            self._guard_errors["certified_until"] = ["The certification has not ended yet."]
+        return ended
+
+    @command(
+        "pharmacy.certification_expired",
+        Move(PharmacyStatus.CERTIFIED, PharmacyStatus.EXPIRED, conditions=("_ended",)),
+    )
     def expire(self, now: datetime) -> StateChange:
-        return self._fire(now, {"certified_until": self.certified_until})
+        """R-PHA-2: record that the certification ended (from the stored ``certified``)."""
+        return self._fire(now, {"certified_until": self.certified_until}, now=now)
 
     @command(
         "pharmacy.decertified",

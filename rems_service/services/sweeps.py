@@ -154,12 +154,7 @@ def pharmacy_certification(uow: UnitOfWork, program: Program, now: datetime, pha
         if row is None or row.status is not PharmacyStatus.CERTIFIED or row.certified_until is None:
             return None
         if row.certified_until <= now:
-            machine = PharmacyCertification(
-                PharmacyStatus.CERTIFIED.value,
-                row.certified_until - timedelta(microseconds=1),
-                row.certified_at,
-                row.certified_until,
-            )
+            machine = PharmacyCertification.as_stored(row.status, row.certified_at, row.certified_until)
             repo.record_change(SYSTEM, row, machine.expire(now), pharmacy_subject(row), version.version)
             uow.commit()
             return "expired"

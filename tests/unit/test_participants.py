@@ -139,6 +139,7 @@ def pharmacy_command(machine, trigger):
 @pytest.mark.parametrize("start, trigger", sorted(PHARMACY_TABLE))
 def test_R_PHA_1_transition_table(start, trigger):
     machine = PharmacyCertification(start, NOW)
+    machine.certified_until = NOW  # ended by now: expire's guard holds wherever the table allows expire
     expected = PHARMACY_TABLE[(start, trigger)]
     if expected is None:
         with pytest.raises(IllegalTransition):
@@ -195,3 +196,15 @@ def test_naive_now_is_refused():
 
     with pytest.raises(ValueError):
         effective_pharmacy_status("certified", utc(2028, 1, 1), datetime(2027, 1, 1))
+
+
+def test_the_stored_certified_machine_expires_only_once_the_certification_has_ended():
+    """R-PHA-2: the sweep records ``certified → expired`` through the guarded transition."""
+    until = utc(2026, 6, 1)
+    stored = PharmacyCertification.as_stored("certified", until - timedelta(days=730), until)
+    with pytest.raises(GuardFailed):
+        stored.expire(until - timedelta(seconds=1))
+    change = PharmacyCertification.as_stored("certified", None, until).expire(until)
+    assert (change.from_state, change.to_state) == ("certified", "expired")
+    assert change.event == "pharmacy.certification_expired"
+    assert change.details == {"certified_until": until}
