@@ -20,7 +20,6 @@ from marshmallow import RAISE
 from rems_service.auth import protect, roles
 from rems_service.context import ctx
 from rems_service.db.models import AuditEntry
-from rems_service.runtime import get_runtime
 from rems_service.schemas.audit import (
     AuditEntrySchema,
     AuditExportQuerySchema,
@@ -119,7 +118,7 @@ def export(args: dict[str, Any]) -> Response:
     c = ctx()
     f = _filter(args)
     through = audit_log.record_export(c.uow(), c.actor, c.now, f, args["format"])
-    rows = audit_log.stream(get_runtime().session, f, through)
+    rows = audit_log.stream(c.uow, f, through)
     if args["format"] == "ndjson":
         body, mimetype = _ndjson(rows), "application/x-ndjson"
     else:

@@ -13,6 +13,7 @@ from types import TracebackType
 
 from sqlmodel import Session
 
+from .audit_log_store import AuditLogStore
 from .repository import Repository
 
 
@@ -22,6 +23,8 @@ class UnitOfWork:
     session: Session
     #: Reads, row locks and the writes that go with a change, on this unit's session.
     repo: Repository
+    #: The auditor's reads of the audit log.
+    audit_log: AuditLogStore
 
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
@@ -30,6 +33,7 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         self.session = self._session_factory()
         self.repo = Repository(self.session)
+        self.audit_log = AuditLogStore(self.session)
         self._committed = False
         return self
 

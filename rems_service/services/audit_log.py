@@ -11,64 +11,26 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists
-from sqlmodel import Session, select
-
-from rems_service.db import audit_chain
-from rems_service.db.engine import database_now
-from rems_service.db.models import AuditChainHead, AuditCheckpoint, AuditEntry, AuditReasonCode
+from rems_service.db.audit_log_store import AuditFilter, AuditLogStore
+from rems_service.db.models import AuditEntry
 from rems_service.db.uow import UnitOfWork
+from workflows.actors import Actor
 from workflows.audit import GENESIS_HASH, OUTCOME_COMPLETED, ChainCheck
 
-from .actor import Actor
 from .errors import Invalid, NotFound
+
+__all__ = ["AuditFilter", "anchor", "entry", "page", "parse_anchor", "record_export", "stream", "verify"]
 
 #: Largest page the API serves.
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 #: Rows fetched per round trip while exporting (memory stays bounded by this).
 EXPORT_BATCH = 1000
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    action: str | None = None
-    outcome: str | None = None
-    reason: str | None = None
-    pharmacy_id: uuid.UUID | None = None
-    prescriber_id: uuid.UUID | None = None
-    rems_patient_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-def _where(query: Any, f: AuditFilter) -> Any:
-    if f.action:
-        query = query.where(AuditEntry.action == f.action)
-    if f.outcome:
-        query = query.where(AuditEntry.outcome == f.outcome)
-    if f.reason:
-        query = query.where(exists().where(AuditReasonCode.seq == AuditEntry.seq, AuditReasonCode.code == f.reason))
-    if f.pharmacy_id:
-        query = query.where(AuditEntry.pharmacy_id == f.pharmacy_id)
-    if f.prescriber_id:
-        query = query.where(AuditEntry.prescriber_id == f.prescriber_id)
-    if f.rems_patient_id:
-        query = query.where(AuditEntry.rems_patient_id == f.rems_patient_id)
-    if f.since:
-        query = query.where(AuditEntry.effective_at >= f.since)
-    if f.until:
-        query = query.where(AuditEntry.effective_at < f.until)
-    return query
 
 
 def encode_cursor(seq: int) -> str:
@@ -86,10 +48,9 @@ def decode_cursor(cursor: str) -> int:
         raise Invalid("The cursor is not one this service issued.", {"cursor": ["Invalid cursor."]}) from None
 
 
-def record_read(session: Session, actor: Actor, now: datetime, operation: str, details: dict[str, Any]) -> None:
+def record_read(uow: UnitOfWork, actor: Actor, now: datetime, operation: str, details: dict[str, Any]) -> None:
     """Who looked at what: the read is itself an audit entry."""
-    audit_chain.append(
-        session,
+    uow.repo.append_audit(
         actor=actor,
         action="audit.read",
         outcome=OUTCOME_COMPLETED,
@@ -106,16 +67,12 @@ def page(
     """Entries matching ``f``, newest first, ``limit`` per page; returns the page and the next cursor."""
     before = decode_cursor(cursor) if cursor else None
     with uow:
-        session = uow.session
-        query = _where(select(AuditEntry), f)
-        if before is not None:
-            query = query.where(AuditEntry.seq < before)
-        rows = list(session.exec(query.order_by(AuditEntry.seq.desc()).limit(limit + 1)).all())
+        rows = uow.audit_log.page(f, before, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].seq) if more else None
         record_read(
-            session,
+            uow,
             actor,
             now,
             "list",
@@ -133,10 +90,10 @@ def page(
 
 def entry(uow: UnitOfWork, actor: Actor, now: datetime, seq: int) -> AuditEntry:
     with uow:
-        row = uow.session.get(AuditEntry, seq)
+        row = uow.audit_log.entry(seq)
         if row is None:
             raise NotFound(f"Audit entry {seq} not found.")
-        record_read(uow.session, actor, now, "get", {"seq": seq})
+        record_read(uow, actor, now, "get", {"seq": seq})
         uow.commit()
         return row
 
@@ -145,29 +102,23 @@ def record_export(uow: UnitOfWork, actor: Actor, now: datetime, f: AuditFilter, 
     """Record the export before it streams; returns the head ``seq`` it stops at,
     so the file is a consistent snapshot even while new entries arrive."""
     with uow:
-        head = uow.session.exec(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1)).first() or 0
-        record_read(uow.session, actor, now, "export", {"filters": f.as_dict(), "format": fmt, "through_seq": head})
+        head = uow.audit_log.head_seq()
+        record_read(uow, actor, now, "export", {"filters": f.as_dict(), "format": fmt, "through_seq": head})
         uow.commit()
         return head
 
 
-def stream(session_factory: Any, f: AuditFilter, through_seq: int) -> Iterator[Any]:
+def stream(uow_factory: Callable[[], UnitOfWork], f: AuditFilter, through_seq: int) -> Iterator[Any]:
     """Matching entries up to ``through_seq``, oldest first, in keyset batches of
     plain rows (attribute access like an ``AuditEntry``).
 
-    Each batch is read in a short session of its own and dropped before the
+    Each batch is read in a short unit of work of its own and dropped before the
     next, so memory does not grow with the size of the log.
     """
     last = 0
-    columns = AuditEntry.__table__.c
     while True:
-        with session_factory() as session:
-            rows = session.execute(
-                _where(select(*columns), f)
-                .where(AuditEntry.seq > last, AuditEntry.seq <= through_seq)
-                .order_by(AuditEntry.seq)
-                .limit(EXPORT_BATCH)
-            ).all()
+        with uow_factory() as uow:
+            rows = uow.audit_log.export_batch(f, last, through_seq, EXPORT_BATCH)
         if not rows:
             return
         yield from rows
@@ -206,7 +157,7 @@ def parse_anchor(value: str) -> tuple[int, str]:
     return int(seq), digest
 
 
-def _against_anchor(session: Session, check: ChainCheck, seq: int, digest: str) -> tuple[ChainCheck, dict[str, Any]]:
+def _against_anchor(store: AuditLogStore, check: ChainCheck, seq: int, digest: str) -> tuple[ChainCheck, dict[str, Any]]:
     """The anchor (taken earlier and kept outside the database) must still be in the chain.
 
     A chain that is internally consistent but shorter than the anchor was
@@ -221,7 +172,7 @@ def _against_anchor(session: Session, check: ChainCheck, seq: int, digest: str) 
             "hash": digest,
             "matches": False,
         }
-    stored = session.get(AuditEntry, seq) if seq > 0 else None
+    stored = store.entry(seq) if seq > 0 else None
     stored_hash = stored.hash if stored is not None else GENESIS_HASH
     if stored_hash != digest:
         return ChainCheck(False, check.checked, check.head_seq, check.head_hash, max(seq, 1)), {
@@ -247,31 +198,27 @@ def verify(
     proves nothing before it was truncated or rewritten.
     """
     with uow:
-        session = uow.session
-        if session.get_bind().dialect.name == "postgresql":
-            # One snapshot for the entries and the head row: an append committed while
-            # the chain is read must not look like a tail the head row does not match.
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        store = uow.audit_log
+        store.snapshot()
         after, prev = 0, GENESIS_HASH
         mode = "full"
         if incremental:
-            point = session.exec(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
-            at = session.get(AuditEntry, point.seq) if point else None
+            point = store.latest_checkpoint()
+            at = store.entry(point.seq) if point else None
             if point is not None and at is not None and at.hash == point.hash:
                 after, prev, mode = point.seq, point.hash, "incremental"
-        check = audit_chain.verify_chain(session, after, prev)
+        check = store.verify_chain(after, prev)
         anchor_report = None
         if anchor is not None:
-            check, anchor_report = _against_anchor(session, check, *anchor)
-        # End the read-only snapshot; the checkpoint and the read are recorded in a
-        # transaction of their own (locking the chain head inside an old snapshot
-        # would fail as soon as another append had committed).
-        session.commit()
+            check, anchor_report = _against_anchor(store, check, *anchor)
+        # The checkpoint and the read are recorded in a transaction of their own (locking
+        # the chain head inside an old snapshot would fail once another append committed).
+        store.end_snapshot()
         if check.valid and check.head_seq > after:
-            session.add(AuditCheckpoint(seq=check.head_seq, hash=check.head_hash, verified_at=database_now(session)))
+            store.add_checkpoint(check.head_seq, check.head_hash)
         if actor is not None:
             record_read(
-                session,
+                uow,
                 actor,
                 now,
                 "verify",
@@ -289,5 +236,5 @@ def verify(
 def anchor(uow: UnitOfWork) -> dict[str, Any]:
     """The chain head as ``SEQ:HASH``, to be stored outside the database."""
     with uow:
-        head = uow.session.get(AuditChainHead, audit_chain.CHAIN_HEAD_ID)
+        head = uow.audit_log.chain_head()
         return {"seq": head.seq, "hash": head.hash, "anchor": f"{head.seq}:{head.hash}"}

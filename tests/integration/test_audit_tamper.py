@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from rems_service.db.engine import build_engine
 from rems_service.db.models import AuditChainHead, AuditEntry
 from rems_service.db import audit_chain as audit
+from rems_service.db.audit_log_store import AuditLogStore
 from rems_service.services import audit_log
 from rems_service.services.actor import SYSTEM, Actor
 from tests.helpers import tamper_with_audit
@@ -161,7 +162,7 @@ def test_each_mutation_of_a_10000_entry_chain_is_detected(chained):
                 # A truncated tail with a rewritten head row verifies by itself; the
                 # anchor taken before the truncation does not.
                 assert check.valid and check.head_seq == 9000, name
-                bad, report = audit_log._against_anchor(session, check, *anchor)
+                bad, report = audit_log._against_anchor(AuditLogStore(session), check, *anchor)
                 assert not bad.valid and bad.first_invalid_seq == 9001 and report["matches"] is False, name
             else:
                 assert not check.valid and check.first_invalid_seq == expected, (name, check)

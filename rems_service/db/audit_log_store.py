@@ -1,0 +1,109 @@
+"""The auditor's reads of the audit log: filtered pages, single entries, export
+batches, checkpoints and the chain head (R-AUD-1, R-AUD-2). Appends go through
+``audit_chain.append``; nothing here changes an entry."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, Select, exists
+from sqlalchemy import select as select_columns
+from sqlmodel import Session, col, select
+
+from . import audit_chain
+from .engine import database_now
+from .models import AuditChainHead, AuditCheckpoint, AuditEntry, AuditReasonCode
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What an auditor asks for; every field narrows the result."""
+
+    action: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    pharmacy_id: uuid.UUID | None = None
+    prescriber_id: uuid.UUID | None = None
+    rems_patient_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _where(query: Any, f: AuditFilter) -> Any:
+    if f.action:
+        query = query.where(AuditEntry.action == f.action)
+    if f.outcome:
+        query = query.where(AuditEntry.outcome == f.outcome)
+    if f.reason:
+        query = query.where(exists().where(AuditReasonCode.seq == AuditEntry.seq, AuditReasonCode.code == f.reason))
+    if f.pharmacy_id:
+        query = query.where(AuditEntry.pharmacy_id == f.pharmacy_id)
+    if f.prescriber_id:
+        query = query.where(AuditEntry.prescriber_id == f.prescriber_id)
+    if f.rems_patient_id:
+        query = query.where(AuditEntry.rems_patient_id == f.rems_patient_id)
+    if f.since:
+        query = query.where(AuditEntry.effective_at >= f.since)
+    if f.until:
+        query = query.where(AuditEntry.effective_at < f.until)
+    return query
+
+
+class AuditLogStore:
+    """Reads of the audit log on one session."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def page(self, f: AuditFilter, before: int | None, limit: int) -> list[AuditEntry]:
+        """Up to ``limit`` entries matching ``f`` with ``seq < before``, newest first."""
+        query = _where(select(AuditEntry), f)
+        if before is not None:
+            query = query.where(AuditEntry.seq < before)
+        return list(self.session.exec(query.order_by(col(AuditEntry.seq).desc()).limit(limit)).all())
+
+    def entry(self, seq: int) -> AuditEntry | None:
+        return self.session.get(AuditEntry, seq)
+
+    def head_seq(self) -> int:
+        """The newest entry's ``seq`` (0 for an empty log)."""
+        return self.session.exec(select(AuditEntry.seq).order_by(col(AuditEntry.seq).desc()).limit(1)).first() or 0
+
+    def export_batch(self, f: AuditFilter, after: int, through: int, limit: int) -> Sequence[Row[Any]]:
+        """Matching entries with ``after < seq <= through``, oldest first, as plain rows."""
+        columns = AuditEntry.__table__.c  # type: ignore[attr-defined]
+        query: Select[Any] = _where(select_columns(*columns), f)
+        return self.session.execute(
+            query.where(columns.seq > after, columns.seq <= through).order_by(columns.seq).limit(limit)
+        ).all()
+
+    def snapshot(self) -> None:
+        """Read the rest of this transaction from one snapshot (PostgreSQL REPEATABLE READ), so
+        an append committed while the chain is read does not look like a forged tail."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+    def end_snapshot(self) -> None:
+        """End the read-only snapshot; what follows runs in a transaction of its own."""
+        self.session.commit()
+
+    def latest_checkpoint(self) -> AuditCheckpoint | None:
+        return self.session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq).desc()).limit(1)).first()
+
+    def add_checkpoint(self, seq: int, digest: str) -> None:
+        self.session.add(AuditCheckpoint(seq=seq, hash=digest, verified_at=database_now(self.session)))
+
+    def verify_chain(self, after_seq: int, prev_hash: str) -> Any:
+        return audit_chain.verify_chain(self.session, after_seq, prev_hash)
+
+    def chain_head(self) -> AuditChainHead:
+        head = self.session.get(AuditChainHead, audit_chain.CHAIN_HEAD_ID)
+        assert head is not None, "the first migration creates the chain head"
+        return head
