@@ -31,7 +31,10 @@ QUEUE = "rems"
 
 def use_json_queues() -> None:
     """Make ``rq cron`` enqueue with the JSON serializer (see the module docstring)."""
-    rq.cron.Queue = JSONQueue  # type: ignore[misc,assignment]  # rq 3.0 offers no setting for this
+    # rq 3.0 offers no setting for this. ``Queue`` is a name rq.cron imports, not one it exports
+    # (attr-defined), and JSONQueue takes only the (name, connection=) that CronJob.enqueue passes,
+    # not every parameter of Queue's constructor (assignment).
+    rq.cron.Queue = JSONQueue  # type: ignore[attr-defined,assignment]
 
 
 use_json_queues()

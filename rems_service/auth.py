@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import request
 from flask_httpauth import HTTPTokenAuth
@@ -118,7 +118,7 @@ def roles(*allowed: UserRole) -> Callable[[View], View]:
             return view(*args, **kwargs)
 
         description = f"{_docstring_description(view)}\n\n{note}".strip()
-        documented: View = Blueprint.doc(security=BEARER, description=description)(guarded)
-        return documented
+        # ``wraps`` keeps the view's name and docstring; ``guarded`` takes and returns what the view does.
+        return Blueprint.doc(security=BEARER, description=description)(cast(View, guarded))
 
     return decorator

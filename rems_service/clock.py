@@ -38,7 +38,8 @@ def parse_clock_header(value: str) -> datetime:
 
 def request_now() -> datetime:
     """The effective time of the current request (views read it as ``ctx().now``)."""
-    return g.now
+    now: datetime = g.now
+    return now
 
 
 def init_app(app: Flask) -> None:

@@ -55,7 +55,7 @@ def begin(actor: Actor) -> RequestContext:
 
 def ctx() -> RequestContext:
     """The current request's context; raises ``RuntimeError`` outside an authenticated request."""
-    context = g.get("rems")
+    context: RequestContext | None = g.get("rems")
     if context is None:
         raise RuntimeError("No request context: the view is not behind authentication (auth.protect).")
     return context
@@ -63,4 +63,5 @@ def ctx() -> RequestContext:
 
 def current() -> RequestContext | None:
     """The current request's context, or None before (or without) authentication."""
-    return g.get("rems")
+    context: RequestContext | None = g.get("rems")
+    return context

@@ -75,7 +75,7 @@ def error_response(
 class RemsApi(Api):
     """flask-smorest's Api with API.md's error body."""
 
-    def handle_http_exception(self, error: HTTPException) -> tuple[Response, int, Any]:  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> tuple[Response, int, Any]:
         data = getattr(error, "data", None) or {}
         raw = data.get("errors", data.get("messages"))
         errors = flatten_errors(_strip_location(raw)) if raw else None

@@ -13,7 +13,7 @@ import json
 import queue
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from functools import partial
@@ -21,10 +21,11 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, String, Uuid, insert, text
-from sqlmodel import Session, select
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col, select
 
 from rems_service.db.engine import database_now, remember_clock
-from rems_service.db.models import AuditChainHead, AuditEntry, AuditReasonCode
+from rems_service.db.models import AuditChainHead, AuditEntry, AuditReasonCode, table_of
 from rems_service.db.types import UTCDateTime
 from workflows.actors import Actor
 from workflows.audit import (
@@ -107,10 +108,10 @@ def append(
     ``inputs`` is the snapshot a decision read; only its digest is stored
     here. Raises ``ValueError`` if the subject or details carry PHI keys.
     """
-    subject = _plain(dict(subject))
-    details = _plain(dict(details or {}))
-    _refuse_phi("subject", subject)
-    _refuse_phi("details", details)
+    stored_subject: dict[str, Any] = _plain(dict(subject))
+    stored_details: dict[str, Any] = _plain(dict(details or {}))
+    _refuse_phi("subject", stored_subject)
+    _refuse_phi("details", stored_details)
     head_seq, head_hash, recorded_at = _lock_head(session)
     entry = AuditEntry(
         seq=head_seq + 1,
@@ -122,19 +123,19 @@ def append(
         outcome=outcome,
         reasons=_plain(list(reasons)),
         program_version=program_version,
-        subject=subject,
-        prescriber_id=_uuid(subject.get("prescriber_id")),
-        pharmacy_id=_uuid(subject.get("pharmacy_id")),
-        rems_patient_id=subject.get("rems_patient_id"),
+        subject=stored_subject,
+        prescriber_id=_uuid(stored_subject.get("prescriber_id")),
+        pharmacy_id=_uuid(stored_subject.get("pharmacy_id")),
+        rems_patient_id=stored_subject.get("rems_patient_id"),
         inputs_digest=digest(inputs if inputs is not None else {}),
-        details=details,
+        details=stored_details,
         prev_hash=head_hash,
         hash="",
     )
     entry.hash = chain_hash(head_hash, entry_content(entry))
     # Core statements: the entry is never loaded back or changed, so the ORM adds nothing.
     # Statements built once with parameters passed apart, so each compiles once per process.
-    session.execute(_INSERT_ENTRY, {c.name: getattr(entry, c.name) for c in AuditEntry.__table__.columns})
+    session.execute(_INSERT_ENTRY, {c.name: getattr(entry, c.name) for c in _ENTRY_TABLE.columns})
     codes = sorted({r["code"] for r in entry.reasons})
     if codes:
         session.execute(_INSERT_CODE, [{"code": code, "seq": entry.seq} for code in codes])
@@ -142,8 +143,9 @@ def append(
     return entry
 
 
-_INSERT_ENTRY = insert(AuditEntry.__table__)
-_INSERT_CODE = insert(AuditReasonCode.__table__)
+_ENTRY_TABLE = table_of(AuditEntry)
+_INSERT_ENTRY = insert(_ENTRY_TABLE)
+_INSERT_CODE = insert(table_of(AuditReasonCode))
 _MOVE_HEAD = text("UPDATE audit_chain_head SET seq = :seq, hash = :hash WHERE id = :id")
 
 
@@ -168,7 +170,9 @@ def iter_entries(session: Session, after_seq: int = 0, batch: int = 5000) -> Ite
     """Entries with ``seq > after_seq`` in ascending order, read in keyset batches."""
     last = after_seq
     while True:
-        rows = session.exec(select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(batch)).all()
+        rows = session.exec(
+            select(AuditEntry).where(col(AuditEntry.seq) > last).order_by(col(AuditEntry.seq)).limit(batch)
+        ).all()
         if not rows:
             return
         yield from rows
@@ -178,10 +182,10 @@ def iter_entries(session: Session, after_seq: int = 0, batch: int = 5000) -> Ite
 def iter_rows(session: Session, after_seq: int = 0, batch: int = 10_000) -> Iterator[Any]:
     """Like ``iter_entries`` but plain rows (attribute access, no ORM identity map):
     what verification and export read, several times faster."""
-    table = AuditEntry.__table__
+    table = _ENTRY_TABLE
     last = after_seq
     while True:
-        rows = session.execute(select(table).where(table.c.seq > last).order_by(table.c.seq).limit(batch)).all()
+        rows = session.execute(core_select(table).where(table.c.seq > last).order_by(table.c.seq).limit(batch)).all()
         if not rows:
             return
         yield from rows
@@ -199,7 +203,7 @@ def _canonical_sql() -> str:
     JSON columns were written canonical (the engine's JSON serializer).
     """
     parts = []
-    for column in sorted(AuditEntry.__table__.columns, key=lambda c: c.name):
+    for column in sorted(_ENTRY_TABLE.columns, key=lambda c: c.name):
         name = column.name
         if name == "hash":
             continue
@@ -252,7 +256,7 @@ def _presumed_canonical(
             loaded.update((row.seq, row) for row in rows)
         return entry_content(loaded[seq])
 
-    def batches() -> Iterator[Sequence[Any]]:
+    def batches() -> Generator[Sequence[Any], None, None]:
         last = after_seq
         while True:
             with lock:
@@ -266,7 +270,7 @@ def _presumed_canonical(
         yield seq, prev_hash, stored_hash, PresumedCanonical(canonical, partial(full, seq))
 
 
-def _read_ahead(batches: Iterator[Sequence[Any]], depth: int = 2) -> Iterator[Any]:
+def _read_ahead(batches: Generator[Sequence[Any], None, None], depth: int = 2) -> Iterator[Any]:
     """Items of ``batches``, produced by a thread up to ``depth`` batches ahead.
 
     The caller keeps the two threads from using one connection at once

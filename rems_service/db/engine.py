@@ -78,9 +78,9 @@ def database_now(session: Session) -> datetime:
     transaction start, so entries appended under the chain lock are ordered.
     """
     if session.get_bind().dialect.name == "postgresql":
-        value = session.execute(text("SELECT clock_timestamp()")).scalar_one()
+        value: datetime = session.execute(text("SELECT clock_timestamp()")).scalar_one()
         return value.astimezone(UTC)
-    raw = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+    raw: str = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
     return datetime.fromisoformat(raw).replace(tzinfo=UTC)
 
 
@@ -94,7 +94,8 @@ def transaction_clock(session: Session) -> datetime:
     transaction = session.get_transaction()
     cached = session.info.get(_CLOCK_KEY)
     if cached is not None and cached[0] is transaction:
-        return cached[1]
+        remembered: datetime = cached[1]
+        return remembered
     value = database_now(session)
     session.info[_CLOCK_KEY] = (session.get_transaction(), value)
     return value

@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from rems_service.db.engine import transaction_clock
-from rems_service.db.models import OutboxEvent
+from rems_service.db.models import OutboxEvent, table_of
 from workflows.audit import canonical_json
 
 
@@ -36,4 +36,4 @@ def record(session: Session, event_type: str, occurred_at: datetime, data: Mappi
     )
 
 
-_INSERT_EVENT = insert(OutboxEvent.__table__)
+_INSERT_EVENT = insert(table_of(OutboxEvent))

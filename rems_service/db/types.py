@@ -10,7 +10,7 @@ from sqlalchemy import DateTime, String
 from sqlalchemy.types import TypeDecorator
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC instant on every backend.
 
     PostgreSQL stores ``timestamptz``; SQLite has no time zones, so the value
@@ -39,7 +39,7 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
-class EnumText(TypeDecorator):
+class EnumText(TypeDecorator[Enum]):
     """A ``str`` Enum stored as its value in a short text column."""
 
     impl = String(32)
@@ -52,7 +52,8 @@ class EnumText(TypeDecorator):
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
         if value is None:
             return None
-        return self.enum_cls(value).value
+        stored: str = self.enum_cls(value).value
+        return stored
 
     def process_result_value(self, value: str | None, dialect: Any) -> Enum | None:
         if value is None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import pool
+from sqlalchemy.engine import Connection
 
 from rems_service.db import models  # noqa: F401  (registers every table)
 from rems_service.db.engine import build_engine
@@ -13,7 +17,7 @@ from rems_service.db.types import EnumText, UTCDateTime
 config = context.config
 
 
-def _render_item(type_: str, obj, autogen_context):  # type: ignore[no-untyped-def]
+def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render our TypeDecorators as their plain storage types.
 
     Migrations must not depend on application classes that may change; the
@@ -26,7 +30,7 @@ def _render_item(type_: str, obj, autogen_context):  # type: ignore[no-untyped-d
     return False
 
 
-def _configure(connection) -> None:  # type: ignore[no-untyped-def]
+def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -41,7 +45,10 @@ def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     owns_engine = engine is None
     if engine is None:
-        engine = build_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("alembic: no engine was passed and sqlalchemy.url is not set")
+        engine = build_engine(url, poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
             _configure(connection)
