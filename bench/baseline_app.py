@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from sqlalchemy import create_engine, text
 
 app = Flask(__name__)
@@ -15,7 +15,7 @@ engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
 
 
 @app.post("/baseline")
-def baseline():
+def baseline() -> tuple[Response, int]:
     body = request.get_json(force=True)
     with engine.begin() as conn:
         row = conn.execute(
@@ -29,5 +29,5 @@ def baseline():
 
 
 @app.get("/healthz")
-def healthz():
+def healthz() -> Response:
     return jsonify({"status": "ok"})

@@ -108,7 +108,8 @@ def main() -> None:
         profiler.stop()
         Path(args.pyinstrument).write_text(profiler.output_text(unicode=False, color=False))
     print(
-        f"{n - 18} requests (half approved, half denied) in {elapsed:.2f} s: {elapsed / (n - 18) * 1000:.2f} ms each, in-process, "
+        f"{n - 18} requests (half approved, half denied) in {elapsed:.2f} s: "
+        f"{elapsed / (n - 18) * 1000:.2f} ms each, in-process, "
         f"of which {cpu / (n - 18) * 1000:.2f} ms CPU time of this process (the rest: waiting for the database)"
     )
     engine.dispose()

@@ -26,12 +26,14 @@ import time
 import tracemalloc
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import quantiles
+from typing import Any
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Table, create_engine, insert, text
+from sqlalchemy.engine import Engine, make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,6 +41,7 @@ os.environ.setdefault("REMS_LOG_LEVEL", "WARNING")
 
 from rems_service import create_app  # noqa: E402
 from rems_service.api.audit import _csv  # noqa: E402
+from rems_service.db import audit_chain as audit  # noqa: E402
 from rems_service.db import migrate  # noqa: E402
 from rems_service.db.engine import build_engine  # noqa: E402
 from rems_service.db.models import (  # noqa: E402
@@ -49,8 +52,9 @@ from rems_service.db.models import (  # noqa: E402
     Patient,
     PatientSurvey,
     PregnancyTestRecord,
+    table_of,
 )
-from rems_service.db import audit_chain as audit  # noqa: E402
+from rems_service.runtime import Runtime  # noqa: E402
 from rems_service.services import audit_log, dispenses, pharmacies, prescribers, sweeps, users  # noqa: E402
 from rems_service.services.actor import SYSTEM, Actor  # noqa: E402
 from workflows.audit import chain_hash  # noqa: E402
@@ -116,14 +120,15 @@ def fresh_database(base_url: str) -> str:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "CREATE TABLE bench_baseline (id uuid PRIMARY KEY, found boolean NOT NULL, payload text, created_at timestamptz DEFAULT now())"
+                "CREATE TABLE bench_baseline (id uuid PRIMARY KEY, found boolean NOT NULL, payload text,"
+                " created_at timestamptz DEFAULT now())"
             )
         )
     engine.dispose()
     return url
 
 
-def bulk(engine, table, rows: list[dict], batch: int = 5_000) -> None:
+def bulk(engine: Engine, table: Table, rows: list[dict[str, Any]], batch: int = 5_000) -> None:
     with engine.begin() as conn:
         for i in range(0, len(rows), batch):
             conn.execute(insert(table), rows[i : i + batch])
@@ -132,15 +137,15 @@ def bulk(engine, table, rows: list[dict], batch: int = 5_000) -> None:
 # --- seeding -------------------------------------------------------------------------
 
 
-def seed_participants(runtime, scale) -> dict:
+def seed_participants(runtime: Runtime, scale: dict[str, int]) -> dict[str, Any]:
     prescriber_ids, pharmacy_ids = [], []
     for i in range(scale["prescribers"]):
         npi = _npi(100_000_000 + i)
-        row = prescribers.register(runtime.uow(), SYSTEM, NOW, npi=npi, first_name="P", last_name=f"Rx{i}")
-        prescribers.certify(runtime.uow(), SYSTEM, NOW, row.id, dict.fromkeys(PRESCRIBER_ATTESTATIONS, True))
-        prescriber_ids.append(row.id)
+        prescriber = prescribers.register(runtime.uow(), SYSTEM, NOW, npi=npi, first_name="P", last_name=f"Rx{i}")
+        prescribers.certify(runtime.uow(), SYSTEM, NOW, prescriber.id, dict.fromkeys(PRESCRIBER_ATTESTATIONS, True))
+        prescriber_ids.append(prescriber.id)
     for i in range(scale["pharmacies"]):
-        row = pharmacies.register(
+        pharmacy = pharmacies.register(
             runtime.uow(),
             SYSTEM,
             NOW,
@@ -150,9 +155,9 @@ def seed_participants(runtime, scale) -> dict:
             representative_email="rep@example.org",
         )
         pharmacies.certify(
-            runtime.uow(), SYSTEM, NOW, runtime.program, row.id, dict.fromkeys(PHARMACY_ATTESTATIONS, True)
+            runtime.uow(), SYSTEM, NOW, runtime.program, pharmacy.id, dict.fromkeys(PHARMACY_ATTESTATIONS, True)
         )
-        pharmacy_ids.append(row.id)
+        pharmacy_ids.append(pharmacy.id)
     tokens = []
     for pharmacy_id in pharmacy_ids[:CONCURRENCY]:
         user, token = users.create_user(
@@ -177,7 +182,7 @@ def _npi(nine: int) -> str:
     return f"{nine:09d}{(10 - total % 10) % 10}"
 
 
-def seed_patients(engine, scale, participants) -> list[dict]:
+def seed_patients(engine: Engine, scale: dict[str, int], participants: dict[str, Any]) -> list[dict[str, Any]]:
     """Patients of every category with tests and surveys, in bulk (the rows the services would write)."""
     categories = ["FRP_ADULT", "FNRP_ADULT", "MALE_ADULT", "MALE_ADULT", "FRP_CHILD", "FNRP_CHILD", "MALE_CHILD"]
     patients, tests, surveys = [], [], []
@@ -230,13 +235,19 @@ def seed_patients(engine, scale, participants) -> list[dict]:
                 recorded_by=None,
             )
         )
-    bulk(engine, Patient.__table__, patients)
-    bulk(engine, PregnancyTestRecord.__table__, tests)
-    bulk(engine, PatientSurvey.__table__, surveys)
+    bulk(engine, table_of(Patient), patients)
+    bulk(engine, table_of(PregnancyTestRecord), tests)
+    bulk(engine, table_of(PatientSurvey), surveys)
     return patients
 
 
-def seed_authorizations(engine, patients: list[dict], n: int, expires_at, status="issued") -> list[dict]:
+def seed_authorizations(
+    engine: Engine,
+    patients: list[dict[str, Any]],
+    n: int,
+    expires_at: Callable[[int], datetime],
+    status: str = "issued",
+) -> list[dict[str, Any]]:
     """Issued authorizations (with their decision rows) for male and FNRP adults (no testing).
 
     The decision rows are stand-ins with negative ``audit_seq`` values, which no
@@ -284,16 +295,19 @@ def seed_authorizations(engine, patients: list[dict], n: int, expires_at, status
                 decision_id=did,
             )
         )
-    bulk(engine, DecisionRecord.__table__, decisions)
-    bulk(engine, Authorization.__table__, auths)
+    bulk(engine, table_of(DecisionRecord), decisions)
+    bulk(engine, table_of(Authorization), auths)
     return auths
 
 
-def grow_history(engine, n: int, pharmacy_ids, patients) -> None:
+def grow_history(engine: Engine, n: int, pharmacy_ids: list[uuid.UUID], patients: list[dict[str, Any]]) -> None:
     """Append ``n`` chained decision entries (hashes computed exactly as the append path does)."""
     with engine.connect() as conn:
         head_seq, head_hash = conn.execute(text("SELECT seq, hash FROM audit_chain_head WHERE id = 1")).one()
-    rows, codes, prev = [], [], head_hash
+    entries, reason_codes = table_of(AuditEntry), table_of(AuditReasonCode)
+    rows: list[dict[str, Any]] = []
+    codes: list[dict[str, Any]] = []
+    prev = head_hash
     reasons_pool = [
         [],
         [],
@@ -333,13 +347,13 @@ def grow_history(engine, n: int, pharmacy_ids, patients) -> None:
             hash="",
         )
         entry.hash = prev = chain_hash(prev, audit.entry_content(entry))
-        rows.append({c.name: getattr(entry, c.name) for c in AuditEntry.__table__.columns})
+        rows.append({c.name: getattr(entry, c.name) for c in entries.columns})
         codes.extend({"code": r["code"], "seq": seq} for r in reasons)
         if len(rows) >= 20_000:
-            bulk(engine, AuditEntry.__table__, rows)
+            bulk(engine, entries, rows)
             rows = []
-    bulk(engine, AuditEntry.__table__, rows)
-    bulk(engine, AuditReasonCode.__table__, codes)
+    bulk(engine, entries, rows)
+    bulk(engine, reason_codes, codes)
     with engine.begin() as conn:
         conn.execute(
             text("UPDATE audit_chain_head SET seq = :s, hash = :h WHERE id = 1"), {"s": head_seq + n, "h": prev}
@@ -347,7 +361,7 @@ def grow_history(engine, n: int, pharmacy_ids, patients) -> None:
     vacuum(engine, "audit_entries", "audit_reason_codes")
 
 
-def vacuum(engine, *tables: str) -> None:
+def vacuum(engine: Engine, *tables: str) -> None:
     """VACUUM (ANALYZE) after a bulk load, as autovacuum would have done long before a
     history built up over months is queried: without it the first reads of each fresh
     page set its hint bits (writes) and the first queries measure that instead."""
@@ -359,7 +373,7 @@ def vacuum(engine, *tables: str) -> None:
 # --- measurements --------------------------------------------------------------------
 
 
-def decision_latency(runtime, actor, auths: list[dict], n: int) -> dict[str, list[float]]:
+def decision_latency(runtime: Runtime, actor: Actor, auths: list[dict[str, Any]], n: int) -> dict[str, list[float]]:
     """In-process dispense decisions, alternately on a valid authorization and on an unknown
     number: milliseconds each, by kind."""
     times: dict[str, list[float]] = {"valid": [], "unknown": []}
@@ -396,10 +410,11 @@ def mixed_p50(times: dict[str, list[float]]) -> float:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def serve(app: str, url: str):
+def serve(app: str, url: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     # As in production: a queue is configured, so requests leave their events in the
     # outbox for rq cron's relay (not running here) and do no relaying themselves.
@@ -432,7 +447,7 @@ def serve(app: str, url: str):
     return proc, port
 
 
-def load(port: int, path: str, pairs: list, seconds: float) -> dict:
+def load(port: int, path: str, pairs: list[list[Any]], seconds: float) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(pairs, f)
     out = subprocess.run(
@@ -455,18 +470,20 @@ def load(port: int, path: str, pairs: list, seconds: float) -> dict:
         check=True,
     )
     os.unlink(f.name)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
 
 
-def stop(proc) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
 
 
-def time_sweep(runtime) -> float:
+def time_sweep(runtime: Runtime) -> float:
     """Seconds until the sweep has handled every due row: it takes up to ``sweeps.BATCH``
     per kind and run (as cron calls it), so it runs until a run finds nothing due."""
-    started, runs, handled = time.perf_counter(), 0, {}
+    started, runs = time.perf_counter(), 0
+    handled: dict[str, int] = {}
     while True:
         report = sweeps.run(runtime.uow, runtime.program, datetime.now(UTC))
         runs += 1
@@ -496,12 +513,13 @@ def main() -> None:
 
     redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
     app = create_app({"DATABASE_URL": url, "RELAY_AFTER_REQUEST": False})
-    runtime = app.extensions["rems"]
+    runtime: Runtime = app.extensions["rems"]
     engine = runtime.engine
-    results: dict = {"mode": mode, "scale": scale}
+    results: dict[str, Any] = {"mode": mode, "scale": scale}
 
     log(
-        f"seeding ({mode}): {scale['prescribers']} prescribers, {scale['pharmacies']} pharmacies, {scale['patients']} patients"
+        f"seeding ({mode}): {scale['prescribers']} prescribers, {scale['pharmacies']} pharmacies,"
+        f" {scale['patients']} patients"
     )
     participants = seed_participants(runtime, scale)
     patients = seed_patients(engine, scale, participants)
@@ -532,7 +550,7 @@ def main() -> None:
 
     log("load: baseline and service under identical gunicorn settings")
     load_auths = seed_authorizations(engine, patients, scale["load_bodies"] // 2, far)
-    pairs = []
+    pairs: list[list[Any]] = []
     tokens = participants["pharmacists"]
     counseling = {"medication_guide_provided": True, "checklist_completed": True}
     for i in range(scale["load_bodies"]):
@@ -592,7 +610,8 @@ def main() -> None:
 
     log("audit: filtered pages")
     auditor = Actor(None, "auditor")
-    page_times, kinds = [], {}
+    page_times: list[float] = []
+    kinds: dict[str, list[float]] = {}
     for i in range(60):
         filters = [
             audit_log.AuditFilter(pharmacy_id=random.choice(participants["pharmacies"])),
@@ -670,7 +689,7 @@ def main() -> None:
     runtime.engine.dispose()
 
 
-def markdown(r: dict) -> str:
+def markdown(r: dict[str, Any]) -> str:
     s = r["scale"]
     rows = [
         (
@@ -712,7 +731,8 @@ def markdown(r: dict) -> str:
         ("CSV export (rows/s)", f"{r['export_rows_per_s']:,}", f"{r['export_rows_all']:,} rows", ""),
         (
             "CSV export peak memory (MB)",
-            f"{r['export_peak_mb_small']} ({r['export_rows_small']:,} rows) vs {r['export_peak_mb_large']} ({r['export_rows_large']:,} rows)",
+            f"{r['export_peak_mb_small']} ({r['export_rows_small']:,} rows)"
+            f" vs {r['export_peak_mb_large']} ({r['export_rows_large']:,} rows)",
             "",
             "independent of size",
         ),
