@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from config.programs import load_program
 from rems_service.db.models import Authorization, Dispense, IdempotencyKey, Patient
+from rems_service.db.repository import AlreadyHeld
 from rems_service.services import authorizations, dispenses
 from rems_service.services.authorizations import AuthorizationCommand
 from rems_service.services.decisions import DecisionAnswer
@@ -31,10 +32,11 @@ from tests.helpers import utc
 from tests.unit.fakes import FakeStore, FakeUnitOfWork, PharmacyRecord
 from workflows.actors import Actor, UserRole
 from workflows.audit import digest
-from workflows.authorizations import AuthorizationStatus
+from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
 from workflows.dispenses import DispenseStatus
 from workflows.participants import PharmacyStatus, PrescriberStatus
 from workflows.patients import MenstrualCycle, PatientStatus, RiskCategory
+from workflows.program import Program
 from workflows.replay import replay
 from workflows.testing import PregnancyResult, PregnancyTest
 
@@ -247,13 +249,15 @@ def auth_body(world: World, **changes: Any) -> dict[str, Any]:
     return {**body, **changes}
 
 
-def ask_authorization(world: World, actor: Actor = PRESCRIBER, now=NOW, key: str | None = None, **changes: Any):
+def ask_authorization(
+    world: World, actor: Actor = PRESCRIBER, now=NOW, key: str | None = None, program: Program = PROGRAM, **changes: Any
+):
     body = auth_body(world, **changes)
     return authorizations.request(
         world.uow,
         actor,
         now,
-        PROGRAM,
+        program,
         AuthorizationCommand.of(**body),
         idempotency_key=key,
         request_body={**body, "patient_id": str(body["patient_id"])},
@@ -272,10 +276,12 @@ def dispense_body(world: World, **changes: Any) -> dict[str, Any]:
     return {**body, **changes}
 
 
-def ask_dispense(world: World, actor: Actor = PHARMACIST, now=NOW, key: str | None = None, **changes: Any):
+def ask_dispense(
+    world: World, actor: Actor = PHARMACIST, now=NOW, key: str | None = None, program: Program = PROGRAM, **changes: Any
+):
     body = dispense_body(world, **changes)
     return dispenses.request(
-        world.uow, actor, now, PROGRAM, dispenses.command(**body), idempotency_key=key, request_body=body
+        world.uow, actor, now, program, dispenses.command(**body), idempotency_key=key, request_body=body
     )
 
 
@@ -955,3 +961,68 @@ def test_an_abandoned_claim_is_taken_over_and_decided_once():
     assert answer.result is not None and answer.result.approved
     (key,) = world.store.idempotency_keys()
     assert key.response_body == answer.body and key.created_at == world.store.clock
+
+
+def test_validity_windows_come_from_the_program_version():
+    """R-AUTH-3, R-DISP-2 (Program definition): the authorization's days and the confirmation's
+    hours are the program version's parameters, not numbers in code."""
+    version = replace(
+        VERSION, authorization_valid_days_frp=5, authorization_valid_days_other=20, confirmation_valid_hours=36
+    )
+    program = Program(PROGRAM.name, (version,))
+    frp, male = make_world(FRP), make_world(MALE)
+    for world, days in ((frp, 5), (male, 20)):
+        result = ask_authorization(world, program=program).result
+        assert result is not None and result.expires_at == NOW + days * DAY
+        (row,) = world.store.all(Authorization)
+        assert row.expires_at == NOW + days * DAY
+    world = dispense_world()
+    answer = ask_dispense(world, program=program)
+    assert answer.result is not None and answer.result.confirmation_expires_at == NOW + 36 * HOUR
+
+
+# -- the fakes themselves ------------------------------------------------------------------------------
+
+
+def test_fake_unit_of_work_keeps_nothing_without_commit():
+    """R-AUD-1: the fake, like the real unit of work, drops added rows, changed attributes and
+    recorded entries when it ends without ``commit()``; ``commit()`` keeps them."""
+    world = dispense_world()
+    auth = world.authorization
+    assert auth is not None
+    before = world.recorded()
+    with pytest.raises(RuntimeError), world.uow() as uow:
+        inputs = uow.repo.dispense_inputs(auth.number, REMS_PATIENT_ID, PHARMACY_ID, PHARMACIST.user_id)
+        assert inputs.authorization is not None and inputs.authorization is not auth  # a private copy
+        inputs.authorization.status = AuthorizationStatus.VOIDED
+        uow.repo.add(inputs.authorization)
+        uow.repo.record_change(PHARMACIST, inputs.authorization, _void_change(), {"authorization_id": auth.id})
+        raise RuntimeError("abandoned")
+    assert world.recorded() == before and world.store.get(Authorization, auth.id).status is AuthorizationStatus.ISSUED
+    with world.uow() as uow:
+        row = uow.repo.dispense_inputs(auth.number, REMS_PATIENT_ID, PHARMACY_ID, PHARMACIST.user_id).authorization
+        uow.repo.record_change(PHARMACIST, row, _void_change(), {"authorization_id": auth.id})
+        uow.commit()
+    assert world.store.get(Authorization, auth.id).status is AuthorizationStatus.VOIDED
+    assert [e.action for e in world.store.audit] == ["authorization.voided"]
+
+
+def _void_change():
+    return AuthorizationLifecycle(AuthorizationStatus.ISSUED.value).void("test", NOW)
+
+
+def test_fake_index_refuses_a_second_holding_confirmation():
+    """R-DISP-5: the fake's ``add_confirmation`` refuses a second confirmed-or-dispensed
+    dispense of one authorization, as the real partial unique index does."""
+    world = dispense_world()
+    auth = world.authorization
+    assert auth is not None
+    held = confirmation_on(world, auth, expires_at=NOW + HOUR)
+    second = Dispense(**{**held.model_dump(), "id": uuid.uuid4(), "confirmation_number": "RC-3333A-3333B-3333C"})
+    with world.uow() as uow, pytest.raises(AlreadyHeld):
+        uow.repo.add_confirmation(second)
+    second.status = DispenseStatus.REVERSED  # not holding: the index lets it in
+    with world.uow() as uow:
+        uow.repo.add_confirmation(second)
+        uow.commit()
+    assert len(holders(world, auth)) == 1
