@@ -12,6 +12,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from rems_service import create_app
 from rems_service.db import migrate
+from rems_service.jobs import tasks
 from rems_service.runtime import get_runtime
 from rems_service.services import audit_log, decisions, pharmacies, prescribers, users
 from rems_service.services.errors import ServiceError
@@ -218,6 +219,4 @@ def jobs_group() -> None:
 @with_appcontext
 def jobs_sweep() -> None:
     """Run every periodic sweep once (expiries, reminders, renewals, webhook retries, outbox relay)."""
-    from rems_service.jobs import tasks
-
     click.echo(json.dumps(tasks.run_sweeps(get_runtime()), sort_keys=True))

@@ -36,7 +36,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.received.append(Received({k: v for k, v in self.headers.items()}, raw))
+                receiver.received.append(Received(dict(self.headers.items()), raw))
                 receiver.arrived.set()
                 if receiver.stall:
                     time.sleep(receiver.stall)

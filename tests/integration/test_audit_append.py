@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from rems_service.db.models import AuditEntry, OutboxEvent, Prescriber
 from rems_service.db import audit_chain as audit
+from rems_service.db.models import AuditEntry, OutboxEvent, Prescriber
 from rems_service.services import prescribers
 from rems_service.services.actor import SYSTEM, Actor
 from rems_service.services.errors import Conflict

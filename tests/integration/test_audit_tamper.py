@@ -18,10 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
-from rems_service.db.engine import build_engine
-from rems_service.db.models import AuditChainHead, AuditEntry
 from rems_service.db import audit_chain as audit
 from rems_service.db.audit_log_store import AuditLogStore
+from rems_service.db.engine import build_engine
+from rems_service.db.models import AuditChainHead, AuditEntry
 from rems_service.services import audit_log
 from rems_service.services.actor import SYSTEM, Actor
 from tests.helpers import tamper_with_audit

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -28,10 +27,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from rems_service import create_app
+from rems_service.db import audit_chain as audit
 from rems_service.db import migrate
 from rems_service.db.engine import build_engine
 from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense, UserRole
-from rems_service.db import audit_chain as audit
 from rems_service.services import authorizations, decisions, dispenses, patients
 from rems_service.services.actor import SYSTEM, Actor
 from rems_service.services.errors import ServiceError
@@ -295,9 +294,7 @@ class DecisionMachine(RuleBasedStateMachine):
             ),
         ).result.id
         with self.runtime.session() as s:
-            number = s.exec(
-                select(Authorization.number).where(Authorization.decision_id == decision_id)
-            ).first()
+            number = s.exec(select(Authorization.number).where(Authorization.decision_id == decision_id)).first()
         return (number, patient[1], days)
 
     @rule(target=authorizations_, patient=patients_, days=st.sampled_from([14, 28]))
