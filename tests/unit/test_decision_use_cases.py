@@ -74,7 +74,6 @@ class World:
     store: FakeStore
     patient: Patient
     authorization: Authorization | None = None
-    seeded: dict[str, int] = field(default_factory=dict)
 
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self.store)
@@ -650,7 +649,8 @@ def _prior_dispensed(days_ago: int):
 
 
 EXPIRED_ISSUE = NOW - (VERSION.authorization_valid_days_frp + 1) * DAY
-EARLY_DAYS = 28 - VERSION.refill_max_remaining_days - 2  # more than the allowed days of therapy still remain
+#: The prior 28-day supply was dispensed this many days ago: two days more than the program allows still remain.
+EARLY_DAYS = 28 - VERSION.refill_max_remaining_days - 2
 
 DISPENSE_CASES = [
     case("pharmacy-suspended", {("PHARMACY_NOT_CERTIFIED", "R-PHA-1")}, _pharmacy(PharmacyStatus.SUSPENDED)),
