@@ -42,7 +42,9 @@ def _where(query: Any, f: AuditFilter) -> Any:
     if f.outcome:
         query = query.where(AuditEntry.outcome == f.outcome)
     if f.reason:
-        query = query.where(exists().where(AuditReasonCode.seq == AuditEntry.seq, AuditReasonCode.code == f.reason))
+        query = query.where(
+            exists().where(col(AuditReasonCode.seq) == col(AuditEntry.seq), col(AuditReasonCode.code) == f.reason)
+        )
     if f.pharmacy_id:
         query = query.where(AuditEntry.pharmacy_id == f.pharmacy_id)
     if f.prescriber_id:

@@ -377,7 +377,7 @@ class AuditCheckpoint(SQLModel, table=True):
 
     __tablename__ = "audit_checkpoints"
 
-    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
     seq: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     hash: str = Field(sa_type=String(64), nullable=False)
     verified_at: datetime = _utc()

@@ -22,11 +22,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import CursorResult, delete, insert, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, col, select
 
 from workflows.actors import Actor
 from workflows.audit import OUTCOME_COMPLETED
@@ -54,7 +55,10 @@ from .models import (
     PregnancyTestRecord,
     Prescriber,
     User,
+    table_of,
 )
+
+RowT = TypeVar("RowT", bound=SQLModel)
 
 #: Audit actions of the two decisions; the outcome column says approved or denied.
 DECISION_ACTIONS = {"authorization": "authorization.decided", "dispense": "dispense.decided"}
@@ -209,8 +213,10 @@ class Repository:
         """The patient's authorizations stored as open, oldest first, locked (the caller holds the patient)."""
         return self.session.exec(
             select(Authorization)
-            .where(Authorization.patient_id == patient_id, Authorization.status.in_([s.value for s in OPEN_STATUSES]))
-            .order_by(Authorization.issued_at)
+            .where(
+                Authorization.patient_id == patient_id, col(Authorization.status).in_([s.value for s in OPEN_STATUSES])
+            )
+            .order_by(col(Authorization.issued_at))
             .with_for_update()
         ).all()
 
@@ -240,7 +246,7 @@ class Repository:
         )
         return AuthorizationInputs(
             patient=patient,
-            prescriber_status=status or PrescriberStatus.DECERTIFIED,
+            prescriber_status=PrescriberStatus(status) if status else PrescriberStatus.DECERTIFIED,
             facts=patient_facts(patient, self.pregnancy_tests(patient.id)),
             last_survey_at=self.last_survey_at(patient.id),
         )
@@ -290,7 +296,7 @@ class Repository:
         return self.session.execute(
             select(PregnancyTestRecord.collected_at, PregnancyTestRecord.result, PregnancyTestRecord.sensitivity_miu_ml)
             .where(PregnancyTestRecord.patient_id == patient_id)
-            .order_by(PregnancyTestRecord.collected_at)
+            .order_by(col(PregnancyTestRecord.collected_at))
         ).all()
 
     def patient_facts(self, row: Patient) -> PatientFacts:
@@ -300,7 +306,7 @@ class Repository:
         return self.session.exec(
             select(PatientSurvey.completed_at)
             .where(PatientSurvey.patient_id == patient_id)
-            .order_by(PatientSurvey.completed_at.desc())  # type: ignore[attr-defined]
+            .order_by(col(PatientSurvey.completed_at).desc())
             .limit(1)
         ).first()
 
@@ -309,23 +315,27 @@ class Repository:
         row = self.session.execute(
             select(Dispense.dispensed_at, Dispense.days_supply)
             .where(Dispense.patient_id == patient_id, Dispense.status == DispenseStatus.DISPENSED)
-            .order_by(Dispense.dispensed_at.desc())  # type: ignore[union-attr]
+            .order_by(col(Dispense.dispensed_at).desc())
             .limit(1)
         ).first()
         return PriorDispense(row.dispensed_at, row.days_supply) if row else None
 
     # -- plain reads ------------------------------------------------------------------------
 
-    def get(self, row_type: type[Any], row_id: Any, lock: bool = False) -> Any:
+    def get(self, row_type: type[RowT], row_id: Any, lock: bool = False) -> RowT | None:
         """The row of ``row_type`` with primary key ``row_id`` (locked if asked), or None."""
         return self.session.get(row_type, row_id, with_for_update=lock, populate_existing=lock)
 
     def actor_by_token_hash(self, token_hash: str) -> Actor | None:
         """The actor holding the token whose hash is ``token_hash`` (five columns, one statement)."""
         user = self.session.execute(
-            select(User.id, User.role, User.prescriber_id, User.pharmacy_id, User.training_completed_at).where(
-                User.token_hash == token_hash
-            )
+            select_columns(
+                col(User.id),
+                col(User.role),
+                col(User.prescriber_id),
+                col(User.pharmacy_id),
+                col(User.training_completed_at),
+            ).where(col(User.token_hash) == token_hash)
         ).first()
         if user is None:
             return None
@@ -362,14 +372,16 @@ class Repository:
         )
         if seq is not None:
             query = query.where(AuditEntry.seq == seq)
-        return self.session.exec(query.order_by(AuditEntry.seq)).all()  # type: ignore[return-value]
+        return self.session.exec(query.order_by(col(AuditEntry.seq))).all()
 
     # -- what the sweeps find due (each through an index, at most ``limit`` rows) ----------
 
     def authorizations_past_expiry(self, now: datetime, limit: int) -> list[uuid.UUID]:
         open_statuses = [s.value for s in OPEN_STATUSES]
         return self._ids(
-            select(Authorization.id).where(Authorization.expires_at <= now, Authorization.status.in_(open_statuses)),
+            select(Authorization.id).where(
+                Authorization.expires_at <= now, col(Authorization.status).in_(open_statuses)
+            ),
             limit,
         )
 
@@ -393,14 +405,14 @@ class Repository:
 
     def patients_due(self, test_by: datetime, survey_by: datetime, limit: int) -> list[uuid.UUID]:
         """Patients whose next test is due by ``test_by`` or next survey by ``survey_by``."""
-        due = set(self._ids(select(Patient.id).where(Patient.next_test_due_at <= test_by), limit))
-        due |= set(self._ids(select(Patient.id).where(Patient.next_survey_due_at <= survey_by), limit))
+        due = set(self._ids(select(Patient.id).where(col(Patient.next_test_due_at) <= test_by), limit))
+        due |= set(self._ids(select(Patient.id).where(col(Patient.next_survey_due_at) <= survey_by), limit))
         return sorted(due)
 
     def pharmacies_certified_until(self, by: datetime, limit: int) -> list[uuid.UUID]:
         return self._ids(
             select(Pharmacy.id).where(
-                Pharmacy.certified_until <= by, Pharmacy.status == PharmacyStatus.CERTIFIED.value
+                col(Pharmacy.certified_until) <= by, Pharmacy.status == PharmacyStatus.CERTIFIED.value
             ),
             limit,
         )
@@ -566,40 +578,46 @@ class Repository:
 
     def take_over_claim(self, existing: IdempotencyKey, now: datetime) -> IdempotencyClaim | None:
         """Take an abandoned claim over (compare-and-set: of two takers, one wins); None if lost."""
-        taken = self.session.execute(
-            update(IdempotencyKey)
-            .where(
-                IdempotencyKey.id == existing.id,
-                IdempotencyKey.created_at == existing.created_at,
-                IdempotencyKey.response_body.is_(None),  # type: ignore[union-attr]
-            )
-            .values(created_at=now)
+        taken = cast(  # DML gives a CursorResult
+            CursorResult[Any],
+            self.session.execute(
+                update(IdempotencyKey)
+                .where(
+                    col(IdempotencyKey.id) == existing.id,
+                    col(IdempotencyKey.created_at) == existing.created_at,
+                    col(IdempotencyKey.response_body).is_(None),
+                )
+                .values(created_at=now)
+            ),
         )
-        return IdempotencyClaim(existing.id, now) if taken.rowcount == 1 else None  # type: ignore[attr-defined]
+        return IdempotencyClaim(existing.id, now) if taken.rowcount == 1 else None
 
     def complete_idempotency_claim(self, claim: IdempotencyClaim, status: int, body: str) -> None:
         """Store the response with the decision; ``StaleClaim`` if another process took the claim."""
-        done = self.session.execute(
-            update(IdempotencyKey)
-            .where(
-                IdempotencyKey.id == claim.id,
-                IdempotencyKey.created_at == claim.created_at,
-                IdempotencyKey.response_body.is_(None),  # type: ignore[union-attr]
-            )
-            .values(response_status=status, response_body=body, completed_at=self.database_now())
+        done = cast(  # DML gives a CursorResult
+            CursorResult[Any],
+            self.session.execute(
+                update(IdempotencyKey)
+                .where(
+                    col(IdempotencyKey.id) == claim.id,
+                    col(IdempotencyKey.created_at) == claim.created_at,
+                    col(IdempotencyKey.response_body).is_(None),
+                )
+                .values(response_status=status, response_body=body, completed_at=self.database_now())
+            ),
         )
-        if done.rowcount != 1:  # type: ignore[attr-defined]
+        if done.rowcount != 1:
             raise StaleClaim()
 
     def release_idempotency_claim(self, claim: IdempotencyClaim) -> None:
         """Forget an unfinished claim (its request failed), so the client can retry."""
         self.session.execute(
-            IdempotencyKey.__table__.delete().where(  # type: ignore[attr-defined]
-                IdempotencyKey.id == claim.id,
-                IdempotencyKey.response_body.is_(None),  # type: ignore[union-attr]
+            delete(IdempotencyKey).where(
+                col(IdempotencyKey.id) == claim.id,
+                col(IdempotencyKey.response_body).is_(None),
             )
         )
 
 
-_INSERT_DECISION = insert(DecisionRecord.__table__)  # type: ignore[arg-type]
-_DECISION_COLUMNS = tuple(DecisionRecord.__table__.columns)  # type: ignore[attr-defined]
+_INSERT_DECISION = insert(table_of(DecisionRecord))
+_DECISION_COLUMNS = tuple(table_of(DecisionRecord).columns)

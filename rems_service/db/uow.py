@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from .audit_log_store import AuditLogStore
 from .repository import Repository
+from .webhook_store import WebhookStore
 
 
 class UnitOfWork:
@@ -25,6 +26,8 @@ class UnitOfWork:
     repo: Repository
     #: The auditor's reads of the audit log.
     audit_log: AuditLogStore
+    #: Webhook subscriptions, deliveries and attempts.
+    webhooks: WebhookStore
 
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
@@ -34,6 +37,7 @@ class UnitOfWork:
         self.session = self._session_factory()
         self.repo = Repository(self.session)
         self.audit_log = AuditLogStore(self.session)
+        self.webhooks = WebhookStore(self.session)
         self._committed = False
         return self
 

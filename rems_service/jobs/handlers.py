@@ -135,7 +135,7 @@ def handle_event(event_id: str) -> bool:
             session.flush()
         except IntegrityError:  # another handler got there first
             return False
-        deliveries = webhooks.fan_out(session, event, now)
+        deliveries = webhooks.fan_out(uow.webhooks, event, now)
         scheduled = follow_ups(session, event)
         uow.commit()
     dispatcher = dispatcher_for(rt)

@@ -157,7 +157,9 @@ def parse_anchor(value: str) -> tuple[int, str]:
     return int(seq), digest
 
 
-def _against_anchor(store: AuditLogStore, check: ChainCheck, seq: int, digest: str) -> tuple[ChainCheck, dict[str, Any]]:
+def _against_anchor(
+    store: AuditLogStore, check: ChainCheck, seq: int, digest: str
+) -> tuple[ChainCheck, dict[str, Any]]:
     """The anchor (taken earlier and kept outside the database) must still be in the chain.
 
     A chain that is internally consistent but shorter than the anchor was

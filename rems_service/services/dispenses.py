@@ -194,7 +194,9 @@ def _confirm(
     auth, patient = inputs.authorization, inputs.patient
     if not decision.approved:
         return None
+    # An approval has read a certified pharmacy and a trained pharmacist: the caller is one.
     assert auth is not None and patient is not None and decision.valid_until is not None
+    assert actor.pharmacy_id is not None and actor.user_id is not None
     settle(uow.repo, actor, inputs.holding, now, version)  # read under the authorization's lock
     # A 75-bit collision would violate the number's unique constraint: the decision is then made again.
     number = new_reference_number(NUMBER_PREFIX)
@@ -249,6 +251,7 @@ def get(uow: UnitOfWork, actor: Actor, now: datetime, number: str) -> DispenseVi
     with uow:
         row = _find(uow, actor, number)
         auth = uow.repo.get(Authorization, row.authorization_id)
+        assert auth is not None, "a dispense's authorization is never deleted"
         return DispenseView(row, effective_dispense_status(row.status, row.confirmation_expires_at, now), auth.number)
 
 

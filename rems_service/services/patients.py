@@ -123,6 +123,7 @@ def enroll(
         if problems:
             raise Invalid("The patient cannot be enrolled.", problems)
         row = Patient(
+            rems_patient_id=new_rems_patient_id(),
             prescriber_id=prescriber.id,
             first_name=first_name,
             last_name=last_name,
@@ -137,10 +138,9 @@ def enroll(
             created_at=now,
         )
         for _ in range(5):
-            row.rems_patient_id = new_rems_patient_id()
             if repo.add_unless_duplicate(row):
                 break
-            # a 50-bit collision: draw again
+            row.rems_patient_id = new_rems_patient_id()  # a 50-bit collision: draw again
         else:  # pragma: no cover
             raise Conflict("Could not allocate a REMS patient id; retry.")
         # What the enrollment decision read, without name or date of birth (R-AUD-3).

@@ -21,18 +21,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 
-from rems_service.db.engine import database_now
-from rems_service.db.models import OutboxEvent, UserRole, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from rems_service.db.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from rems_service.db.uow import UnitOfWork
+from rems_service.db.webhook_store import CANCELLED, DELIVERED, FAILED, PENDING, WebhookStore
+from workflows.actors import Actor, UserRole
 from workflows.audit import canonical_json
 
-from .actor import Actor
 from .errors import Forbidden, NotFound
 
-PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
+__all__ = ["CANCELLED", "DELIVERED", "FAILED", "PENDING"]
 SIGNATURE_HEADER = "X-Rems-Signature"
 NOT_FOUND = "Webhook not found."
 
@@ -46,7 +44,7 @@ def create(uow: UnitOfWork, actor: Actor, now: datetime, *, url: str, events: li
     """Subscribe ``url`` to ``events``; a prescriber's or pharmacist's subscription is
     bound to its prescriber or pharmacy. The secret is returned here only."""
     if actor.role == UserRole.PRESCRIBER.value:
-        scope = {"prescriber_id": actor.prescriber_id}
+        scope: dict[str, Any] = {"prescriber_id": actor.prescriber_id}
     elif actor.role == UserRole.PHARMACIST.value:
         scope = {"pharmacy_id": actor.pharmacy_id}
     elif actor.is_admin:
@@ -60,10 +58,10 @@ def create(uow: UnitOfWork, actor: Actor, now: datetime, *, url: str, events: li
             events=sorted(set(events)),
             secret=secrets.token_hex(32),
             created_by=actor.user_id,
-            created_at=database_now(uow.session),
+            created_at=uow.webhooks.database_now(),
             **scope,
         )
-        uow.session.add(row)
+        uow.webhooks.add(row)
         uow.commit()
         return row
 
@@ -83,13 +81,11 @@ def _owned(actor: Actor, row: WebhookSubscription | None) -> bool:
 def delete(uow: UnitOfWork, actor: Actor, now: datetime, subscription_id: uuid.UUID) -> None:
     """Stop the subscription; deliveries still pending are cancelled."""
     with uow:
-        row = uow.session.get(WebhookSubscription, subscription_id, with_for_update=True)
-        if not _owned(actor, row):
+        row = uow.webhooks.subscription(subscription_id, lock=True)
+        if row is None or not _owned(actor, row):
             raise NotFound(NOT_FOUND)
         row.deleted_at = now
-        for delivery in uow.session.exec(
-            select(WebhookDelivery).where(WebhookDelivery.subscription_id == row.id, WebhookDelivery.status == PENDING)
-        ).all():
+        for delivery in uow.webhooks.pending_deliveries(row.id):
             delivery.status, delivery.next_attempt_at = CANCELLED, None
         uow.commit()
 
@@ -103,22 +99,12 @@ class DeliveryView:
 def deliveries(uow: UnitOfWork, actor: Actor, subscription_id: uuid.UUID, limit: int = 100) -> list[DeliveryView]:
     """The subscription's deliveries, newest first, each with its attempts."""
     with uow:
-        session = uow.session
-        if not _owned(actor, session.get(WebhookSubscription, subscription_id)):
+        if not _owned(actor, uow.webhooks.subscription(subscription_id)):
             raise NotFound(NOT_FOUND)
-        rows = session.exec(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.subscription_id == subscription_id)
-            .order_by(WebhookDelivery.created_at.desc())
-            .limit(limit)
-        ).all()
-        out = []
-        for row in rows:
-            attempts = session.exec(
-                select(WebhookAttempt).where(WebhookAttempt.delivery_id == row.id).order_by(WebhookAttempt.attempt)
-            ).all()
-            out.append(DeliveryView(row, list(attempts)))
-        return out
+        return [
+            DeliveryView(row, list(uow.webhooks.attempts(row.id)))
+            for row in uow.webhooks.deliveries(subscription_id, limit)
+        ]
 
 
 def _matches(subscription: WebhookSubscription, event: OutboxEvent) -> bool:
@@ -137,11 +123,10 @@ def body_of(event: OutboxEvent) -> str:
     return canonical_json({"id": event.id, "type": event.type, "occurred_at": event.occurred_at, "data": event.payload})
 
 
-def fan_out(session: Session, event: OutboxEvent, now: datetime) -> list[uuid.UUID]:
+def fan_out(store: WebhookStore, event: OutboxEvent, now: datetime) -> list[uuid.UUID]:
     """Create the deliveries ``event`` owes (in the caller's transaction); return their ids."""
-    subscriptions = session.exec(select(WebhookSubscription).where(WebhookSubscription.deleted_at.is_(None))).all()
     created = []
-    for subscription in subscriptions:
+    for subscription in store.live_subscriptions():
         if not _matches(subscription, event):
             continue
         delivery = WebhookDelivery(
@@ -153,13 +138,8 @@ def fan_out(session: Session, event: OutboxEvent, now: datetime) -> list[uuid.UU
             next_attempt_at=now,
             created_at=now,
         )
-        try:
-            with session.begin_nested():
-                session.add(delivery)
-                session.flush()
-        except IntegrityError:
-            continue  # already owed (a re-sent event): never twice
-        created.append(delivery.id)
+        if store.add_delivery_unless_owed(delivery):  # already owed (a re-sent event): never twice
+            created.append(delivery.id)
     return created
 
 
@@ -181,13 +161,10 @@ def _claim(
     uow: UnitOfWork, delivery_id: uuid.UUID, now: datetime, lease: timedelta
 ) -> tuple[WebhookSubscription, WebhookDelivery] | None:
     with uow:
-        session = uow.session
-        row = session.exec(
-            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update(skip_locked=True)
-        ).first()
+        row = uow.webhooks.delivery(delivery_id, skip_locked=True)
         if row is None or row.status != PENDING or (row.next_attempt_at is not None and row.next_attempt_at > now):
             return None
-        subscription = session.get(WebhookSubscription, row.subscription_id)
+        subscription = uow.webhooks.subscription(row.subscription_id)
         if subscription is None or subscription.deleted_at is not None:
             row.status, row.next_attempt_at = CANCELLED, None
             uow.commit()
@@ -235,8 +212,9 @@ def attempt(uow_factory: Any, settings: dict[str, Any], delivery_id: uuid.UUID, 
     status_code, error, duration_ms = _post(subscription, claimed_delivery, settings["WEBHOOK_TIMEOUT_SECONDS"])
     now = now_fn()
     with uow_factory() as uow:
-        row = uow.session.get(WebhookDelivery, delivery_id, with_for_update=True)
-        uow.session.add(
+        row = uow.webhooks.delivery(delivery_id, lock=True)
+        assert row is not None, "deliveries are never deleted"
+        uow.webhooks.add(
             WebhookAttempt(
                 delivery_id=delivery_id,
                 attempt=number,
@@ -262,11 +240,4 @@ def attempt(uow_factory: Any, settings: dict[str, Any], delivery_id: uuid.UUID, 
 def due(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[uuid.UUID]:
     """Deliveries whose next attempt is due (the retry sweep's rows, by index)."""
     with uow:
-        return list(
-            uow.session.exec(
-                select(WebhookDelivery.id)
-                .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
-                .order_by(WebhookDelivery.next_attempt_at)
-                .limit(limit)
-            ).all()
-        )
+        return uow.webhooks.due(now, limit)
