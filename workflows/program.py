@@ -151,28 +151,25 @@ class _Reader:
         return value
 
 
-def parse_program_version(data: Mapping[str, Any], source: str = "program") -> ProgramVersion:
-    """Build a ``ProgramVersion`` from a parsed document; raise ``ProgramDefinitionError``."""
-    r = _Reader()
-    top = r.keys("", data, _TOP_KEYS)
-    mon = r.keys("monitoring", top.get("monitoring", {}), _MONITORING_KEYS)
-    survey = r.keys("survey_interval_days", top.get("survey_interval_days", {}), _SURVEY_KEYS)
-    auth = r.keys("authorization_valid_days", top.get("authorization_valid_days", {}), _AUTH_KEYS)
-
-    effective_from = top.get("effective_from")
-    if isinstance(effective_from, datetime) or not isinstance(effective_from, date):
-        if effective_from is not None:
+def _effective_from(r: _Reader, value: Any) -> date:
+    if isinstance(value, datetime) or not isinstance(value, date):
+        if value is not None:
             r.problems.append("effective_from must be a date (YYYY-MM-DD)")
-        effective_from = date.min
+        return date.min
+    return value
 
-    zone = r.text("timezone", top.get("timezone"))
+
+def _timezone(r: _Reader, value: Any) -> str:
+    zone = r.text("timezone", value)
     if zone:
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             r.problems.append(f"timezone {zone!r} is not a known IANA time zone")
+    return zone
 
-    window = top.get("initial_test_1_window_days")
+
+def _initial_window(r: _Reader, window: Any) -> list[int]:
     if (
         not isinstance(window, list)
         or len(window) != 2
@@ -181,7 +178,21 @@ def parse_program_version(data: Mapping[str, Any], source: str = "program") -> P
     ):
         if window is not None:
             r.problems.append("initial_test_1_window_days must be [earliest, latest] days, earliest <= latest")
-        window = [0, 0]
+        return [0, 0]
+    return window
+
+
+def parse_program_version(data: Mapping[str, Any], source: str = "program") -> ProgramVersion:
+    """Build a ``ProgramVersion`` from a parsed document; raise ``ProgramDefinitionError``."""
+    r = _Reader()
+    top = r.keys("", data, _TOP_KEYS)
+    mon = r.keys("monitoring", top.get("monitoring", {}), _MONITORING_KEYS)
+    survey = r.keys("survey_interval_days", top.get("survey_interval_days", {}), _SURVEY_KEYS)
+    auth = r.keys("authorization_valid_days", top.get("authorization_valid_days", {}), _AUTH_KEYS)
+
+    effective_from = _effective_from(r, top.get("effective_from"))
+    zone = _timezone(r, top.get("timezone"))
+    window = _initial_window(r, top.get("initial_test_1_window_days"))
 
     version = ProgramVersion(
         program=r.text("program", top.get("program")),

@@ -166,6 +166,37 @@ class StoredResponse:
     body: str
 
 
+def _decision_row(
+    actor: Actor,
+    kind: str,
+    decision_id: uuid.UUID,
+    decision: Decision,
+    snapshot: dict[str, Any],
+    reasons: list[dict[str, str]],
+    program_version: str,
+    now: datetime,
+    subject: Mapping[str, Any],
+    entry: AuditEntry,
+) -> DecisionRecord:
+    return DecisionRecord(
+        id=decision_id,
+        kind=kind,
+        outcome=decision.outcome,
+        reasons=reasons,
+        evaluated_at=now,
+        valid_until=decision.valid_until,
+        program_version=program_version,
+        snapshot=snapshot,
+        actor_user_id=actor.user_id,
+        prescriber_id=subject.get("prescriber_id"),
+        pharmacy_id=subject.get("pharmacy_id"),
+        patient_id=subject.get("patient_id"),
+        rems_patient_id=subject.get("rems_patient_id"),
+        audit_seq=entry.seq,
+        created_at=entry.recorded_at,
+    )
+
+
 class Repository:
     """Reads, row locks and the writes that accompany a change, on one session."""
 
@@ -517,23 +548,7 @@ class Repository:
             inputs=data,
             details={"decision_id": decision_id, "kind": kind, "valid_until": decision.valid_until, **details},
         )
-        row = DecisionRecord(
-            id=decision_id,
-            kind=kind,
-            outcome=decision.outcome,
-            reasons=reasons,
-            evaluated_at=now,
-            valid_until=decision.valid_until,
-            program_version=program_version,
-            snapshot=data,
-            actor_user_id=actor.user_id,
-            prescriber_id=subject.get("prescriber_id"),
-            pharmacy_id=subject.get("pharmacy_id"),
-            patient_id=subject.get("patient_id"),
-            rems_patient_id=subject.get("rems_patient_id"),
-            audit_seq=entry.seq,
-            created_at=entry.recorded_at,
-        )
+        row = _decision_row(actor, kind, decision_id, decision, data, reasons, program_version, now, subject, entry)
         # A Core insert (nothing changes the row later).
         self.session.execute(_INSERT_DECISION, {c.name: getattr(row, c.name) for c in _DECISION_COLUMNS})
         outbox.record(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rems_service.db.models import Authorization
+from rems_service.db.models import Authorization, Patient
 from rems_service.db.repository import AuthorizationInputs
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
@@ -26,6 +26,7 @@ from workflows.authorizations import (
     PrescriberSurvey,
     decide_authorization,
 )
+from workflows.decisions import Decision
 from workflows.errors import DomainError
 from workflows.identifiers import new_reference_number
 from workflows.program import Program, ProgramVersion
@@ -140,22 +141,8 @@ def _decide(
         details: dict[str, Any] = {"days_supply": command.days_supply}
         row = None
         if decision.approved:
-            assert decision.valid_until is not None
-            row = Authorization(
-                number=_unused_number(uow),
-                patient_id=patient.id,
-                prescriber_id=patient.prescriber_id,
-                rems_patient_id=patient.rems_patient_id,
-                risk_category=patient.risk_category,
-                days_supply=command.days_supply,
-                quantity=command.quantity,
-                strength_mg=command.strength_mg,
-                status=AuthorizationStatus.ISSUED,
-                issued_at=now,
-                expires_at=decision.valid_until,
-                status_changed_at=now,
-                decision_id=decision_id,
-            )
+            row = _new_authorization(_unused_number(uow), patient, command, decision, decision_id, now)
+        if row is not None:
             details.update(
                 authorization_id=row.id, authorization_number=row.number, risk_category=patient.risk_category.value
             )
@@ -182,6 +169,33 @@ def _decide(
         idempotency.complete(repo, claim, body)
         uow.commit()
         return DecisionAnswer(body=body, result=result)
+
+
+def _new_authorization(
+    number: str,
+    patient: Patient,
+    command: AuthorizationCommand,
+    decision: Decision,
+    decision_id: uuid.UUID,
+    now: datetime,
+) -> Authorization:
+    """The authorization an approval issues (R-AUTH-3: valid until the decision says)."""
+    assert decision.valid_until is not None, "an approval carries its validity"
+    return Authorization(
+        number=number,
+        patient_id=patient.id,
+        prescriber_id=patient.prescriber_id,
+        rems_patient_id=patient.rems_patient_id,
+        risk_category=patient.risk_category,
+        days_supply=command.days_supply,
+        quantity=command.quantity,
+        strength_mg=command.strength_mg,
+        status=AuthorizationStatus.ISSUED,
+        issued_at=now,
+        expires_at=decision.valid_until,
+        status_changed_at=now,
+        decision_id=decision_id,
+    )
 
 
 def _unused_number(uow: UnitOfWork) -> str:

@@ -75,6 +75,111 @@ def _load(repo: Repository, actor: Actor, patient_id: uuid.UUID, lock: bool = Fa
     return row
 
 
+@dataclass(frozen=True)
+class Enrollment:
+    """What the prescriber's enrollment form says (R-PAT-1, R-CAT-1/2)."""
+
+    first_name: str
+    last_name: str
+    date_of_birth: date
+    risk_category: RiskCategory
+    ppaf_signed: bool
+    counseling_completed: bool
+    menstrual_cycle: str | None = None
+    fnrp_reason: str | None = None
+    guardian_name: str | None = None
+
+    def problems(self, enrollment_date: date, version: ProgramVersion) -> dict[str, list[str]]:
+        return enrollment_problems(
+            self.risk_category,
+            self.date_of_birth,
+            enrollment_date,
+            version,
+            menstrual_cycle=self.menstrual_cycle,
+            fnrp_reason=self.fnrp_reason,
+            guardian_name=self.guardian_name,
+            ppaf_signed=self.ppaf_signed,
+            counseling_completed=self.counseling_completed,
+        )
+
+    def audit_inputs(self, prescriber: Prescriber, enrollment_date: date, version: ProgramVersion) -> dict[str, Any]:
+        """What the enrollment decision read, without name or date of birth (R-AUD-3)."""
+        return {
+            "prescriber_status": prescriber.status.value,
+            "risk_category": self.risk_category.value,
+            "adult_on_enrollment_date": is_adult(self.date_of_birth, enrollment_date, version),
+            "enrollment_date": enrollment_date,
+            "menstrual_cycle": self.menstrual_cycle,
+            "fnrp_reason": self.fnrp_reason,
+            "guardian_cosigned": bool(self.guardian_name),
+            "ppaf_signed": self.ppaf_signed,
+            "counseling_completed": self.counseling_completed,
+        }
+
+    def new_patient(self, prescriber: Prescriber, now: datetime) -> Patient:
+        return Patient(
+            rems_patient_id=new_rems_patient_id(),
+            prescriber_id=prescriber.id,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            date_of_birth=self.date_of_birth,
+            risk_category=self.risk_category,
+            menstrual_cycle=MenstrualCycle(self.menstrual_cycle) if self.menstrual_cycle else None,
+            fnrp_reason=FnrpReason(self.fnrp_reason) if self.fnrp_reason else None,
+            guardian_name=self.guardian_name,
+            status=PatientStatus.ENROLLED,
+            status_changed_at=now,
+            enrolled_at=now,
+            created_at=now,
+        )
+
+
+def _certified_prescriber(repo: Repository, actor: Actor) -> Prescriber:
+    """The calling prescriber; ``Conflict`` (PRESCRIBER_NOT_CERTIFIED) unless certified (R-PAT-1)."""
+    prescriber = repo.get(Prescriber, actor.prescriber_id) if actor.prescriber_id else None
+    if prescriber is None or prescriber.status is not PrescriberStatus.CERTIFIED:
+        state = prescriber.status.value if prescriber else "unknown"
+        raise Conflict(
+            "PRESCRIBER_NOT_CERTIFIED: only a certified prescriber may enroll patients "
+            f"({Rule.R_PAT_1.value}); this prescriber is '{state}'.",
+            {"prescriber": ["PRESCRIBER_NOT_CERTIFIED"]},
+        )
+    return prescriber
+
+
+def _insert_with_fresh_id(repo: Repository, row: Patient) -> None:
+    """Insert ``row``, drawing its REMS id again on a (50-bit) collision."""
+    for _ in range(5):
+        if repo.add_unless_duplicate(row):
+            return
+        row.rems_patient_id = new_rems_patient_id()
+    raise Conflict("Could not allocate a REMS patient id; retry.")  # pragma: no cover
+
+
+def _record(
+    repo: Repository,
+    actor: Actor,
+    now: datetime,
+    version: ProgramVersion,
+    row: Patient,
+    action: str,
+    inputs: dict[str, Any],
+    details: dict[str, Any],
+) -> None:
+    """The audit entry and the event of something recorded about the patient."""
+    repo.append_audit(
+        actor=actor,
+        action=action,
+        outcome=OUTCOME_COMPLETED,
+        effective_at=now,
+        subject=patient_subject(row),
+        program_version=version.version,
+        inputs=inputs,
+        details=details,
+    )
+    repo.record_event(action, now, {**patient_subject(row), **details})
+
+
 def enroll(
     uow: UnitOfWork,
     actor: Actor,
@@ -97,77 +202,29 @@ def enroll(
     certified, ``Invalid`` with every failing field otherwise.
     """
     version = version_at(program, now)
-    category = RiskCategory(risk_category)
+    form = Enrollment(
+        first_name=first_name,
+        last_name=last_name,
+        date_of_birth=date_of_birth,
+        risk_category=RiskCategory(risk_category),
+        ppaf_signed=ppaf_signed,
+        counseling_completed=counseling_completed,
+        menstrual_cycle=menstrual_cycle,
+        fnrp_reason=fnrp_reason,
+        guardian_name=guardian_name,
+    )
     enrollment_date = local_date(now, version.tz)
     with uow:
-        repo = uow.repo
-        prescriber = repo.get(Prescriber, actor.prescriber_id) if actor.prescriber_id else None
-        if prescriber is None or prescriber.status is not PrescriberStatus.CERTIFIED:
-            state = prescriber.status.value if prescriber else "unknown"
-            raise Conflict(
-                "PRESCRIBER_NOT_CERTIFIED: only a certified prescriber may enroll patients "
-                f"({Rule.R_PAT_1.value}); this prescriber is '{state}'.",
-                {"prescriber": ["PRESCRIBER_NOT_CERTIFIED"]},
-            )
-        problems = enrollment_problems(
-            category,
-            date_of_birth,
-            enrollment_date,
-            version,
-            menstrual_cycle=menstrual_cycle,
-            fnrp_reason=fnrp_reason,
-            guardian_name=guardian_name,
-            ppaf_signed=ppaf_signed,
-            counseling_completed=counseling_completed,
-        )
+        prescriber = _certified_prescriber(uow.repo, actor)
+        problems = form.problems(enrollment_date, version)
         if problems:
             raise Invalid("The patient cannot be enrolled.", problems)
-        row = Patient(
-            rems_patient_id=new_rems_patient_id(),
-            prescriber_id=prescriber.id,
-            first_name=first_name,
-            last_name=last_name,
-            date_of_birth=date_of_birth,
-            risk_category=category,
-            menstrual_cycle=MenstrualCycle(menstrual_cycle) if menstrual_cycle else None,
-            fnrp_reason=FnrpReason(fnrp_reason) if fnrp_reason else None,
-            guardian_name=guardian_name,
-            status=PatientStatus.ENROLLED,
-            status_changed_at=now,
-            enrolled_at=now,
-            created_at=now,
-        )
-        for _ in range(5):
-            if repo.add_unless_duplicate(row):
-                break
-            row.rems_patient_id = new_rems_patient_id()  # a 50-bit collision: draw again
-        else:  # pragma: no cover
-            raise Conflict("Could not allocate a REMS patient id; retry.")
-        # What the enrollment decision read, without name or date of birth (R-AUD-3).
-        inputs = {
-            "prescriber_status": prescriber.status.value,
-            "risk_category": category.value,
-            "adult_on_enrollment_date": is_adult(date_of_birth, enrollment_date, version),
-            "enrollment_date": enrollment_date,
-            "menstrual_cycle": menstrual_cycle,
-            "fnrp_reason": fnrp_reason,
-            "guardian_cosigned": bool(guardian_name),
-            "ppaf_signed": ppaf_signed,
-            "counseling_completed": counseling_completed,
-        }
-        refresh_reminders(repo, row, version, now)
-        details = {"to_state": PatientStatus.ENROLLED.value, "risk_category": category.value}
-        repo.append_audit(
-            actor=actor,
-            action="patient.enrolled",
-            outcome=OUTCOME_COMPLETED,
-            effective_at=now,
-            subject=patient_subject(row),
-            program_version=version.version,
-            inputs=inputs,
-            details=details,
-        )
-        repo.record_event("patient.enrolled", now, {**patient_subject(row), **details})
+        row = form.new_patient(prescriber, now)
+        _insert_with_fresh_id(uow.repo, row)
+        refresh_reminders(uow.repo, row, version, now)
+        details = {"to_state": PatientStatus.ENROLLED.value, "risk_category": form.risk_category.value}
+        inputs = form.audit_inputs(prescriber, enrollment_date, version)
+        _record(uow.repo, actor, now, version, row, "patient.enrolled", inputs, details)
         uow.commit()
         return row
 
@@ -197,6 +254,24 @@ def _refuse_if_discontinued(row: Patient, what: str) -> None:
         )
 
 
+def _test_problems(
+    row: Patient, collected_at: datetime, sensitivity_miu_ml: int, version: ProgramVersion, now: datetime
+) -> dict[str, list[str]]:
+    """Why a pregnancy test cannot be recorded (R-PREG-5), by field."""
+    problems: dict[str, list[str]] = {}
+    if not row.risk_category.is_frp:
+        problems["patient_id"] = [
+            "Pregnancy tests are recorded only for females who can get pregnant; "
+            f"this patient is {row.risk_category.value} ({Rule.R_PREG_5.value})."
+        ]
+    if collected_at > now:
+        problems["collected_at"] = [f"Cannot be in the future ({Rule.R_PREG_5.value})."]
+    problem = sensitivity_problem(sensitivity_miu_ml, version)
+    if problem:
+        problems["sensitivity_miu_ml"] = [problem]
+    return problems
+
+
 def record_test(
     uow: UnitOfWork,
     actor: Actor,
@@ -219,17 +294,7 @@ def record_test(
     with uow:
         repo = uow.repo
         row = _load(repo, actor, patient_id, lock=True)
-        problems: dict[str, list[str]] = {}
-        if not row.risk_category.is_frp:
-            problems["patient_id"] = [
-                "Pregnancy tests are recorded only for females who can get pregnant; "
-                f"this patient is {row.risk_category.value} ({Rule.R_PREG_5.value})."
-            ]
-        if collected_at > now:
-            problems["collected_at"] = [f"Cannot be in the future ({Rule.R_PREG_5.value})."]
-        problem = sensitivity_problem(sensitivity_miu_ml, version)
-        if problem:
-            problems["sensitivity_miu_ml"] = [problem]
+        problems = _test_problems(row, collected_at, sensitivity_miu_ml, version, now)
         if problems:
             raise Invalid("The pregnancy test cannot be recorded.", problems)
         _refuse_if_discontinued(row, "pregnancy test")
@@ -248,17 +313,7 @@ def record_test(
             "result": outcome.value,
             "sensitivity_miu_ml": sensitivity_miu_ml,
         }
-        repo.append_audit(
-            actor=actor,
-            action="pregnancy_test.recorded",
-            outcome=OUTCOME_COMPLETED,
-            effective_at=now,
-            subject=patient_subject(row),
-            program_version=version.version,
-            inputs=details,
-            details=details,
-        )
-        repo.record_event("pregnancy_test.recorded", now, {**patient_subject(row), **details})
+        _record(repo, actor, now, version, row, "pregnancy_test.recorded", details, details)
         if outcome is PregnancyResult.POSITIVE:
             _halt_for_positive(repo, actor, now, row, record, version)
         refresh_reminders(repo, row, version, now)
@@ -325,17 +380,8 @@ def record_survey(
         )
         repo.add(record)
         details = {"survey_id": record.id, "completed_at": completed_at, "noncompliance": flags}
-        repo.append_audit(
-            actor=actor,
-            action="patient_survey.recorded",
-            outcome=OUTCOME_COMPLETED,
-            effective_at=now,
-            subject=patient_subject(row),
-            program_version=version.version,
-            inputs={**details, "answers": dict(answers)},
-            details=details,
-        )
-        repo.record_event("patient_survey.recorded", now, {**patient_subject(row), **details})
+        inputs = {**details, "answers": dict(answers)}
+        _record(repo, actor, now, version, row, "patient_survey.recorded", inputs, details)
         machine = PatientLifecycle(row.status.value, row.therapy_started_at)
         if flags and machine.eligible:
             change = machine.flag(
