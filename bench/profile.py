@@ -24,7 +24,7 @@ os.environ.setdefault("REMS_LOG_LEVEL", "WARNING")
 from bench.run import seed_authorizations  # noqa: E402
 from rems_service import create_app  # noqa: E402
 from rems_service.services import users  # noqa: E402
-from rems_service.services.actor import SYSTEM  # noqa: E402
+from workflows.actors import SYSTEM  # noqa: E402
 from workflows.identifiers import new_reference_number  # noqa: E402
 
 COUNSELING = {"medication_guide_provided": True, "checklist_completed": True}

@@ -56,7 +56,7 @@ from rems_service.db.models import (  # noqa: E402
 )
 from rems_service.runtime import Runtime  # noqa: E402
 from rems_service.services import audit_log, dispenses, pharmacies, prescribers, sweeps, users  # noqa: E402
-from rems_service.services.actor import SYSTEM, Actor  # noqa: E402
+from workflows.actors import SYSTEM, Actor  # noqa: E402
 from workflows.audit import chain_hash  # noqa: E402
 from workflows.identifiers import new_reference_number  # noqa: E402
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS  # noqa: E402

@@ -12,7 +12,7 @@ from typing import Any
 
 from rems_service.db.audit_chain import iter_entries
 from rems_service.services import pharmacies, prescribers, users
-from rems_service.services.actor import SYSTEM
+from workflows.actors import SYSTEM
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS
 
 #: Valid NPIs (check digit per the CMS algorithm).

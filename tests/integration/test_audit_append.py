@@ -8,9 +8,9 @@ from sqlmodel import select
 from rems_service.db import audit_chain as audit
 from rems_service.db.models import AuditEntry, OutboxEvent, Prescriber
 from rems_service.services import prescribers
-from rems_service.services.actor import SYSTEM, Actor
 from rems_service.services.errors import Conflict
 from tests.helpers import PRESCRIBER_ATTESTED, make_prescriber, make_user, tamper_with_audit, utc
+from workflows.actors import SYSTEM, Actor
 from workflows.audit import GENESIS_HASH, chain_hash
 
 

@@ -23,8 +23,8 @@ from rems_service.db.audit_log_store import AuditLogStore
 from rems_service.db.engine import build_engine
 from rems_service.db.models import AuditChainHead, AuditEntry
 from rems_service.services import audit_log
-from rems_service.services.actor import SYSTEM, Actor
 from tests.helpers import tamper_with_audit
+from workflows.actors import SYSTEM, Actor
 from workflows.audit import GENESIS_HASH, chain_hash
 
 CHAIN = 10_000

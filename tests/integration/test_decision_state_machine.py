@@ -32,9 +32,9 @@ from rems_service.db import migrate
 from rems_service.db.engine import build_engine
 from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense, UserRole
 from rems_service.services import authorizations, decisions, dispenses, patients
-from rems_service.services.actor import SYSTEM, Actor
 from rems_service.services.errors import ServiceError
 from tests.helpers import make_pharmacy, make_prescriber, make_user
+from workflows.actors import SYSTEM, Actor
 from workflows.audit import GENESIS_HASH
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -17,9 +17,9 @@ from sqlmodel import func, select
 from rems_service import create_app
 from rems_service.db.models import Authorization, DecisionRecord, Dispense
 from rems_service.services import authorizations, patients
-from rems_service.services.actor import Actor
 from tests.helpers import make_pharmacy, make_prescriber, make_user
 from tests.integration.server import call, gunicorn
+from workflows.actors import Actor
 
 CLIENTS = 20
 ROUNDS = 50
