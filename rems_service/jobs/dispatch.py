@@ -23,9 +23,10 @@ from typing import Any, Protocol
 
 from redis import Redis
 from rq import Queue
-from rq.serializers import JSONSerializer
 
 from rems_service.runtime import Runtime
+
+from .serialization import JobSerializer
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,11 @@ class Dispatcher(Protocol):
 
 
 class JSONQueue(Queue):
-    """An RQ queue that writes and reads its jobs as JSON (string ids only), as the
-    worker (``rq worker --serializer json``) reads them."""
+    """An RQ queue that writes its jobs as JSON (string ids only) and reads them as the
+    worker does (``rq worker --serializer rems_service.jobs.serialization.JobSerializer``)."""
 
     def __init__(self, name: str = "default", connection: Redis | None = None, **kwargs: Any):
-        kwargs.setdefault("serializer", JSONSerializer)
+        kwargs.setdefault("serializer", JobSerializer)
         super().__init__(name, connection=connection, **kwargs)
 
 

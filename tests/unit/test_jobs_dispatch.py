@@ -28,7 +28,7 @@ from rems_service.runtime import Runtime
 
 JOBS = Path(dispatch.__file__).parent
 #: Lowest first: a module may import only modules before it.
-LAYERS = ["dispatch", "handlers", "relay", "tasks", "worker"]
+LAYERS = ["serialization", "dispatch", "handlers", "relay", "tasks", "worker"]
 
 
 class FakeRuntime:
