@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy --strict workflows
 
 ## Benchmarks on the machine's PostgreSQL (bench/README.md); BENCH_ARGS=--quick for a short run.
 bench: $(STAMP)

@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import TextIO
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
 from rems_service.context import current
@@ -88,7 +88,7 @@ def init_app(app: Flask) -> None:
         g.started = time.perf_counter()
 
     @app.after_request
-    def _finish(response):  # type: ignore[no-untyped-def]
+    def _finish(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id", "")
         access_log.info(
             "request",

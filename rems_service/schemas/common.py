@@ -29,7 +29,7 @@ class StrictBoolean(fields.Boolean):
     An attestation is a deliberate act; a truthy string must not count as one.
     """
 
-    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
