@@ -17,8 +17,8 @@ from .lifecycle import Lifecycle, Move, StateChange, command
 from .participants import PrescriberStatus
 from .patients import RiskCategory
 from .program import ProgramVersion
-from .reasons import Code, Reason
-from .rules import Rule
+from .reasons import Reason
+from .rules import Code, Rule
 from .surveys import evaluate_survey, prescriber_survey_reasons
 from .testing import Purpose, evaluate_testing
 

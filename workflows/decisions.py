@@ -15,8 +15,8 @@ from datetime import datetime
 
 from .audit import OUTCOME_APPROVED, OUTCOME_DENIED
 from .patients import ELIGIBLE_STATUSES, MenstrualCycle, PatientStatus, RiskCategory
-from .reasons import Code, Reason
-from .rules import Rule
+from .reasons import Reason
+from .rules import Code, Rule
 from .testing import PregnancyTest, PregnancyTestingInputs
 
 

@@ -17,8 +17,8 @@ from .decisions import Decision, PatientFacts, eligibility_reasons
 from .lifecycle import Lifecycle, Move, StateChange, command
 from .participants import PharmacyStatus, effective_pharmacy_status
 from .program import ProgramVersion
-from .reasons import Code, Reason
-from .rules import Rule
+from .reasons import Reason
+from .rules import Code, Rule
 from .testing import Purpose, evaluate_testing
 
 #: Prefix of dispense confirmation numbers ("REMS confirmation").

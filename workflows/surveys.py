@@ -11,8 +11,8 @@ from typing import Any
 from .calendar import days_between, valid_until
 from .patients import RiskCategory
 from .program import ProgramVersion
-from .reasons import Code, Reason
-from .rules import Rule
+from .reasons import Reason
+from .rules import Code, Rule
 
 #: R-SURV-2 questions, and which patients are asked them.
 FRP_QUESTIONS = ("missed_period", "unprotected_intercourse", "missed_contraception")

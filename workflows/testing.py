@@ -16,8 +16,8 @@ from .calendar import days_between, local_date, valid_until
 from .clock import ensure_utc
 from .patients import MenstrualCycle, RiskCategory
 from .program import ProgramVersion
-from .reasons import Code, Reason
-from .rules import Rule
+from .reasons import Reason
+from .rules import Code, Rule
 
 
 class PregnancyResult(str, Enum):

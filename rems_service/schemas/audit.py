@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from rems_service.services.audit_log import DEFAULT_LIMIT, MAX_LIMIT
 from workflows.audit import OUTCOME_APPROVED, OUTCOME_COMPLETED, OUTCOME_DENIED
-from workflows.reasons import Code
+from workflows.rules import Code
 
 from .common import RequestSchema
 

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from workflows.reasons import Code, Reason
-from workflows.rules import Rule
+from workflows.reasons import Reason
+from workflows.rules import Code, Rule
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / ".." / "shared"
