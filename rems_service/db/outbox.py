@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
-from rems_service.db.engine import transaction_clock
-from rems_service.db.models import OutboxEvent, table_of
+from rems_service.db.engine import database_now, transaction_clock
+from rems_service.db.models import OutboxEvent, ProcessedEvent, table_of
 from workflows.audit import canonical_json
 
 
@@ -37,3 +38,56 @@ def record(session: Session, event_type: str, occurred_at: datetime, data: Mappi
 
 
 _INSERT_EVENT = insert(table_of(OutboxEvent))
+
+
+class OutboxStore:
+    """The outbox's rows and the record of handled events, on one session."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def database_now(self) -> datetime:
+        return database_now(self.session)
+
+    def event(self, event_id: uuid.UUID) -> OutboxEvent | None:
+        return self.session.get(OutboxEvent, event_id)
+
+    def mark_handled(self, event_id: uuid.UUID, now: datetime) -> bool:
+        """Record that the event's effects are being made, once: False if they already were
+        (a re-sent event, or another handler that got there first)."""
+        if self.session.get(ProcessedEvent, event_id) is not None:
+            return False
+        try:
+            with self.session.begin_nested():
+                self.session.add(ProcessedEvent(event_id=event_id, handled_at=now))
+                self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    def lock_unsent(self, limit: int) -> Sequence[OutboxEvent]:
+        """Up to ``limit`` unsent events, oldest first, locked; rows another relay holds are skipped."""
+        return self.session.exec(
+            select(OutboxEvent)
+            .where(col(OutboxEvent.sent_at).is_(None))
+            .order_by(col(OutboxEvent.created_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+
+    def unsent_ids(self, limit: int) -> list[uuid.UUID]:
+        return list(
+            self.session.exec(
+                select(OutboxEvent.id)
+                .where(col(OutboxEvent.sent_at).is_(None))
+                .order_by(col(OutboxEvent.created_at))
+                .limit(limit)
+            ).all()
+        )
+
+    def mark_sent(self, event_id: uuid.UUID) -> bool:
+        row = self.session.get(OutboxEvent, event_id)
+        if row is None or row.sent_at is not None:
+            return False
+        row.sent_at = database_now(self.session)
+        return True

@@ -14,6 +14,7 @@ from types import TracebackType
 from sqlmodel import Session
 
 from .audit_log_store import AuditLogStore
+from .outbox import OutboxStore
 from .repository import Repository
 from .webhook_store import WebhookStore
 
@@ -28,6 +29,8 @@ class UnitOfWork:
     audit_log: AuditLogStore
     #: Webhook subscriptions, deliveries and attempts.
     webhooks: WebhookStore
+    #: The outbox's rows and the handled-event record.
+    outbox: OutboxStore
 
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
@@ -38,6 +41,7 @@ class UnitOfWork:
         self.repo = Repository(self.session)
         self.audit_log = AuditLogStore(self.session)
         self.webhooks = WebhookStore(self.session)
+        self.outbox = OutboxStore(self.session)
         self._committed = False
         return self
 

@@ -15,18 +15,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
-
-from rems_service.db.models import OutboxEvent, Patient, ProcessedEvent
-from rems_service.services import sweeps, webhooks
+from rems_service.services import events, sweeps, webhooks
+from rems_service.services.events import HandledEvent
 
 from .dispatch import Job, dispatcher_for, job_runtime
 
 log = logging.getLogger(__name__)
-
-#: Events after which a patient's next test or survey may have moved.
-PATIENT_EVENTS = ("patient.enrolled", "pregnancy_test.recorded", "patient_survey.recorded", "patient.therapy_started")
 
 
 def utcnow() -> datetime:
@@ -85,7 +79,7 @@ def _when(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def follow_ups(session: Session, event: OutboxEvent) -> list[FollowUp]:
+def follow_ups(event: HandledEvent) -> list[FollowUp]:
     """The per-entity jobs an event schedules, each with a deterministic job id."""
     data = event.payload
     valid_until = _when(data.get("valid_until"))
@@ -103,14 +97,11 @@ def follow_ups(session: Session, event: OutboxEvent) -> list[FollowUp]:
     if event.type == "dispense.approved" and data.get("dispense_id") and valid_until:
         dispense_id = data["dispense_id"]
         return [FollowUp(valid_until, lapse_confirmation, dispense_id, f"dispense-lapse-{dispense_id}")]
-    if event.type in PATIENT_EVENTS and data.get("patient_id"):
+    if event.type in events.PATIENT_EVENTS and data.get("patient_id"):
         patient_id = data["patient_id"]
-        patient = session.get(Patient, uuid.UUID(patient_id))
-        if patient is None:
-            return []
         dues: tuple[tuple[datetime | None, timedelta, str], ...] = (
-            (patient.next_test_due_at, sweeps.TEST_DUE_AHEAD, "test"),
-            (patient.next_survey_due_at, sweeps.SURVEY_DUE_AHEAD, "survey"),
+            (event.next_test_due_at, sweeps.TEST_DUE_AHEAD, "test"),
+            (event.next_survey_due_at, sweeps.SURVEY_DUE_AHEAD, "survey"),
         )
         return [
             FollowUp(due - ahead, remind_patient, patient_id, f"patient-{kind}-due-{patient_id}-{int(due.timestamp())}")
@@ -123,26 +114,14 @@ def follow_ups(session: Session, event: OutboxEvent) -> list[FollowUp]:
 def handle_event(event_id: str) -> bool:
     """Fan the event out to webhook deliveries and schedule its follow-ups, once."""
     rt = job_runtime()
-    now = utcnow()
-    key = uuid.UUID(event_id)
-    with rt.uow() as uow:
-        session = uow.session
-        event = session.get(OutboxEvent, key)
-        if event is None or session.get(ProcessedEvent, key) is not None:
-            return False
-        session.add(ProcessedEvent(event_id=key, handled_at=now))
-        try:
-            session.flush()
-        except IntegrityError:  # another handler got there first
-            return False
-        deliveries = webhooks.fan_out(uow.webhooks, event, now)
-        scheduled = follow_ups(session, event)
-        uow.commit()
+    handled = events.handle(rt.uow(), uuid.UUID(event_id), utcnow())
+    if handled is None:
+        return False
     dispatcher = dispatcher_for(rt)
     try:
-        for delivery_id in deliveries:
+        for delivery_id in handled.deliveries:
             dispatcher.enqueue(deliver_webhook, str(delivery_id), job_id=f"webhook-{delivery_id}-1")
-        for follow_up in scheduled:
+        for follow_up in follow_ups(handled):
             dispatcher.enqueue_at(follow_up.when, follow_up.job, follow_up.entity_id, job_id=follow_up.job_id)
     except Exception as exc:  # the rows are in the database; the sweeps will do it
         log.warning("could not enqueue follow-ups", extra={"event_id": event_id, "error": type(exc).__name__})

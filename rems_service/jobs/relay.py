@@ -11,10 +11,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from sqlmodel import col, select
-
-from rems_service.db.engine import database_now
-from rems_service.db.models import OutboxEvent
 from rems_service.runtime import Runtime
 
 from .dispatch import Dispatcher, dispatcher_for
@@ -37,15 +33,8 @@ def relay_outbox(runtime: Runtime, limit: int = BATCH) -> int:
         return _relay_inline(runtime, dispatcher, limit)
     sent = 0
     with runtime.uow() as uow:
-        session = uow.session
-        rows = session.exec(
-            select(OutboxEvent)
-            .where(col(OutboxEvent.sent_at).is_(None))
-            .order_by(col(OutboxEvent.created_at))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        sent_at = database_now(session) if rows else None
+        rows = uow.outbox.lock_unsent(limit)
+        sent_at = uow.outbox.database_now() if rows else None
         for row in rows:
             try:
                 dispatcher.enqueue(handle_event, str(row.id), job_id=f"event-{row.id}")
@@ -67,14 +56,7 @@ def _relay_inline(runtime: Runtime, dispatcher: Dispatcher, limit: int) -> int:
     transaction: no row lock is held while the handler writes, which SQLite's single
     writer would not allow)."""
     with runtime.uow() as uow:
-        ids = list(
-            uow.session.exec(
-                select(OutboxEvent.id)
-                .where(col(OutboxEvent.sent_at).is_(None))
-                .order_by(col(OutboxEvent.created_at))
-                .limit(limit)
-            ).all()
-        )
+        ids = uow.outbox.unsent_ids(limit)
     for event_id in ids:
         dispatcher.enqueue(handle_event, str(event_id), job_id=f"event-{event_id}")
         _mark_sent(runtime, event_id)
@@ -83,9 +65,7 @@ def _relay_inline(runtime: Runtime, dispatcher: Dispatcher, limit: int) -> int:
 
 def _mark_sent(runtime: Runtime, event_id: uuid.UUID) -> None:
     with runtime.uow() as uow:
-        row = uow.session.get(OutboxEvent, event_id)
-        if row is not None and row.sent_at is None:
-            row.sent_at = database_now(uow.session)
+        if uow.outbox.mark_sent(event_id):
             uow.commit()
 
 
