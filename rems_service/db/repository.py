@@ -166,35 +166,87 @@ class StoredResponse:
     body: str
 
 
-def _decision_row(
-    actor: Actor,
-    kind: str,
-    decision_id: uuid.UUID,
-    decision: Decision,
-    snapshot: dict[str, Any],
-    reasons: list[dict[str, str]],
-    program_version: str,
-    now: datetime,
-    subject: Mapping[str, Any],
-    entry: AuditEntry,
-) -> DecisionRecord:
-    return DecisionRecord(
-        id=decision_id,
-        kind=kind,
-        outcome=decision.outcome,
-        reasons=reasons,
-        evaluated_at=now,
-        valid_until=decision.valid_until,
-        program_version=program_version,
-        snapshot=snapshot,
-        actor_user_id=actor.user_id,
-        prescriber_id=subject.get("prescriber_id"),
-        pharmacy_id=subject.get("pharmacy_id"),
-        patient_id=subject.get("patient_id"),
-        rems_patient_id=subject.get("rems_patient_id"),
-        audit_seq=entry.seq,
-        created_at=entry.recorded_at,
-    )
+@dataclass(frozen=True)
+class DecisionWrite:
+    """What recording a decision writes: the audit entry digesting its snapshot, the
+    decision row holding it, the outbox event (the repository and its test fakes alike)."""
+
+    actor: Actor
+    kind: str
+    decision_id: uuid.UUID
+    decision: Decision
+    snapshot: dict[str, Any]
+    reasons: list[dict[str, str]]
+    program_version: str
+    now: datetime
+    subject: Mapping[str, Any]
+    details: Mapping[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        actor: Actor,
+        kind: str,
+        decision_id: uuid.UUID,
+        snapshot: Any,
+        decision: Decision,
+        program_version: str,
+        now: datetime,
+        subject: Mapping[str, Any],
+        details: Mapping[str, Any],
+    ) -> DecisionWrite:
+        reasons = [r.as_dict() for r in decision.reasons]
+        return cls(
+            actor, kind, decision_id, decision, dump_snapshot(snapshot), reasons, program_version, now, subject, details
+        )
+
+    def audit_entry(self) -> dict[str, Any]:
+        """The keyword arguments of ``audit_chain.append``."""
+        return {
+            "actor": self.actor,
+            "action": DECISION_ACTIONS[self.kind],
+            "outcome": self.decision.outcome,
+            "effective_at": self.now,
+            "subject": self.subject,
+            "reasons": self.reasons,
+            "program_version": self.program_version,
+            "inputs": self.snapshot,
+            "details": {
+                "decision_id": self.decision_id,
+                "kind": self.kind,
+                "valid_until": self.decision.valid_until,
+                **self.details,
+            },
+        }
+
+    def row(self, entry: AuditEntry) -> DecisionRecord:
+        return DecisionRecord(
+            id=self.decision_id,
+            kind=self.kind,
+            outcome=self.decision.outcome,
+            reasons=self.reasons,
+            evaluated_at=self.now,
+            valid_until=self.decision.valid_until,
+            program_version=self.program_version,
+            snapshot=self.snapshot,
+            actor_user_id=self.actor.user_id,
+            prescriber_id=self.subject.get("prescriber_id"),
+            pharmacy_id=self.subject.get("pharmacy_id"),
+            patient_id=self.subject.get("patient_id"),
+            rems_patient_id=self.subject.get("rems_patient_id"),
+            audit_seq=entry.seq,
+            created_at=entry.recorded_at,
+        )
+
+    def event_data(self) -> dict[str, Any]:
+        return {
+            **self.subject,
+            "decision_id": self.decision_id,
+            "outcome": self.decision.outcome,
+            "reasons": self.reasons,
+            "valid_until": self.decision.valid_until,
+            **self.details,
+        }
 
 
 class Repository:
@@ -534,36 +586,12 @@ class Repository:
     ) -> DecisionRecord:
         """Store the decision with the snapshot it read, its audit entry (digesting the
         snapshot) and its outbox event (R-AUD-1)."""
-        data = dump_snapshot(snapshot)
-        reasons = [r.as_dict() for r in decision.reasons]
-        entry = audit_chain.append(
-            self.session,
-            actor=actor,
-            action=DECISION_ACTIONS[kind],
-            outcome=decision.outcome,
-            effective_at=now,
-            subject=subject,
-            reasons=reasons,
-            program_version=program_version,
-            inputs=data,
-            details={"decision_id": decision_id, "kind": kind, "valid_until": decision.valid_until, **details},
-        )
-        row = _decision_row(actor, kind, decision_id, decision, data, reasons, program_version, now, subject, entry)
+        write = DecisionWrite.of(actor, kind, decision_id, snapshot, decision, program_version, now, subject, details)
+        entry = audit_chain.append(self.session, **write.audit_entry())
+        row = write.row(entry)
         # A Core insert (nothing changes the row later).
         self.session.execute(_INSERT_DECISION, {c.name: getattr(row, c.name) for c in _DECISION_COLUMNS})
-        outbox.record(
-            self.session,
-            event,
-            now,
-            {
-                **subject,
-                "decision_id": decision_id,
-                "outcome": decision.outcome,
-                "reasons": reasons,
-                "valid_until": decision.valid_until,
-                **details,
-            },
-        )
+        outbox.record(self.session, event, now, write.event_data())
         return row
 
     # -- idempotency keys ---------------------------------------------------------------------

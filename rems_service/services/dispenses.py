@@ -201,7 +201,7 @@ def _confirm(
     # A 75-bit collision would violate the number's unique constraint: the decision is then made again.
     number = new_reference_number(NUMBER_PREFIX)
     change = AuthorizationLifecycle(effective(auth, None, now).value).confirm(number, now)
-    # Written before the audit entry: the chain head's lock is then held for fewer statements.
+    # Before the audit entry (bench/README.md, "Write path": the chain head is locked for less).
     auth.status, auth.status_changed_at, auth.status_reason = AuthorizationStatus(change.to_state), now, None
     uow.repo.add(auth)
     row = Dispense(

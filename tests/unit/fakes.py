@@ -47,9 +47,9 @@ from rems_service.db.models import (
     Patient,
 )
 from rems_service.db.repository import (
-    DECISION_ACTIONS,
     AlreadyHeld,
     AuthorizationInputs,
+    DecisionWrite,
     DispenseInputs,
     IdempotencyClaim,
     StaleClaim,
@@ -62,7 +62,6 @@ from workflows.dispenses import DispenseStatus, PharmacistFacts, PharmacyFacts, 
 from workflows.identifiers import normalize_reference_number
 from workflows.lifecycle import StateChange
 from workflows.participants import PharmacyStatus, PrescriberStatus
-from workflows.snapshots import dump as dump_snapshot
 from workflows.testing import PregnancyTest
 
 #: Dispense statuses that hold their authorization (the real index's ``status IN ('confirmed', 'dispensed')``).
@@ -521,49 +520,11 @@ class FakeRepository:
         """The decision row with its snapshot, its audit entry (digesting the snapshot) and
         its outbox event, as the real one stores them."""
         self._check("record_decision")
-        data = dump_snapshot(snapshot)
-        reasons = [r.as_dict() for r in decision.reasons]
-        entry = self._append_audit(
-            actor=actor,
-            action=DECISION_ACTIONS[kind],
-            outcome=decision.outcome,
-            effective_at=now,
-            subject=subject,
-            reasons=reasons,
-            program_version=program_version,
-            inputs=data,
-            details={"decision_id": decision_id, "kind": kind, "valid_until": decision.valid_until, **details},
-        )
-        row = DecisionRecord(
-            id=decision_id,
-            kind=kind,
-            outcome=decision.outcome,
-            reasons=reasons,
-            evaluated_at=now,
-            valid_until=decision.valid_until,
-            program_version=program_version,
-            snapshot=data,
-            actor_user_id=actor.user_id,
-            prescriber_id=subject.get("prescriber_id"),
-            pharmacy_id=subject.get("pharmacy_id"),
-            patient_id=subject.get("patient_id"),
-            rems_patient_id=subject.get("rems_patient_id"),
-            audit_seq=entry.seq,
-            created_at=entry.recorded_at,
-        )
+        write = DecisionWrite.of(actor, kind, decision_id, snapshot, decision, program_version, now, subject, details)
+        entry = self._append_audit(**write.audit_entry())
+        row = write.row(entry)
         self._decisions.append(row)
-        self._record_event(
-            event,
-            now,
-            {
-                **subject,
-                "decision_id": decision_id,
-                "outcome": decision.outcome,
-                "reasons": reasons,
-                "valid_until": decision.valid_until,
-                **details,
-            },
-        )
+        self._record_event(event, now, write.event_data())
         return row
 
     # -- idempotency keys ------------------------------------------------------------------------
