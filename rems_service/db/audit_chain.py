@@ -41,9 +41,6 @@ from workflows.audit import (
 #: Primary key of the one chain-head row (created by the first migration).
 CHAIN_HEAD_ID = 1
 
-#: Subject keys that are copied into indexed columns for the auditor's filters.
-FILTER_KEYS = ("prescriber_id", "pharmacy_id", "rems_patient_id")
-
 #: Subject and detail keys that would carry PHI; refused outright (R-AUD-3).
 PHI_KEYS = frozenset({"first_name", "last_name", "name", "patient_name", "date_of_birth", "dob", "guardian_name"})
 
