@@ -53,10 +53,6 @@ class PrescriberCertification(Lifecycle):
         super().__init__(status)
         self.certified_at = certified_at
 
-    @property
-    def is_certified(self) -> bool:
-        return self.status is PrescriberStatus.CERTIFIED
-
     def _attested(self, attestations: dict[str, Any]) -> bool:
         return self._require_true("attestations", attestations, PRESCRIBER_ATTESTATIONS)
 
