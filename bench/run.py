@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("REMS_LOG_LEVEL", "WARNING")
 
 from rems_service import create_app  # noqa: E402
-from rems_service.api.audit import _csv  # noqa: E402
+from rems_service.api.audit import csv_chunks  # noqa: E402
 from rems_service.db import audit_chain as audit  # noqa: E402
 from rems_service.db import migrate  # noqa: E402
 from rems_service.db.engine import build_engine  # noqa: E402
@@ -641,7 +641,7 @@ def main() -> None:
     for label, f in slices:
         through = audit_log.record_export(runtime.uow(), auditor, datetime.now(UTC), f, "csv")
         tracemalloc.start()  # slows Python down several times: used for memory only
-        rows = sum(chunk.count("\n") for chunk in _csv(audit_log.stream(runtime.uow, f, through))) - 1
+        rows = sum(chunk.count("\n") for chunk in csv_chunks(audit_log.stream(runtime.uow, f, through))) - 1
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         results[f"export_rows_{label}"] = rows
@@ -649,7 +649,7 @@ def main() -> None:
     f = audit_log.AuditFilter()
     through = audit_log.record_export(runtime.uow(), auditor, datetime.now(UTC), f, "csv")
     started = time.perf_counter()
-    rows = sum(chunk.count("\n") for chunk in _csv(audit_log.stream(runtime.uow, f, through))) - 1
+    rows = sum(chunk.count("\n") for chunk in csv_chunks(audit_log.stream(runtime.uow, f, through))) - 1
     elapsed = time.perf_counter() - started
     results.update(
         export_rows_all=rows, export_rows_per_s=round(rows / elapsed), export_peak_mb=results["export_peak_mb_large"]

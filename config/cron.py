@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import rq.cron
 
+from config.settings import load_settings
 from rems_service.jobs import tasks
 
-QUEUE = "rems"
+#: The queue the worker serves (``QUEUE_NAME``, as the web process and the jobs use it).
+QUEUE = load_settings()["QUEUE_NAME"]
 
 rq.cron.register(tasks.run_sweeps, QUEUE, interval=60, job_timeout=600)
 rq.cron.register(tasks.relay, QUEUE, interval=1, job_timeout=120)

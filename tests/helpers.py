@@ -25,6 +25,10 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
+#: When the test pharmacists completed their REMS training.
+TRAINED = utc(2020, 1, 2)
+
+
 @dataclass
 class Api:
     """The Flask test client with a token and an optional sandbox clock."""

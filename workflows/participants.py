@@ -109,11 +109,13 @@ class PharmacyCertification(Lifecycle):
     def __init__(
         self,
         status: PharmacyStatus | str,
-        now: datetime,
+        now: datetime | None,
         certified_at: datetime | None = None,
         certified_until: datetime | None = None,
     ):
-        super().__init__(effective_pharmacy_status(status, certified_until, now))
+        """In the effective status at ``now``; with ``now=None`` in the stored status, to record
+        a change time has already made (the expiry sweep mirrors ``certified → expired``)."""
+        super().__init__(status if now is None else effective_pharmacy_status(status, certified_until, now))
         self.certified_at = certified_at
         self.certified_until = certified_until
 
@@ -153,18 +155,6 @@ class PharmacyCertification(Lifecycle):
     @command("pharmacy.reinstated", Move(PharmacyStatus.SUSPENDED, PharmacyStatus.CERTIFIED))
     def reinstate(self, now: datetime) -> StateChange:
         return self._fire(now)
-
-    @classmethod
-    def as_stored(
-        cls, status: PharmacyStatus | str, certified_at: datetime | None, certified_until: datetime | None
-    ) -> PharmacyCertification:
-        """The machine in its *stored* status, to record a change that time has already
-        made (the expiry sweep mirrors ``certified → expired``)."""
-        machine = cls.__new__(cls)
-        Lifecycle.__init__(machine, status)
-        machine.certified_at = certified_at
-        machine.certified_until = certified_until
-        return machine
 
     def _ended(self, now: datetime) -> bool:
         """Guard of ``expire``: the certification's end has passed at ``now``."""

@@ -120,9 +120,9 @@ def export(args: dict[str, Any]) -> Response:
     through = audit_log.record_export(c.uow(), c.actor, c.now, f, args["format"])
     rows = audit_log.stream(c.uow, f, through)
     if args["format"] == "ndjson":
-        body, mimetype = _ndjson(rows), "application/x-ndjson"
+        body, mimetype = ndjson_chunks(rows), "application/x-ndjson"
     else:
-        body, mimetype = _csv(rows), "text/csv"
+        body, mimetype = csv_chunks(rows), "text/csv"
     response = Response(stream_with_context(body), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="audit-through-{through}.{args["format"]}"'
     return response
@@ -141,7 +141,7 @@ def _flat(row: AuditEntry) -> dict[str, Any]:
     return {c: _plain(getattr(row, c)) for c in CSV_COLUMNS}
 
 
-def _ndjson(rows: Iterator[AuditEntry]) -> Iterator[str]:
+def ndjson_chunks(rows: Iterator[AuditEntry]) -> Iterator[str]:
     for row in rows:
         flat = _flat(row)
         line = {k: v for k, v in flat.items() if k not in ("actor_user_id", "actor_role")}
@@ -149,7 +149,7 @@ def _ndjson(rows: Iterator[AuditEntry]) -> Iterator[str]:
         yield json.dumps(line, sort_keys=True) + "\n"
 
 
-def _csv(rows: Iterator[AuditEntry]) -> Iterator[str]:
+def csv_chunks(rows: Iterator[AuditEntry]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 

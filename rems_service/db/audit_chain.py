@@ -37,6 +37,7 @@ from workflows.audit import (
     digest,
     verify_entries,
 )
+from workflows.rules import Rule
 
 #: Primary key of the one chain-head row (created by the first migration).
 CHAIN_HEAD_ID = 1
@@ -58,7 +59,7 @@ def _refuse_phi(where: str, value: Any) -> None:
     if isinstance(value, Mapping):
         for key, inner in value.items():
             if key in PHI_KEYS:
-                raise ValueError(f"audit {where} may not carry {key!r} (R-AUD-3)")
+                raise ValueError(f"audit {where} may not carry {key!r} ({Rule.R_AUD_3.value})")
             _refuse_phi(where, inner)
     elif isinstance(value, (list, tuple)):
         for inner in value:

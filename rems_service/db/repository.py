@@ -69,6 +69,10 @@ class AlreadyHeld(Exception):
     authorization: another request won the race. The unit of work must roll back."""
 
 
+class Duplicate(Exception):
+    """A unique constraint refused a row (a concurrent duplicate). The unit of work must roll back."""
+
+
 class StaleClaim(Exception):
     """An idempotency claim was taken over by another process before its response was stored."""
 
@@ -409,6 +413,10 @@ class Repository:
         """The row of ``row_type`` with primary key ``row_id`` (locked if asked), or None."""
         return self.session.get(row_type, row_id, with_for_update=lock, populate_existing=lock)
 
+    def ping(self) -> None:
+        """One trivial query: raises if the database cannot answer."""
+        self.session.execute(select_columns(1)).one()
+
     def actor_by_token_hash(self, token_hash: str) -> Actor | None:
         """The actor holding the token whose hash is ``token_hash`` (five columns, one statement)."""
         user = self.session.execute(
@@ -510,9 +518,12 @@ class Repository:
     # -- writes -------------------------------------------------------------------------------
 
     def add(self, row: Any) -> None:
-        """Insert or update ``row`` now (a constraint violation raises here, inside the transaction)."""
+        """Insert or update ``row`` now; ``Duplicate`` if a unique constraint refuses it."""
         self.session.add(row)
-        self.session.flush()
+        try:
+            self.session.flush()
+        except IntegrityError as exc:
+            raise Duplicate() from exc
 
     def add_unless_duplicate(self, row: Any) -> bool:
         """Insert ``row`` in a savepoint; False (and nothing inserted) if a unique constraint refuses it."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import TracebackType
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from .audit_log_store import AuditLogStore
 from .outbox import OutboxStore
-from .repository import Repository
+from .repository import Duplicate, Repository
 from .webhook_store import WebhookStore
 
 
@@ -62,7 +63,11 @@ class UnitOfWork:
             self.session.close()
 
     def commit(self) -> None:
-        self.session.commit()
+        """Keep everything; ``Duplicate`` (and nothing kept) if a unique constraint refuses a row."""
+        try:
+            self.session.commit()
+        except IntegrityError as exc:
+            raise Duplicate() from exc
         self._committed = True
 
     def rollback(self) -> None:

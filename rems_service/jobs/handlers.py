@@ -23,6 +23,11 @@ from .dispatch import Job, dispatcher_for, job_runtime
 log = logging.getLogger(__name__)
 
 
+def webhook_job_id(delivery_id: object, attempt: int) -> str:
+    """The deterministic id of a delivery's attempt job (a re-sent event enqueues nothing new)."""
+    return f"webhook-{delivery_id}-{attempt}"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -57,7 +62,7 @@ def deliver_webhook(delivery_id: str) -> bool | None:
                 result.next_attempt_at,
                 deliver_webhook,
                 delivery_id,
-                job_id=f"webhook-{delivery_id}-{result.attempt + 1}",
+                job_id=webhook_job_id(delivery_id, result.attempt + 1),
             )
         except Exception as exc:
             log.warning(
@@ -120,7 +125,7 @@ def handle_event(event_id: str) -> bool:
     dispatcher = dispatcher_for(rt)
     try:
         for delivery_id in handled.deliveries:
-            dispatcher.enqueue(deliver_webhook, str(delivery_id), job_id=f"webhook-{delivery_id}-1")
+            dispatcher.enqueue(deliver_webhook, str(delivery_id), job_id=webhook_job_id(delivery_id, 1))
         for follow_up in follow_ups(handled):
             dispatcher.enqueue_at(follow_up.when, follow_up.job, follow_up.entity_id, job_id=follow_up.job_id)
     except Exception as exc:  # the rows are in the database; the sweeps will do it

@@ -31,14 +31,13 @@ from workflows.errors import DomainError
 from workflows.identifiers import new_reference_number
 from workflows.program import Program, ProgramVersion
 
-from . import idempotency
+from . import idempotency, patients
 from .authorization_states import effective, void_locked
 from .decisions import DecisionAnswer, DecisionResult, encode
 from .errors import NotFound, from_domain_error
 from .versions import version_at
 
 NOT_FOUND = "Authorization not found."
-PATIENT_NOT_FOUND = "Patient not found."
 #: The endpoint name idempotency keys are scoped to.
 ENDPOINT = "authorizations"
 
@@ -100,14 +99,13 @@ def request(
     ``idempotency_key`` (with the validated ``request_body`` it guards)
     makes a repeated request return the first answer.
     """
-    version = version_at(program, now)
     return idempotency.run(
         uow_factory,
         actor,
         ENDPOINT,
         idempotency_key,
         request_body,
-        lambda claim: _decide(uow_factory(), actor, now, version, command, claim),
+        lambda claim: _decide(uow_factory(), actor, now, version_at(program, now), command, claim),
     )
 
 
@@ -134,7 +132,7 @@ def _decide(
         repo = uow.repo
         inputs = repo.authorization_inputs(command.patient_id, actor.prescriber_id)
         if inputs is None:
-            raise NotFound(PATIENT_NOT_FOUND)
+            raise NotFound(patients.NOT_FOUND)
         ctx = _context(actor, inputs, command)
         decision = decide_authorization(ctx, version, now)
         patient, decision_id = inputs.patient, uuid.uuid4()

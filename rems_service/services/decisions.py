@@ -32,9 +32,9 @@ from .errors import NotFound
 @dataclass(frozen=True)
 class DecisionResult:
     """A recorded decision as plain values (API.md "Decision"). Approved
-    authorizations carry ``authorization_number``, ``risk_category``,
-    ``days_supply`` and ``expires_at``; approved dispenses carry
-    ``authorization_number``, ``confirmation_number``,
+    authorizations carry ``authorization_number``, ``rems_patient_id``,
+    ``risk_category``, ``days_supply`` and ``expires_at``; approved dispenses
+    carry ``authorization_number``, ``rems_patient_id``, ``confirmation_number``,
     ``confirmation_expires_at`` and ``days_supply``."""
 
     id: uuid.UUID

@@ -89,9 +89,9 @@ def request(
     again from fresh reads (and so denied AUTHORIZATION_ALREADY_USED); a
     second loss is a 503 (``Unavailable``), never an approval.
     """
-    version = version_at(program, now)
 
     def decide(claim: idempotency.Claim | None) -> DecisionAnswer:
+        version = version_at(program, now)  # after the claim: a replay needs no program in force
         for _attempt in range(2):
             try:
                 return _decide(uow_factory(), actor, now, version, dispense_request, claim)

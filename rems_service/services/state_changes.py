@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
+from rems_service.db.repository import Duplicate
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor
 from workflows.audit import OUTCOME_COMPLETED
@@ -39,7 +39,7 @@ def register(
     with uow:
         try:
             uow.repo.add(row)
-        except IntegrityError:
+        except Duplicate:
             raise duplicate from None
         status = row.status.value  # type: ignore[attr-defined]
         created_at = row.created_at  # type: ignore[attr-defined]

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rems_service.db.models import Authorization, Dispense, Patient, Pharmacy
-from rems_service.db.repository import Repository as R
-from rems_service.db.repository import authorization_subject, patient_subject, pharmacy_subject
+from rems_service.db.repository import Repository, authorization_subject, patient_subject, pharmacy_subject
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import SYSTEM
 from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
@@ -50,13 +49,14 @@ def expire_authorization(uow: UnitOfWork, program: Program, now: datetime, autho
             return False
         _, row = repo.lock_authorization(authorization_id, found.patient_id)
         holding = settle(repo, SYSTEM, repo.holding_dispense(row.id, lock=True), now, version)
-        if effective(row, holding, now) is not AuthorizationStatus.EXPIRED:
-            uow.commit()  # a lapsed confirmation may have been mirrored
-            return False
         machine = AuthorizationLifecycle(row.status.value)
-        if row.status is AuthorizationStatus.CONFIRMED:  # its confirmation lapsed (settled above): free it first
+        if row.status is AuthorizationStatus.CONFIRMED and holding is None:
+            # Its confirmation lapsed (mirrored just now, or earlier): the authorization is free again.
             released = machine.release("dispense confirmation lapsed", now)
             repo.record_change(SYSTEM, row, released, authorization_subject(row), version.version)
+        if effective(row, holding, now) is not AuthorizationStatus.EXPIRED:
+            uow.commit()  # a lapse may have been mirrored
+            return False
         repo.record_change(SYSTEM, row, machine.expire(now), authorization_subject(row), version.version)
         uow.commit()
         return True
@@ -154,7 +154,7 @@ def pharmacy_certification(uow: UnitOfWork, program: Program, now: datetime, pha
         if row is None or row.status is not PharmacyStatus.CERTIFIED or row.certified_until is None:
             return None
         if row.certified_until <= now:
-            machine = PharmacyCertification.as_stored(row.status, row.certified_at, row.certified_until)
+            machine = PharmacyCertification(row.status, None, row.certified_at, row.certified_until)
             repo.record_change(SYSTEM, row, machine.expire(now), pharmacy_subject(row), version.version)
             uow.commit()
             return "expired"
@@ -183,23 +183,25 @@ class SweepReport:
         self.counts[name] = self.counts.get(name, 0) + n
 
 
-def _due(uow: UnitOfWork, find: Callable[..., list[uuid.UUID]], *args: datetime) -> list[uuid.UUID]:
+def _due(uow: UnitOfWork, find: Callable[[Repository], list[uuid.UUID]]) -> list[uuid.UUID]:
     with uow:
-        return find(uow.repo, *args, BATCH)
+        return find(uow.repo)
 
 
 def run(uow_factory: Callable[[], UnitOfWork], program: Program, now: datetime) -> SweepReport:
     """Every sweep once, each reading only its due rows through an index."""
     report = SweepReport()
-    for auth_id in _due(uow_factory(), R.authorizations_past_expiry, now):
+    expiring_by = now + AUTHORIZATION_EXPIRY_AHEAD
+    test_by, survey_by, renewal_by = now + TEST_DUE_AHEAD, now + SURVEY_DUE_AHEAD, now + PHARMACY_RENEWAL_AHEAD
+    for auth_id in _due(uow_factory(), lambda repo: repo.authorizations_past_expiry(now, BATCH)):
         report.add("authorizations_expired", expire_authorization(uow_factory(), program, now, auth_id))
-    for auth_id in _due(uow_factory(), R.authorizations_expiring_unused, now, now + AUTHORIZATION_EXPIRY_AHEAD):
+    for auth_id in _due(uow_factory(), lambda repo: repo.authorizations_expiring_unused(now, expiring_by, BATCH)):
         report.add("authorizations_expiring", remind_authorization_expiring(uow_factory(), now, auth_id))
-    for dispense_id in _due(uow_factory(), R.confirmations_past_expiry, now):
+    for dispense_id in _due(uow_factory(), lambda repo: repo.confirmations_past_expiry(now, BATCH)):
         report.add("confirmations_lapsed", lapse_confirmation(uow_factory(), program, now, dispense_id))
-    for patient_id in _due(uow_factory(), R.patients_due, now + TEST_DUE_AHEAD, now + SURVEY_DUE_AHEAD):
+    for patient_id in _due(uow_factory(), lambda repo: repo.patients_due(test_by, survey_by, BATCH)):
         report.add("patient_reminders", len(remind_patient(uow_factory(), now, patient_id)))
-    for pharmacy_id in _due(uow_factory(), R.pharmacies_certified_until, now + PHARMACY_RENEWAL_AHEAD):
+    for pharmacy_id in _due(uow_factory(), lambda repo: repo.pharmacies_certified_until(renewal_by, BATCH)):
         outcome = pharmacy_certification(uow_factory(), program, now, pharmacy_id)
         if outcome:
             report.add(f"pharmacies_{outcome}", 1)

@@ -12,9 +12,8 @@ import secrets
 import uuid
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
-
 from rems_service.db.models import Pharmacy, Prescriber, User
+from rems_service.db.repository import Duplicate
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
 from workflows.audit import OUTCOME_COMPLETED
@@ -111,7 +110,7 @@ def create_user(
         uow.repo.record_event("user.created", now, {**subject, **details})
         try:
             uow.commit()
-        except IntegrityError:  # pragma: no cover - a 256-bit collision
+        except Duplicate:  # pragma: no cover - a 256-bit collision
             raise Conflict("Token collision; retry.") from None
         return user, token
 

@@ -5,10 +5,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Api, make_pharmacy, make_prescriber, make_user, utc
+from tests.helpers import TRAINED, Api, make_pharmacy, make_prescriber, make_user
 
 #: When the world's pharmacists completed REMS training (R-PHA-3).
-TRAINED = utc(2020, 1, 2)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from rems_service.cli import main
-from rems_service.db.models import Authorization, Dispense, OutboxEvent, Pharmacy
+from rems_service.db.models import AuditEntry, Authorization, Dispense, OutboxEvent, Pharmacy
 from rems_service.jobs import tasks
 from rems_service.services import sweeps
 from tests.helpers import ADULT_FRP, NOW, add_test, approved_authorization, dispense, enrolled, make_pharmacy
@@ -44,6 +44,54 @@ def test_expiries_and_lapses_are_mirrored_and_the_authorization_released(world):
         decision["authorization_number"]
     ]
     assert confirmation
+
+
+def _trail(runtime, auth_id):
+    """(action, from_state, to_state) of every audit entry about the authorization or its dispense."""
+    with runtime.session() as s:
+        entries = s.exec(select(AuditEntry).order_by(AuditEntry.seq)).all()
+    return [
+        (e.action, e.details.get("from_state"), e.details.get("to_state"))
+        for e in entries
+        if e.subject.get("authorization_id") == str(auth_id) and e.action != "authorization.decided"
+    ]
+
+
+def test_an_expiry_job_that_runs_before_the_lapse_sweep_releases_then_expires(world):
+    """R-DISP-2 then R-AUTH-3 through real transitions: the confirmation lapses, the
+    authorization is released (confirmed -> issued) and then expires (issued -> expired)."""
+    patient, decision = approved_authorization(world)
+    dispense(world, decision["authorization_number"], patient["rems_patient_id"])
+    runtime = world.runtime
+    with runtime.session() as s:
+        auth = s.exec(select(Authorization)).one()
+    assert sweeps.expire_authorization(runtime.uow(), runtime.program, auth.expires_at, auth.id) is True
+    with runtime.session() as s:
+        assert s.exec(select(Dispense)).one().status.value == "lapsed"
+        assert s.exec(select(Authorization)).one().status.value == "expired"
+    assert _trail(runtime, auth.id)[-3:] == [
+        ("dispense.lapsed", "confirmed", "lapsed"),
+        ("authorization.released", "confirmed", "issued"),
+        ("authorization.expired", "issued", "expired"),
+    ]
+
+
+def test_a_lapse_mirrored_by_the_expiry_job_before_expiry_frees_the_authorization(world):
+    """R-DISP-2: the job finds the confirmation lapsed but the authorization still valid; it
+    mirrors the lapse and releases the authorization (it no longer stays stored 'confirmed')."""
+    patient, decision = approved_authorization(world)
+    dispense(world, decision["authorization_number"], patient["rems_patient_id"])
+    runtime = world.runtime
+    with runtime.session() as s:
+        auth = s.exec(select(Authorization)).one()
+    assert sweeps.expire_authorization(runtime.uow(), runtime.program, NOW + timedelta(hours=25), auth.id) is False
+    with runtime.session() as s:
+        assert s.exec(select(Dispense)).one().status.value == "lapsed"
+        assert s.exec(select(Authorization)).one().status.value == "issued"
+    assert _trail(runtime, auth.id)[-2:] == [
+        ("dispense.lapsed", "confirmed", "lapsed"),
+        ("authorization.released", "confirmed", "issued"),
+    ]
 
 
 def test_an_authorization_about_to_expire_unused_is_announced_once(world):

@@ -18,8 +18,7 @@ from rems_service import create_app
 from rems_service.db.models import OutboxEvent, ProcessedEvent, WebhookAttempt, WebhookDelivery
 from rems_service.jobs import tasks
 from rems_service.jobs.relay import relay_outbox
-from tests.api.conftest import TRAINED
-from tests.helpers import Api, make_pharmacy, make_prescriber, make_user, signature_ok
+from tests.helpers import TRAINED, Api, make_pharmacy, make_prescriber, make_user, signature_ok
 from tests.integration.server import BIN, ROOT
 from tests.receiver import Receiver
 

@@ -201,10 +201,10 @@ def test_naive_now_is_refused():
 def test_the_stored_certified_machine_expires_only_once_the_certification_has_ended():
     """R-PHA-2: the sweep records ``certified → expired`` through the guarded transition."""
     until = utc(2026, 6, 1)
-    stored = PharmacyCertification.as_stored("certified", until - timedelta(days=730), until)
+    stored = PharmacyCertification("certified", None, until - timedelta(days=730), until)
     with pytest.raises(GuardFailed):
         stored.expire(until - timedelta(seconds=1))
-    change = PharmacyCertification.as_stored("certified", None, until).expire(until)
+    change = PharmacyCertification("certified", None, None, until).expire(until)
     assert (change.from_state, change.to_state) == ("certified", "expired")
     assert change.event == "pharmacy.certification_expired"
     assert change.details == {"certified_until": until}
