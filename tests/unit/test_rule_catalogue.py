@@ -17,16 +17,15 @@ What the enums cover, and why:
   catalogued codes not yet issued (``QUANTITY_EXCEEDED``, ``TREATMENT_ON_HOLD``,
   ``CLINICAL_ALERT_UNACKNOWLEDGED``).
 
-The catalogues live in ``shared/`` beside the project root. When they are
-missing the tests skip on a workstation and fail in CI (``CI=true`` or
-``REMS_REQUIRE_SERVICES=1``, as ``.ci/run`` sets), so the
-check can never be silently lost there.
+The project carries the catalogues it implements in ``docs/catalogues/`` (a
+clone has them; CI checks against them). Where the team's ``shared/`` folder
+stands beside the project, the copies must equal it, so a catalogue change
+there fails here until the copy, and then the enums, follow.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -36,9 +35,10 @@ from workflows.reasons import Reason
 from workflows.rules import Code, Rule
 
 ROOT = Path(__file__).resolve().parents[2]
+CATALOGUES = ROOT / "docs" / "catalogues"
 SHARED = ROOT / ".." / "shared"
-REMS_RULES = SHARED / "REMS_RULES.md"
-CLINICAL_RULES = SHARED / "CLINICAL_RULES.md"
+REMS_RULES = CATALOGUES / "REMS_RULES.md"
+CLINICAL_RULES = CATALOGUES / "CLINICAL_RULES.md"
 
 RULE_ID = r"R-[A-Z]+-\d+"
 #: A rule's definition: a bold entry ``**R-PREG-1 (C)**`` or a table row ``| R-CBC-1 (P) |``.
@@ -48,12 +48,18 @@ CODE = re.compile(r"`([A-Z]+(?:_[A-Z]+)+)`")
 
 
 def catalogue(path: Path) -> str:
-    if not path.is_file():
-        message = f"rule catalogue {path.name} not found at {path.resolve()}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get("REMS_REQUIRE_SERVICES") == "1":
-            pytest.fail(message + " (CI runs the project beside shared/)")
-        pytest.skip(message)
+    assert path.is_file(), f"the project's copy of {path.name} is missing from docs/catalogues/"
     return path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["REMS_RULES.md", "CLINICAL_RULES.md"])
+def test_the_projects_copy_of_each_catalogue_equals_the_teams(name):
+    shared = SHARED / name
+    if not shared.is_file():
+        pytest.skip(f"no shared/{name} beside the project (a plain clone): the project's copy is the reference")
+    assert (CATALOGUES / name).read_text(encoding="utf-8") == shared.read_text(encoding="utf-8"), (
+        f"shared/{name} changed: copy it to docs/catalogues/ and bring the Rule and Code enums along"
+    )
 
 
 def section(text: str, heading: str) -> str:
