@@ -60,6 +60,8 @@ from workflows.actors import SYSTEM, Actor  # noqa: E402
 from workflows.audit import chain_hash  # noqa: E402
 from workflows.identifiers import new_reference_number  # noqa: E402
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS  # noqa: E402
+from workflows.patients import RiskCategory  # noqa: E402
+from workflows.surveys import required_questions  # noqa: E402
 
 BIN = Path(sys.executable).parent
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -229,7 +231,7 @@ def seed_patients(engine: Engine, scale: dict[str, int], participants: dict[str,
                 id=uuid.uuid4(),
                 patient_id=pid,
                 completed_at=NOW - timedelta(days=2),
-                answers={},
+                answers=dict.fromkeys(required_questions(RiskCategory(category)), False),  # complete (R-SURV-3)
                 noncompliance=[],
                 recorded_at=NOW - timedelta(days=2),
                 recorded_by=None,

@@ -14,6 +14,8 @@ from rems_service.db.audit_chain import iter_entries
 from rems_service.services import pharmacies, prescribers, users
 from workflows.actors import SYSTEM
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS
+from workflows.patients import RiskCategory
+from workflows.surveys import required_questions
 
 #: Valid NPIs (check digit per the CMS algorithm).
 VALID_NPIS = ("1234567893", "1245319599", "1679576722", "1003000126", "1497758544")
@@ -150,6 +152,11 @@ def add_test(world, pid, collected_at, result="negative", sensitivity=25, at=NOW
     )
 
 
+def complete_answers(category: str, **flags: bool) -> dict[str, bool]:
+    """Survey answers to every question ``category`` must answer (R-SURV-3): ``False`` unless given."""
+    return {**dict.fromkeys(required_questions(RiskCategory(category)), False), **flags}
+
+
 def add_survey(world, pid, answers, completed_at=NOW - timedelta(hours=1), at=NOW):
     return (
         world.api.as_(world.prescriber_token)
@@ -173,7 +180,7 @@ def ready_patient(world, body=ADULT_MALE):
     if body["risk_category"].startswith("FRP"):
         assert add_test(world, patient["id"], NOW - timedelta(days=12), at=NOW - timedelta(days=11)).status_code == 201
         assert add_test(world, patient["id"], NOW - timedelta(hours=3)).status_code == 201
-    assert add_survey(world, patient["id"], {}).status_code == 201
+    assert add_survey(world, patient["id"], complete_answers(body["risk_category"])).status_code == 201
     return patient
 
 

@@ -1,4 +1,4 @@
-"""Prescription authorizations: the prescriber's decision (R-AUTH-1 to R-AUTH-4,
+"""Prescription authorizations: the prescriber's decision (R-AUTH-1 to R-AUTH-5,
 R-PRES-1/2, R-PAT-2, R-PREG-1/3/4, R-CONTRA-1/2, R-SURV-1) and the
 authorization life cycle.
 """
@@ -129,7 +129,8 @@ class AuthorizationContext:
     """Everything an authorization decision reads.
 
     ``prescriber_id``/``prescriber_status`` are the calling prescriber's;
-    ``last_survey_at`` is the newest patient survey's completion time.
+    ``last_survey_at`` is the newest *complete* patient survey's completion
+    time (R-SURV-3).
     """
 
     prescriber_id: str
@@ -137,6 +138,60 @@ class AuthorizationContext:
     patient: PatientFacts
     last_survey_at: datetime | None
     request: AuthorizationRequest
+
+
+_PRESCRIBER_NEXT = {
+    PrescriberStatus.PENDING: (
+        "Complete certification: attest to the prescribing information, the REMS education, counseling every "
+        "patient and reporting any pregnancy; then ask again."
+    ),
+    PrescriberStatus.SUSPENDED: "A program administrator must reinstate the prescriber's certification.",
+    PrescriberStatus.DECERTIFIED: (
+        "Decertification is final: another certified prescriber must take over the patient's prescriptions."
+    ),
+}
+
+
+def _prescriber_reasons(status: PrescriberStatus) -> list[Reason]:
+    """R-PRES-1: only a certified prescriber may prescribe."""
+    if status is PrescriberStatus.CERTIFIED:
+        return []
+    return [
+        Reason(
+            Code.PRESCRIBER_NOT_CERTIFIED,
+            Rule.R_PRES_1,
+            f"The prescriber is '{status.value}'; only a certified prescriber may prescribe.",
+            _PRESCRIBER_NEXT.get(status, "The prescriber must be certified by the program."),
+        )
+    ]
+
+
+def _supply_reasons(request: AuthorizationRequest, program: ProgramVersion) -> list[Reason]:
+    """R-AUTH-2 (days' supply) and R-AUTH-5 (capsules per day of supply)."""
+    reasons = []
+    if request.days_supply > program.max_days_supply:
+        reasons.append(
+            Reason(
+                Code.DAYS_SUPPLY_EXCEEDED,
+                Rule.R_AUTH_2,
+                f"At most a {program.max_days_supply}-day supply per prescription; "
+                f"{request.days_supply} days were requested.",
+                f"Set `days_supply` to {program.max_days_supply} or less; a longer course needs a new authorization "
+                "for each supply.",
+            )
+        )
+    limit = program.max_quantity(request.days_supply)
+    if request.quantity > limit:
+        reasons.append(
+            Reason(
+                Code.QUANTITY_EXCEEDED,
+                Rule.R_AUTH_5,
+                f"{request.quantity} capsules were requested for a {request.days_supply}-day supply; at most "
+                f"{program.max_capsules_per_day} capsule(s) per day of supply may be authorized.",
+                f"Set `quantity` to {limit} or less for a {request.days_supply}-day supply.",
+            )
+        )
+    return reasons
 
 
 def decide_authorization(ctx: AuthorizationContext, program: ProgramVersion, now: datetime) -> Decision:
@@ -148,24 +203,7 @@ def decide_authorization(ctx: AuthorizationContext, program: ProgramVersion, now
     state from the reasons.
     """
     now = ensure_utc(now)
-    reasons: list[Reason] = []
-    if ctx.prescriber_status is not PrescriberStatus.CERTIFIED:
-        reasons.append(
-            Reason(
-                Code.PRESCRIBER_NOT_CERTIFIED,
-                Rule.R_PRES_1,
-                f"The prescriber is '{ctx.prescriber_status.value}'; only a certified prescriber may prescribe.",
-            )
-        )
-    if ctx.request.days_supply > program.max_days_supply:
-        reasons.append(
-            Reason(
-                Code.DAYS_SUPPLY_EXCEEDED,
-                Rule.R_AUTH_2,
-                f"At most a {program.max_days_supply}-day supply per prescription; "
-                f"{ctx.request.days_supply} days were requested.",
-            )
-        )
+    reasons = _prescriber_reasons(ctx.prescriber_status) + _supply_reasons(ctx.request, program)
     patient = ctx.patient
     if patient.prescriber_id != ctx.prescriber_id:
         reasons.append(
@@ -173,6 +211,8 @@ def decide_authorization(ctx: AuthorizationContext, program: ProgramVersion, now
                 Code.PATIENT_PRESCRIBER_MISMATCH,
                 Rule.R_AUTH_1,
                 "The patient is not enrolled with this prescriber.",
+                "Check `patient_id`: only the prescriber the patient is enrolled with may request an authorization "
+                "for the patient.",
             )
         )
         return Decision.of(reasons, now)

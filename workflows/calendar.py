@@ -31,6 +31,17 @@ def valid_until(collected: datetime, interval_days: int, tz: ZoneInfo) -> dateti
     return start_of_day(local_date(collected, tz) + timedelta(days=interval_days + 1), tz)
 
 
+def instant_text(instant: datetime) -> str:
+    """An instant as people read it in a message: ``2026-06-16 12:00 UTC``."""
+    return ensure_utc(instant).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def last_valid_day(start: datetime, interval_days: int, tz: ZoneInfo) -> date:
+    """The last calendar day on which a thing dated ``start`` still counts under an
+    ``interval_days`` window (the day before ``valid_until``)."""
+    return local_date(start, tz) + timedelta(days=interval_days)
+
+
 def add_years(day: date, years: int) -> date:
     """``day`` plus whole years; 29 February becomes 1 March in a common year."""
     try:

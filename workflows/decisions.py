@@ -71,10 +71,30 @@ _INELIGIBLE_WHY = {
     PatientStatus.DISCONTINUED: "discontinued from therapy",
 }
 
+_INELIGIBLE_NEXT = {
+    PatientStatus.HALTED: (
+        "A program administrator must review the pregnancy report and reinstate the patient; until then no "
+        "authorization or dispense is possible (the prescriber can see the patient's status)."
+    ),
+    PatientStatus.NEEDS_INTERVENTION: (
+        "A program administrator must resolve the intervention opened by the patient survey; the prescriber "
+        "should contact the program. Then ask again."
+    ),
+    PatientStatus.DISCONTINUED: (
+        "Discontinuation is final: nothing more can be authorized or dispensed under this enrollment; the "
+        "prescriber must enroll the patient again if therapy is to resume."
+    ),
+}
+
 
 def eligibility_reasons(status: PatientStatus, what: str) -> list[Reason]:
     """R-PAT-2: only ``enrolled`` and ``on_therapy`` patients may get ``what``."""
     if status.value in ELIGIBLE_STATUSES:
         return []
     why = _INELIGIBLE_WHY.get(status, f"in status '{status.value}'")
-    return [Reason(Code.PATIENT_NOT_ELIGIBLE, Rule.R_PAT_2, f"The patient is {why}; no {what} can be given.")]
+    next_step = _INELIGIBLE_NEXT.get(
+        status, "Only an enrolled or on-therapy patient is eligible; a program administrator must review the patient."
+    )
+    return [
+        Reason(Code.PATIENT_NOT_ELIGIBLE, Rule.R_PAT_2, f"The patient is {why}; no {what} can be given.", next_step)
+    ]

@@ -63,3 +63,20 @@ def new_reference_number(prefix: str) -> str:
 def normalize_reference_number(value: str) -> str:
     """The canonical form of a typed number: upper case, O→0 and I/L→1, no spaces."""
     return "".join(value.split()).upper().translate(_CROCKFORD_ALIASES)
+
+
+def number_problem(value: str, prefix: str) -> str | None:
+    """Why ``value`` (already normalized) cannot be a ``PREFIX-XXXXX-XXXXX-XXXXX`` number, or None.
+
+    A number that fails this was mistyped; one that passes but is unknown was
+    never issued (or belongs to another prescription).
+    """
+    head, _, body = value.partition("-")
+    groups = body.split("-")
+    if head != prefix:
+        return f"it must start with {prefix}-"
+    if len(groups) != 3 or any(len(g) != REFERENCE_SYMBOLS // 3 for g in groups):
+        return "it must have three groups of five letters or digits"
+    if any(ch not in CROCKFORD for g in groups for ch in g):
+        return "it may hold only digits and the letters A-Z without I, L, O or U"
+    return None

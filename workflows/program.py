@@ -44,6 +44,7 @@ class ProgramVersion:
     survey_interval_days_default: int
     survey_interval_days_fnrp_adult: int
     max_days_supply: int
+    max_capsules_per_day: int
     authorization_valid_days_frp: int
     authorization_valid_days_other: int
     confirmation_valid_hours: int
@@ -59,6 +60,10 @@ class ProgramVersion:
     def starts_at(self) -> datetime:
         """The instant the version takes effect: midnight of ``effective_from`` in its zone."""
         return datetime.combine(self.effective_from, time.min, tzinfo=self.tz)
+
+    def max_quantity(self, days_supply: int) -> int:
+        """R-AUTH-5: the most capsules a ``days_supply``-day prescription may hold."""
+        return days_supply * self.max_capsules_per_day
 
     def pharmacy_certified_until(self, certified_at: datetime) -> datetime:
         """R-PHA-2: the end of a pharmacy certification granted at ``certified_at``."""
@@ -102,6 +107,7 @@ _TOP_KEYS = {
     "monitoring",
     "survey_interval_days",
     "max_days_supply",
+    "max_capsules_per_day",
     "authorization_valid_days",
     "confirmation_valid_hours",
     "refill_max_remaining_days",
@@ -219,6 +225,7 @@ def parse_program_version(data: Mapping[str, Any], source: str = "program") -> P
         survey_interval_days_default=r.positive_int("survey_interval_days.default", survey.get("default")),
         survey_interval_days_fnrp_adult=r.positive_int("survey_interval_days.FNRP_ADULT", survey.get("FNRP_ADULT")),
         max_days_supply=r.positive_int("max_days_supply", top.get("max_days_supply")),
+        max_capsules_per_day=r.positive_int("max_capsules_per_day", top.get("max_capsules_per_day"), maximum=100),
         authorization_valid_days_frp=r.positive_int("authorization_valid_days.FRP", auth.get("FRP")),
         authorization_valid_days_other=r.positive_int("authorization_valid_days.others", auth.get("others")),
         confirmation_valid_hours=r.positive_int("confirmation_valid_hours", top.get("confirmation_valid_hours")),

@@ -4,6 +4,12 @@ A decision reads only a snapshot: frozen dataclasses of plain values. The
 audit log digests the snapshot's canonical JSON and the decision record
 keeps that JSON, so ``load`` must rebuild exactly the snapshot that was
 decided on; ``dump(load(cls, dump(s))) == dump(s)`` is tested.
+
+A field added to a snapshot class later must have a default (None): a
+snapshot stored before the field existed lacks it and loads with the
+default, and the decision code treats that default as "not known then" so
+the old decision replays unchanged. Any other missing or unknown field is an
+error.
 """
 
 from __future__ import annotations
@@ -56,10 +62,12 @@ def _convert(tp: Any, value: Any) -> Any:
         return dict(value)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
-        names = {f.name for f in dataclasses.fields(tp)}
-        if set(value) != names:
+        fields = dataclasses.fields(tp)
+        names = {f.name for f in fields}
+        optional = {f.name for f in fields if f.default is not dataclasses.MISSING}
+        if not names - optional <= set(value) <= names:
             raise ValueError(f"{tp.__name__}: expected fields {sorted(names)}, got {sorted(value)}")
-        return tp(**{name: _convert(hints[name], value[name]) for name in names})
+        return tp(**{name: _convert(hints[name], value[name]) for name in names if name in value})
     if tp is datetime:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:

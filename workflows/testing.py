@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 
-from .calendar import days_between, local_date, valid_until
+from .calendar import days_between, instant_text, last_valid_day, local_date, valid_until
 from .clock import ensure_utc
 from .patients import MenstrualCycle, RiskCategory
 from .program import ProgramVersion
@@ -56,11 +56,21 @@ class PregnancyTestingInputs:
 
 @dataclass(frozen=True)
 class PregnancyTestingStatus:
+    """``next_test_due_at`` is the instant the newest negative test stops counting
+    (``now`` when none counts); ``next_test_due_on`` the last calendar day (program
+    zone) on which the next test must be collected to keep testing current."""
+
     state: PregnancyTestingState
     met: bool
     reasons: tuple[Reason, ...]
     next_test_due_at: datetime | None
     interval_days: int | None
+    next_test_due_on: date | None = None
+
+
+def _who(purpose: Purpose) -> str:
+    """Who records a pregnancy test: the caller at authorization, the prescriber for the pharmacy."""
+    return "Record" if purpose is Purpose.AUTHORIZATION else "The prescriber must record"
 
 
 def sensitivity_problem(sensitivity_miu_ml: int, program: ProgramVersion) -> str | None:
@@ -133,14 +143,26 @@ def evaluate_testing(
             Code.PREGNANCY_TEST_POSITIVE,
             Rule.R_PREG_4,
             "The most recent pregnancy test is positive; therapy is halted.",
+            "Do not start or continue therapy. The pregnancy is reported to the prescriber and the program; only a "
+            "program administrator can reinstate the patient after review.",
         )
         return PregnancyTestingStatus(PregnancyTestingState.POSITIVE, False, (reason,), None, interval)
 
+    today = local_date(now, tz)
     reasons: list[Reason] = []
     if purpose is Purpose.AUTHORIZATION and inputs.therapy_started_at is None:
         reasons = _initial_test_reasons(negatives, program, now)
     elif newest_negative is None:
-        reasons = [Reason(Code.PREGNANCY_TEST_MISSING, Rule.R_PREG_3, "No negative pregnancy test is on record.")]
+        reasons = [
+            Reason(
+                Code.PREGNANCY_TEST_MISSING,
+                Rule.R_PREG_3,
+                "No negative pregnancy test is on record.",
+                f"{_who(purpose)} a negative pregnancy test collected on or after "
+                f"{(today - timedelta(days=interval)).isoformat()} (a test is required every {interval} days now), "
+                "then ask again.",
+            )
+        ]
     elif days_between(newest_negative.collected_at, now, tz) > interval:
         age = days_between(newest_negative.collected_at, now, tz)
         reasons = [
@@ -148,36 +170,114 @@ def evaluate_testing(
                 Code.PREGNANCY_TEST_STALE,
                 Rule.R_PREG_3,
                 f"The newest negative pregnancy test is {age} days old; a test is required every {interval} days now.",
+                f"{_who(purpose)} a negative pregnancy test collected on or after "
+                f"{(today - timedelta(days=interval)).isoformat()}, then ask again.",
             )
         ]
     met = not reasons
+    due_on = last_valid_day(newest_negative.collected_at, interval, tz) if newest_negative and met else today
     return PregnancyTestingStatus(
-        PregnancyTestingState.CURRENT if met else PregnancyTestingState.DUE, met, tuple(reasons), due, interval
+        PregnancyTestingState.CURRENT if met else PregnancyTestingState.DUE, met, tuple(reasons), due, interval, due_on
+    )
+
+
+@dataclass(frozen=True)
+class FirstAuthorizationWindow:
+    """R-PREG-1 as dates (program zone), for a patient not yet on therapy.
+
+    ``first_test_on`` is the negative test that counts (or will count) as the
+    first of the two, None when there is none: a first test collected on day
+    D makes the authorization possible from D + earliest to D + latest days.
+    ``authorize_from``/``authorize_until`` is the soonest such window (from
+    today on); the second negative test must be collected within
+    ``second_test_within_hours`` before the authorization, so from
+    ``second_test_from`` (the day before ``authorize_from``, not before today)
+    to ``authorize_until``.
+    """
+
+    first_test_on: date | None
+    authorize_from: date
+    authorize_until: date
+    second_test_from: date
+    second_test_within_hours: int
+
+
+def first_authorization_window(
+    inputs: PregnancyTestingInputs, program: ProgramVersion, now: datetime
+) -> FirstAuthorizationWindow | None:
+    """R-PREG-1's dates for the patient's first authorization, or None when R-PREG-1
+    does not apply (not FRP, therapy started, or the newest test is positive)."""
+    now = ensure_utc(now)
+    if not inputs.risk_category.is_frp or inputs.therapy_started_at is not None:
+        return None
+    tests = _usable(inputs.tests, program, now)
+    if tests and tests[0].result is PregnancyResult.POSITIVE:
+        return None
+    return _first_window([t for t in tests if t.result is PregnancyResult.NEGATIVE], program, now)
+
+
+def _first_window(negatives: list[PregnancyTest], program: ProgramVersion, now: datetime) -> FirstAuthorizationWindow:
+    earliest, latest = program.initial_test_1_window_days
+    tz = program.tz
+    today = local_date(now, tz)
+    # A negative test at most `latest` days old counts as the first test today or later;
+    # the oldest such test opens the soonest window.
+    candidates = sorted(d for d in (local_date(t.collected_at, tz) for t in negatives) if (today - d).days <= latest)
+    first = candidates[0] if candidates else None
+    base = first if first is not None else today
+    authorize_from = max(today, base + timedelta(days=earliest))
+    authorize_until = base + timedelta(days=latest)
+    return FirstAuthorizationWindow(
+        first_test_on=first,
+        authorize_from=authorize_from,
+        authorize_until=authorize_until,
+        second_test_from=max(today, authorize_from - timedelta(days=1)),
+        second_test_within_hours=program.initial_test_2_window_hours,
     )
 
 
 def _initial_test_reasons(negatives: list[PregnancyTest], program: ProgramVersion, now: datetime) -> list[Reason]:
     """R-PREG-1: the two negative tests before the first authorization."""
+    earliest, latest = program.initial_test_1_window_days
+    hours = program.initial_test_2_window_hours
+    window = _first_window(negatives, program, now)
     if not negatives:
         return [
             Reason(
                 Code.PREGNANCY_TEST_MISSING,
                 Rule.R_PREG_1,
                 "Two negative pregnancy tests are required before the first authorization; none is on record.",
+                f"Record a first negative pregnancy test; collected today ({local_date(now, program.tz).isoformat()}), "
+                f"it allows the authorization from {window.authorize_from.isoformat()} to "
+                f"{window.authorize_until.isoformat()}, with a second negative test collected within the {hours} "
+                "hours before it.",
             )
         ]
-    earliest, latest = program.initial_test_1_window_days
     today = local_date(now, program.tz)
     first_ok = any(earliest <= (today - local_date(t.collected_at, program.tz)).days <= latest for t in negatives)
-    window = timedelta(hours=program.initial_test_2_window_hours)
-    second_ok = any(now - window <= t.collected_at <= now for t in negatives)
+    second_ok = any(now - timedelta(hours=hours) <= t.collected_at <= now for t in negatives)
     reasons = []
     if not first_ok:
+        if window.first_test_on is not None:
+            step = (
+                f"The negative test of {window.first_test_on.isoformat()} counts as the first test from "
+                f"{window.authorize_from.isoformat()} to {window.authorize_until.isoformat()}: request the "
+                "authorization in that window."
+            )
+        else:
+            step = (
+                "No negative test is recent enough to count as the first. Record a new first negative test; "
+                f"collected today, it allows the authorization from {window.authorize_from.isoformat()} to "
+                f"{window.authorize_until.isoformat()}."
+            )
         reasons.append(
             Reason(
                 Code.PREGNANCY_TEST_OUT_OF_WINDOW,
                 Rule.R_PREG_1,
                 f"The first negative test must be collected {earliest} to {latest} days before the authorization date.",
+                f"For an authorization today it must be collected between "
+                f"{(today - timedelta(days=latest)).isoformat()} and {(today - timedelta(days=earliest)).isoformat()}. "
+                + step,
             )
         )
     if not second_ok:
@@ -185,8 +285,11 @@ def _initial_test_reasons(negatives: list[PregnancyTest], program: ProgramVersio
             Reason(
                 Code.PREGNANCY_TEST_OUT_OF_WINDOW,
                 Rule.R_PREG_1,
-                f"The second negative test must be collected within the {program.initial_test_2_window_hours} hours "
-                "before the authorization.",
+                f"The second negative test must be collected within the {hours} hours before the authorization.",
+                f"Record a second negative pregnancy test and request the authorization within {hours} hours of "
+                f"its collection (a test collected now counts until {instant_text(now + timedelta(hours=hours))}), "
+                f"between {window.authorize_from.isoformat()} and {window.authorize_until.isoformat()} while the "
+                "first test is in its window.",
             )
         )
     return reasons

@@ -37,17 +37,8 @@ ADMIN, PRESCRIBER = UserRole.ADMIN, UserRole.PRESCRIBER
 def _detail(view: patients.PatientView) -> dict[str, Any]:
     return {
         **view.patient.model_dump(),
-        "pregnancy_testing": {
-            "state": view.testing.state.value,
-            "next_test_due_at": view.testing.next_test_due_at,
-            "interval_days": view.testing.interval_days,
-            "reasons": [r.as_dict() for r in view.testing.reasons],
-        },
-        "survey": {
-            "last_completed_at": view.survey.last_completed_at,
-            "next_due_at": view.survey.next_due_at,
-            "current": view.survey.current,
-        },
+        "pregnancy_testing": view.testing_dict(),
+        "survey": view.survey_dict(),
         "program_version": view.program_version,
     }
 

@@ -37,7 +37,9 @@ from workflows.dispenses import DispenseStatus, PharmacistFacts, PharmacyFacts, 
 from workflows.identifiers import normalize_reference_number
 from workflows.lifecycle import StateChange
 from workflows.participants import PharmacyStatus, PrescriberStatus
+from workflows.patients import RiskCategory
 from workflows.snapshots import dump as dump_snapshot
+from workflows.surveys import is_complete as survey_is_complete
 from workflows.testing import PregnancyTest
 
 from . import audit_chain, outbox
@@ -390,12 +392,18 @@ class Repository:
         return patient_facts(row, self.pregnancy_tests(row.id))
 
     def last_survey_at(self, patient_id: uuid.UUID) -> datetime | None:
-        return self.session.exec(
-            select(PatientSurvey.completed_at)
+        """The completion time of the patient's newest *complete* survey (R-SURV-3): one
+        recorded before R-SURV-3 with an unanswered question does not count."""
+        category = self.session.exec(select(Patient.risk_category).where(Patient.id == patient_id)).first()
+        if category is None:
+            return None
+        rows = self.session.execute(
+            select(PatientSurvey.completed_at, PatientSurvey.answers)
             .where(PatientSurvey.patient_id == patient_id)
             .order_by(col(PatientSurvey.completed_at).desc())
-            .limit(1)
-        ).first()
+        )
+        complete = (row.completed_at for row in rows if survey_is_complete(RiskCategory(category), row.answers))
+        return next(complete, None)
 
     def prior_dispense(self, patient_id: uuid.UUID) -> PriorDispense | None:
         """R-DISP-3: the patient's most recent completed dispense."""

@@ -67,9 +67,16 @@ class DispenseCreateSchema(RequestSchema):
 
 
 class DecisionReasonSchema(Schema):
-    code = fields.String()
-    rule = fields.String()
-    message = fields.String()
+    code = fields.String(metadata={"description": 'A stable reason code (REMS rules, "Reason codes").'})
+    rule = fields.String(metadata={"description": "The rule ID the reason cites."})
+    message = fields.String(metadata={"description": "What failed."})
+    next_step = fields.String(
+        metadata={
+            "description": "What a person can do next, computed from the rule and the facts: dates (the earliest "
+            "refill, the window of the next pregnancy test), numbers, who must act, and the request field to fix "
+            "where there is one. Absent only from decisions recorded before next steps existed."
+        }
+    )
 
 
 class DecisionSchema(Schema):

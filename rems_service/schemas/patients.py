@@ -11,6 +11,7 @@ from workflows.rules import Rule
 from workflows.testing import PregnancyResult
 
 from .common import RequestSchema, StrictBoolean, text
+from .decisions import DecisionReasonSchema
 
 
 def _values(enum: type[Enum]) -> list[str]:
@@ -51,17 +52,59 @@ class PatientEnrollSchema(RequestSchema):
     counseling_completed = StrictBoolean(required=True)
 
 
+class FirstAuthorizationWindowSchema(Schema):
+    """R-PREG-1 as calendar dates in the program's time zone."""
+
+    first_test_on = fields.Date(
+        allow_none=True,
+        metadata={
+            "description": "The collection date of the negative test that counts as the first of the two "
+            f"({Rule.R_PREG_1.value}); null when none does yet: collect one first."
+        },
+    )
+    authorize_from = fields.Date(metadata={"description": "The first day the first authorization is possible."})
+    authorize_until = fields.Date(metadata={"description": "The last day of that window."})
+    second_test_from = fields.Date(
+        metadata={"description": "The earliest collection date of the second negative test for that window."}
+    )
+    second_test_within_hours = fields.Integer(
+        metadata={"description": "The second test must be collected within these hours before the authorization."}
+    )
+
+
 class PregnancyTestingStatusSchema(Schema):
-    state = fields.String()
-    next_test_due_at = fields.AwareDateTime(allow_none=True)
+    state = fields.String(metadata={"description": "not_required | current | due | positive"})
+    next_test_due_at = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "When the newest negative test stops counting."}
+    )
+    next_test_due_on = fields.Date(
+        allow_none=True,
+        metadata={
+            "description": "The last day (program zone) to collect the next test and stay current; today when "
+            "testing is due now; null when no test is required."
+        },
+    )
     interval_days = fields.Integer(allow_none=True)
-    reasons = fields.List(fields.Dict())
+    reasons = fields.List(fields.Nested(DecisionReasonSchema))
+    first_authorization = fields.Nested(
+        FirstAuthorizationWindowSchema,
+        allow_none=True,
+        metadata={"description": "Before therapy starts (FRP): the first authorization's testing windows as dates."},
+    )
 
 
 class SurveyStatusSchema(Schema):
-    last_completed_at = fields.AwareDateTime(allow_none=True)
-    next_due_at = fields.AwareDateTime(allow_none=True)
+    last_completed_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": f"The newest complete survey ({Rule.R_SURV_3.value}); incomplete ones do not count."},
+    )
+    next_due_at = fields.AwareDateTime(allow_none=True, metadata={"description": "When that survey stops counting."})
+    next_due_on = fields.Date(
+        allow_none=True,
+        metadata={"description": "The last day (program zone) to complete the next survey; today when one is due now."},
+    )
     current = fields.Boolean()
+    reasons = fields.List(fields.Nested(DecisionReasonSchema))
 
 
 class PatientSchema(Schema):
@@ -113,6 +156,9 @@ class PregnancyTestSchema(Schema):
 
 
 class SurveyAnswersSchema(RequestSchema):
+    """Every question of the patient's category must be answered true or false
+    (R-SURV-3); an unanswered one is a 422 naming it."""
+
     missed_period = StrictBoolean(load_default=None, allow_none=True)
     unprotected_intercourse = StrictBoolean(load_default=None, allow_none=True)
     missed_contraception = StrictBoolean(load_default=None, allow_none=True)

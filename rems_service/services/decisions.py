@@ -28,6 +28,10 @@ from workflows.replay import replay as replay_decision
 
 from .errors import NotFound
 
+#: A reason's fields in the Decision, in order. ``next_step`` is absent from decisions
+#: recorded before it existed (their stored reasons are shown as recorded).
+REASON_FIELDS = ("code", "rule", "message", "next_step")
+
 
 @dataclass(frozen=True)
 class DecisionResult:
@@ -89,7 +93,7 @@ class DecisionResult:
         out: dict[str, Any] = {
             "id": str(self.id),
             "decision": self.decision,
-            "reasons": [{"code": r["code"], "rule": r["rule"], "message": r["message"]} for r in self.reasons],
+            "reasons": [{name: r[name] for name in REASON_FIELDS if name in r} for r in self.reasons],
             "evaluated_at": self.evaluated_at.isoformat(),
             "program_version": self.program_version,
             "audit_seq": self.audit_seq,

@@ -120,6 +120,8 @@ def _context(inputs: DispenseInputs, dispense_request: DispenseRequest) -> Dispe
             rems_patient_id=auth.rems_patient_id,
             days_supply=auth.days_supply,
             confirmation_expires_at=holding.confirmation_expires_at if holding else None,
+            quantity=auth.quantity,
+            confirmation_pharmacy_id=str(holding.pharmacy_id) if holding else None,
         ),
         patient=inputs.facts,
         prior_dispense=inputs.prior,

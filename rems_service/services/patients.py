@@ -7,6 +7,7 @@ and their UUID (R-AUD-3); names and date of birth never leave this table.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -35,10 +36,13 @@ from workflows.program import Program, ProgramVersion
 from workflows.rules import Rule
 from workflows.surveys import SurveyStatus, answer_problems, evaluate_survey, noncompliance
 from workflows.testing import (
+    FirstAuthorizationWindow,
     PregnancyResult,
+    PregnancyTestingState,
     PregnancyTestingStatus,
     Purpose,
     evaluate_testing,
+    first_authorization_window,
     sensitivity_problem,
 )
 
@@ -231,20 +235,52 @@ def enroll(
 
 @dataclass(frozen=True)
 class PatientView:
+    """The patient with its testing and survey status at a moment. ``first_authorization``
+    gives R-PREG-1's windows as dates while the patient has not started therapy (FRP)."""
+
     patient: Patient
     testing: PregnancyTestingStatus
     survey: SurveyStatus
     program_version: str
+    first_authorization: FirstAuthorizationWindow | None = None
+
+    def testing_dict(self) -> dict[str, Any]:
+        """``pregnancy_testing`` of the patient view (PregnancyTestingStatusSchema)."""
+        window = self.first_authorization
+        return {
+            "state": self.testing.state.value,
+            "next_test_due_at": self.testing.next_test_due_at,
+            "next_test_due_on": self.testing.next_test_due_on if self.testing.state is not _NOT_REQUIRED else None,
+            "interval_days": self.testing.interval_days,
+            "reasons": [r.as_dict() for r in self.testing.reasons],
+            "first_authorization": None if window is None else dataclasses.asdict(window),
+        }
+
+    def survey_dict(self) -> dict[str, Any]:
+        """``survey`` of the patient view (SurveyStatusSchema)."""
+        return {
+            "last_completed_at": self.survey.last_completed_at,
+            "next_due_at": self.survey.next_due_at,
+            "next_due_on": self.survey.next_due_on,
+            "current": self.survey.current,
+            "reasons": [r.as_dict() for r in self.survey.reasons],
+        }
+
+
+_NOT_REQUIRED = PregnancyTestingState.NOT_REQUIRED
 
 
 def get(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, patient_id: uuid.UUID) -> PatientView:
-    """The patient with its testing and survey status at ``now``."""
+    """The patient with its testing and survey status at ``now``; the survey counts only
+    when complete (R-SURV-3)."""
     version = version_at(program, now)
     with uow:
         row = _load(uow.repo, actor, patient_id)
-        testing = evaluate_testing(uow.repo.patient_facts(row).testing_inputs(), version, now, Purpose.AUTHORIZATION)
+        inputs = uow.repo.patient_facts(row).testing_inputs()
+        testing = evaluate_testing(inputs, version, now, Purpose.AUTHORIZATION)
         survey = evaluate_survey(row.risk_category, uow.repo.last_survey_at(row.id), version, now)
-        return PatientView(row, testing, survey, version.version)
+        window = first_authorization_window(inputs, version, now)
+        return PatientView(row, testing, survey, version.version, window)
 
 
 def _refuse_if_discontinued(row: Patient, what: str) -> None:

@@ -97,7 +97,16 @@ def _schema_dump(record: DecisionRecord, auth: Authorization | None, dispense: D
 
 @pytest.mark.parametrize("shape", ["denied", "authorization approved", "dispense approved"])
 def test_the_encoded_decision_is_the_schema_dump(shape):
-    reasons = [{"code": "EARLY_REFILL", "rule": "R-DISP-3", "message": "Trop tôt — «refill» ≥ 7 days"}]
+    reasons = [
+        # Recorded before reasons carried a next step: shown as recorded.
+        {"code": "EARLY_REFILL", "rule": "R-DISP-3", "message": "Trop tôt — «refill» ≥ 7 days"},
+        {
+            "code": "EARLY_REFILL",
+            "rule": "R-DISP-3",
+            "message": "8 days of therapy remain",
+            "next_step": "A refill is allowed from 2026-06-16 — «ask again»",
+        },
+    ]
     record = _record("denied" if shape == "denied" else "approved", reasons if shape == "denied" else [])
     auth = None if shape == "denied" else _authorization()
     dispense = _dispense(auth) if shape == "dispense approved" and auth else None

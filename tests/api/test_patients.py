@@ -10,8 +10,19 @@ import pytest
 from sqlmodel import select
 
 from rems_service.db.audit_chain import iter_entries
-from rems_service.db.models import OutboxEvent
-from tests.helpers import ADULT_MALE, NOW, add_survey, add_test, audit_count, enroll, enrolled, utc
+from rems_service.db.models import OutboxEvent, PatientSurvey
+from tests.helpers import (
+    ADULT_MALE,
+    NOW,
+    add_survey,
+    add_test,
+    audit_count,
+    authorize,
+    complete_answers,
+    enroll,
+    enrolled,
+    utc,
+)
 
 
 def test_enroll_binds_patient_to_calling_prescriber(world):
@@ -92,14 +103,85 @@ def test_get_shows_testing_and_survey_status(world):
     assert r.status_code == 200
     assert r.json["pregnancy_testing"]["state"] == "due"
     assert r.json["pregnancy_testing"]["reasons"][0]["code"] == "PREGNANCY_TEST_MISSING"
-    assert r.json["survey"] == {"last_completed_at": None, "next_due_at": NOW.isoformat(), "current": False}
+    survey = r.json["survey"]
+    assert (survey["last_completed_at"], survey["next_due_at"], survey["current"]) == (None, NOW.isoformat(), False)
+    assert survey["next_due_on"] == "2026-06-15" and survey["reasons"][0]["next_step"]
+    # R-PREG-1 as dates: no test yet, so a first test collected today opens 25-29 June.
+    assert r.json["pregnancy_testing"]["first_authorization"] == {
+        "first_test_on": None,
+        "authorize_from": "2026-06-25",
+        "authorize_until": "2026-06-29",
+        "second_test_from": "2026-06-24",
+        "second_test_within_hours": 24,
+    }
+    assert r.json["pregnancy_testing"]["next_test_due_on"] == "2026-06-15"
     add_test(world, p["id"], NOW - timedelta(days=12))
     add_test(world, p["id"], NOW - timedelta(hours=2))
-    add_survey(world, p["id"], {"missed_period": False})
+    add_survey(world, p["id"], complete_answers("FRP_ADULT"))
     r = world.api.as_(world.admin).at(NOW).get(f"/api/v1/patients/{p['id']}")
     assert r.json["pregnancy_testing"]["state"] == "current" and r.json["pregnancy_testing"]["reasons"] == []
     assert r.json["pregnancy_testing"]["next_test_due_at"] == utc(2026, 6, 23).isoformat()
+    assert r.json["pregnancy_testing"]["next_test_due_on"] == "2026-06-22"
+    # The test of 3 June counts as the first from today to 17 June.
+    assert r.json["pregnancy_testing"]["first_authorization"] == {
+        "first_test_on": "2026-06-03",
+        "authorize_from": "2026-06-15",
+        "authorize_until": "2026-06-17",
+        "second_test_from": "2026-06-15",
+        "second_test_within_hours": 24,
+    }
     assert r.json["survey"]["current"] is True and r.json["survey"]["next_due_at"] == utc(2026, 7, 14).isoformat()
+    assert r.json["survey"]["next_due_on"] == "2026-07-13" and r.json["survey"]["reasons"] == []
+
+
+def test_R_SURV_3_an_empty_survey_is_refused_naming_every_question(world):
+    """The issue's example: ``"answers": {}`` was counted as a current survey."""
+    pid = enrolled(world)["id"]
+    before = audit_count(world.runtime)
+    r = add_survey(world, pid, {})
+    assert r.status_code == 422
+    assert set(r.json["errors"]) == {
+        "answers.missed_period",
+        "answers.unprotected_intercourse",
+        "answers.missed_contraception",
+        "answers.shared_capsules",
+        "answers.donated_blood",
+    }
+    assert audit_count(world.runtime) == before
+    male = enrolled(world, ADULT_MALE)["id"]
+    r = add_survey(world, male, {"shared_capsules": False, "donated_blood": None})
+    assert r.status_code == 422 and set(r.json["errors"]) == {"answers.donated_blood"}
+    assert add_survey(world, male, complete_answers("MALE_ADULT")).status_code == 201
+    assert add_survey(world, male, complete_answers("MALE_ADULT", unprotected_intercourse=False)).status_code == 201
+
+
+def test_R_SURV_3_an_incomplete_survey_stored_before_does_not_count(world):
+    """A survey recorded with unanswered questions before R-SURV-3 is not current for R-SURV-1:
+    the newest *complete* survey is the one that counts."""
+    male = enrolled(world, ADULT_MALE)
+    assert (
+        add_survey(world, male["id"], complete_answers("MALE_ADULT"), completed_at=NOW - timedelta(days=40)).status_code
+        == 201
+    )
+    with world.runtime.session() as s:
+        s.add(
+            PatientSurvey(
+                patient_id=uuid.UUID(male["id"]),
+                completed_at=NOW - timedelta(days=2),
+                answers={},
+                noncompliance=[],
+                recorded_at=NOW - timedelta(days=2),
+            )
+        )
+        s.commit()
+    view = world.api.as_(world.prescriber_token).at(NOW).get(f"/api/v1/patients/{male['id']}").json
+    assert view["survey"]["current"] is False
+    assert view["survey"]["last_completed_at"] == (NOW - timedelta(days=40)).isoformat()
+    decision = authorize(world, male).json
+    assert decision["decision"] == "denied"
+    assert [x["code"] for x in decision["reasons"]] == ["PATIENT_SURVEY_OVERDUE"]
+    assert add_survey(world, male["id"], complete_answers("MALE_ADULT")).status_code == 201
+    assert authorize(world, male).json["decision"] == "approved"
 
 
 def test_male_patient_testing_not_required(world):
@@ -223,7 +305,8 @@ def test_R_PREG_4_positive_test_halts_at_once_and_reports(world):
 
 def test_R_PREG_4_positive_halts_a_patient_in_needs_intervention(world):
     pid = enrolled(world)["id"]
-    assert add_survey(world, pid, {"missed_period": True}).json["patient_status"] == "needs_intervention"
+    r = add_survey(world, pid, complete_answers("FRP_ADULT", missed_period=True))
+    assert r.json["patient_status"] == "needs_intervention"
     assert add_test(world, pid, NOW - timedelta(minutes=10), result="positive").json["patient_status"] == "halted"
 
 
@@ -264,7 +347,7 @@ def test_discontinue_is_final_and_prescriber_only(world):
     assert r.status_code == 200 and r.json["status"] == "discontinued"
     assert world.api.as_(world.prescriber_token).post(f"/api/v1/patients/{pid}/discontinue").status_code == 409
     assert add_test(world, pid, NOW - timedelta(hours=1)).status_code == 409
-    assert add_survey(world, pid, {}).status_code == 409
+    assert add_survey(world, pid, complete_answers("FRP_ADULT")).status_code == 409
     assert world.api.as_(world.admin).post(f"/api/v1/patients/{pid}/reinstate").status_code == 409
 
 
@@ -278,7 +361,7 @@ def test_admin_only_actions(world, action, who):
 def test_no_patient_name_or_birth_date_in_audit_or_events_or_logs(world, capsys):
     pid = enrolled(world)["id"]
     add_test(world, pid, NOW - timedelta(hours=1), result="positive")
-    add_survey(world, pid, {"missed_contraception": True})
+    add_survey(world, pid, complete_answers("FRP_ADULT", missed_contraception=True))
     world.api.as_(world.prescriber_token).get(f"/api/v1/patients/{pid}")
     with world.runtime.uow() as uow:
         entries = [e.model_dump_json() for e in iter_entries(uow.session)]

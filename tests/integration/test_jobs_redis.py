@@ -109,7 +109,10 @@ class Program:
         patient = self.api.as_(self.prescriber_token).at(at).post("/api/v1/patients", json=MALE).json
         self.api.as_(self.prescriber_token).at(at).post(
             f"/api/v1/patients/{patient['id']}/surveys",
-            json={"completed_at": (at - timedelta(hours=1)).isoformat(), "answers": {}},
+            json={
+                "completed_at": (at - timedelta(hours=1)).isoformat(),
+                "answers": {"shared_capsules": False, "donated_blood": False},
+            },
         )
         auth = (
             self.api.as_(self.prescriber_token)

@@ -63,6 +63,8 @@ MISMATCH = ("PATIENT_PRESCRIBER_MISMATCH", "R-AUTH-1")
 NOT_ELIGIBLE = ("PATIENT_NOT_ELIGIBLE", "R-PAT-2")
 SUPPLY = ("DAYS_SUPPLY_EXCEEDED", "R-AUTH-2")
 DISP_SUPPLY = ("DAYS_SUPPLY_EXCEEDED", "R-DISP-4")
+QUANTITY = ("QUANTITY_EXCEEDED", "R-AUTH-5")
+DISP_QUANTITY = ("QUANTITY_EXCEEDED", "R-DISP-6")
 EXPIRED = ("AUTHORIZATION_EXPIRED", "R-AUTH-3")
 VOIDED = ("AUTHORIZATION_VOIDED", "R-AUTH-3")
 USED = ("AUTHORIZATION_ALREADY_USED", "R-DISP-5")
@@ -129,6 +131,7 @@ def dispense_ctx() -> DispenseContext:
             PATIENT,
             28,
             None,
+            quantity=28,
         ),
         patient=patient_facts(),
         prior_dispense=PriorDispense(NOW - 25 * DAY, 28),
@@ -260,7 +263,40 @@ def test_R_AUTH_1_prescriber_and_patient_eligibility(mutate, expected, message_p
     "days, expected", [pytest.param(d, e, id=str(d)) for d, e in [(1, OK), (28, OK), (29, {SUPPLY}), (56, {SUPPLY})]]
 )
 def test_R_AUTH_2_max_days_supply(days, expected):
-    check(decide("authorization", edit("request", days_supply=days)), expected)
+    check(decide("authorization", edit("request", days_supply=days, quantity=min(days, 28))), expected)
+
+
+@pytest.mark.parametrize(
+    "days, quantity, expected",
+    [
+        pytest.param(d, q, e, id=f"{q}-capsules-for-{d}-days")
+        for d, q, e in [
+            (28, 28, OK),
+            (28, 29, {QUANTITY}),
+            (28, 21, OK),
+            (21, 21, OK),
+            (21, 22, {QUANTITY}),
+            (1, 1, OK),
+            (1, 2, {QUANTITY}),
+            (28, 100, {QUANTITY}),
+            (29, 29, {SUPPLY}),
+            (29, 30, {SUPPLY, QUANTITY}),
+        ]
+    ],
+)
+def test_R_AUTH_5_quantity_at_most_one_capsule_per_day_of_supply(days, quantity, expected):
+    decision = check(decide("authorization", edit("request", days_supply=days, quantity=quantity)), expected)
+    for reason in decision.reasons:
+        if reason.rule == "R-AUTH-5":
+            assert f"`quantity` to {days * PROGRAM.max_capsules_per_day} or less" in reason.next_step
+
+
+def test_R_AUTH_5_capsules_per_day_come_from_the_program():
+    assert PROGRAM.max_capsules_per_day == 1
+    two_a_day = replace(PROGRAM, max_capsules_per_day=2)
+    ctx = edit("request", days_supply=21, quantity=42)(auth_ctx())
+    assert decide_authorization(ctx, two_a_day, NOW).approved
+    assert not decide_authorization(ctx, PROGRAM, NOW).approved
 
 
 @pytest.mark.parametrize(
@@ -451,6 +487,36 @@ def test_R_DISP_4_dispensed_supply_within_authorized(authorized, requested, expe
         decide("dispense", both(edit("authorization", days_supply=authorized), edit("request", days_supply=requested))),
         expected,
     )
+
+
+@pytest.mark.parametrize(
+    "authorized, requested, expected",
+    [
+        pytest.param(a, r, e, id=f"{r}-of-{a}")
+        for a, r, e in [
+            (28, 28, OK),
+            (28, 29, {DISP_QUANTITY}),
+            (28, 100, {DISP_QUANTITY}),
+            (21, 21, OK),
+            (21, 22, {DISP_QUANTITY}),
+            (21, 1, OK),
+            (None, 100, OK),  # a snapshot stored before the authorization's quantity was read
+        ]
+    ],
+)
+def test_R_DISP_6_dispensed_quantity_within_authorized(authorized, requested, expected):
+    decision = check(
+        decide("dispense", both(edit("authorization", quantity=authorized), edit("request", quantity=requested))),
+        expected,
+    )
+    if expected:
+        assert decision.reasons[0].next_step == f"Set `quantity` to {authorized} or less, as authorized."
+
+
+def test_R_DISP_6_the_100_capsule_dispense_against_28_is_refused():
+    """The issue's example: 100 capsules against an authorization for 28."""
+    decision = decide("dispense", both(edit("authorization", quantity=28), edit("request", quantity=100)))
+    check(decision, {DISP_QUANTITY})
 
 
 @pytest.mark.parametrize(
@@ -663,3 +729,21 @@ def test_snapshot_round_trip_and_replay(kind, mutate):
     assert load(type(ctx), data) == ctx
     assert dump(load(type(ctx), data)) == data
     assert replay(kind, data, PROGRAM, NOW) == fn(ctx, PROGRAM, NOW)
+
+
+def test_an_old_dispense_snapshot_without_the_authorizations_quantity_still_loads_and_replays():
+    """Snapshots stored before ``AuthorizationFacts.quantity`` (and ``confirmation_pharmacy_id``)
+    existed lack them: they load as None, and R-DISP-6 is skipped, so the recorded outcome holds."""
+    ctx = edit("request", quantity=100)(dispense_ctx())
+    old = dump(ctx)
+    del old["authorization"]["quantity"], old["authorization"]["confirmation_pharmacy_id"]
+    loaded = load(DispenseContext, old)
+    assert loaded.authorization is not None and loaded.authorization.quantity is None
+    assert replay("dispense", old, PROGRAM, NOW).approved  # approved then, approved on replay
+    assert not decide_dispense(ctx, PROGRAM, NOW).approved  # with the quantity read, R-DISP-6 refuses it
+    with pytest.raises(ValueError):
+        load(DispenseContext, {**old, "authorization": {**old["authorization"], "surprise": 1}})
+    required = dict(old["authorization"])
+    del required["days_supply"]
+    with pytest.raises(ValueError):
+        load(DispenseContext, {**old, "authorization": required})

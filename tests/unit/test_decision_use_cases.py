@@ -405,6 +405,12 @@ AUTHORIZATION_CASES = [
         days_supply=VERSION.max_days_supply + 1,
         quantity=VERSION.max_days_supply + 1,
     ),
+    case(
+        "quantity-over-capsules-per-day",
+        {("QUANTITY_EXCEEDED", "R-AUTH-5")},
+        days_supply=21,
+        quantity=21 * VERSION.max_capsules_per_day + 1,
+    ),
     case("other-prescribers-patient", {("PATIENT_PRESCRIBER_MISMATCH", "R-AUTH-1")}, _other_prescribers_patient),
     case(
         "other-prescribers-patient-reveals-nothing-else",
@@ -687,6 +693,8 @@ DISPENSE_CASES = [
     ),
     case("authorization-held-by-live-confirmation", {("AUTHORIZATION_ALREADY_USED", "R-DISP-5")}, _live_confirmation),
     case("days-supply-over-authorized", {("DAYS_SUPPLY_EXCEEDED", "R-DISP-4")}, _authorization(days_supply=21)),
+    # The example: 100 capsules against an authorization for 28.
+    case("quantity-over-authorized", {("QUANTITY_EXCEEDED", "R-DISP-6")}, quantity=100),
     *(
         case(f"patient-{s.value}", {("PATIENT_NOT_ELIGIBLE", "R-PAT-2")}, _patient(status=s))
         for s in (PatientStatus.HALTED, PatientStatus.NEEDS_INTERVENTION, PatientStatus.DISCONTINUED)

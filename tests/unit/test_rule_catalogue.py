@@ -120,15 +120,21 @@ def test_every_rule_id_written_in_the_code_is_catalogued():
 
 def test_a_reason_refuses_a_rule_or_code_outside_the_catalogues():
     with pytest.raises(ValueError):
-        Reason(Code.EARLY_REFILL, "R-DISP-99", "no such rule")  # type: ignore[arg-type]
+        Reason(Code.EARLY_REFILL, "R-DISP-99", "no such rule", "none")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        Reason("NOT_A_CODE", Rule.R_DISP_3, "no such code")  # type: ignore[arg-type]
+        Reason("NOT_A_CODE", Rule.R_DISP_3, "no such code", "none")  # type: ignore[arg-type]
 
 
 def test_a_reason_is_stored_exactly_as_before_the_enum():
     """Stored decisions and audit entries are replayed and compared as text."""
-    reason = Reason(Code.EARLY_REFILL, Rule.R_DISP_3, "8 days of therapy remain.")
-    stored = '{"code": "EARLY_REFILL", "rule": "R-DISP-3", "message": "8 days of therapy remain."}'
+    reason = Reason(Code.EARLY_REFILL, Rule.R_DISP_3, "8 days of therapy remain.", "Ask again on 2026-06-16.")
+    stored = (
+        '{"code": "EARLY_REFILL", "rule": "R-DISP-3", "message": "8 days of therapy remain.", '
+        '"next_step": "Ask again on 2026-06-16."}'
+    )
     assert json.dumps(reason.as_dict()) == stored
     assert all(type(value) is str for value in reason.as_dict().values())
-    assert Reason(Code.EARLY_REFILL, "R-DISP-3", "8 days of therapy remain.") == reason  # type: ignore[arg-type]
+    assert (
+        Reason(Code.EARLY_REFILL, "R-DISP-3", "8 days of therapy remain.", "Ask again on 2026-06-16.")  # type: ignore[arg-type]
+        == reason
+    )

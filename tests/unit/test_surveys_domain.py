@@ -1,4 +1,4 @@
-"""R-SURV-1, R-SURV-2, R-PRES-2, R-CONTRA-1, R-CONTRA-2."""
+"""R-SURV-1, R-SURV-2, R-SURV-3, R-PRES-2, R-CONTRA-1, R-CONTRA-2."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import pytest
 from config.programs import load_program
 from tests.helpers import utc
 from workflows.patients import RiskCategory
-from workflows.surveys import answer_problems, evaluate_survey, noncompliance, prescriber_survey_reasons
+from workflows.surveys import (
+    answer_problems,
+    evaluate_survey,
+    is_complete,
+    noncompliance,
+    prescriber_survey_reasons,
+    unanswered,
+)
 
 NOW = utc(2026, 6, 15, 12)
 PROGRAM = load_program().in_force(NOW)
@@ -77,17 +84,86 @@ def test_R_SURV_2_noncompliance_flags(category, answers, flags):
     assert noncompliance(RiskCategory(category), answers) == flags
 
 
+FRP_ALL = {
+    "missed_period": False,
+    "unprotected_intercourse": False,
+    "missed_contraception": False,
+    "shared_capsules": False,
+    "donated_blood": False,
+}
+OTHERS_ALL = {"shared_capsules": False, "donated_blood": False}
+
+
 @pytest.mark.parametrize(
     "category, answers, bad",
     [
-        ("MALE_ADULT", {"missed_period": True}, ["answers.missed_period"]),
-        ("FNRP_ADULT", {"unprotected_intercourse": False}, ["answers.unprotected_intercourse"]),
-        ("FRP_ADULT", {"missed_period": True}, []),
-        ("MALE_ADULT", {"missed_period": None}, []),
+        ("MALE_ADULT", {**OTHERS_ALL, "missed_period": True}, ["answers.missed_period"]),
+        ("FNRP_ADULT", {**OTHERS_ALL, "unprotected_intercourse": False}, ["answers.unprotected_intercourse"]),
+        ("FRP_ADULT", {**FRP_ALL, "missed_period": True}, []),
+        ("MALE_ADULT", {**OTHERS_ALL, "missed_period": None}, []),
     ],
 )
 def test_R_SURV_2_questions_that_do_not_apply_are_refused(category, answers, bad):
     assert sorted(answer_problems(RiskCategory(category), answers)) == bad
+
+
+def _without(answers, *names):
+    return {k: v for k, v in answers.items() if k not in names}
+
+
+@pytest.mark.parametrize(
+    "category, answers, missing",
+    [
+        # FRP: all five questions, each one missing on its own is refused.
+        ("FRP_ADULT", FRP_ALL, []),
+        ("FRP_CHILD", {**FRP_ALL, "missed_period": True, "donated_blood": True}, []),
+        *(("FRP_ADULT", _without(FRP_ALL, name), [name]) for name in FRP_ALL),
+        ("FRP_ADULT", {**FRP_ALL, "missed_contraception": None}, ["missed_contraception"]),
+        ("FRP_ADULT", OTHERS_ALL, ["missed_period", "unprotected_intercourse", "missed_contraception"]),
+        ("FRP_ADULT", {}, list(FRP_ALL)),
+        # Others: shared capsules and donated blood.
+        ("FNRP_ADULT", OTHERS_ALL, []),
+        ("FNRP_CHILD", _without(OTHERS_ALL, "donated_blood"), ["donated_blood"]),
+        ("FNRP_ADULT", {}, ["shared_capsules", "donated_blood"]),
+        # Males may also answer unprotected intercourse; they need not.
+        ("MALE_ADULT", OTHERS_ALL, []),
+        ("MALE_CHILD", {**OTHERS_ALL, "unprotected_intercourse": False}, []),
+        ("MALE_ADULT", {"unprotected_intercourse": False, "shared_capsules": False}, ["donated_blood"]),
+        ("MALE_ADULT", {}, ["shared_capsules", "donated_blood"]),
+        # Only true and false are answers.
+        ("MALE_ADULT", {**OTHERS_ALL, "shared_capsules": "no"}, ["shared_capsules"]),
+        ("FNRP_ADULT", {**OTHERS_ALL, "donated_blood": 0}, ["donated_blood"]),
+    ],
+)
+def test_R_SURV_3_a_survey_counts_only_when_every_question_is_answered(category, answers, missing):
+    cat = RiskCategory(category)
+    assert unanswered(cat, answers) == missing
+    assert is_complete(cat, answers) is (not missing)
+    problems = answer_problems(cat, {k: v for k, v in answers.items() if v is not None})
+    assert sorted(name for name in problems if name.removeprefix("answers.") in missing) == sorted(
+        f"answers.{name}" for name in missing
+    )
+    for name in missing:
+        assert "R-SURV-3" in problems[f"answers.{name}"][0]
+
+
+@pytest.mark.parametrize(
+    "category, last, today_due",
+    [
+        pytest.param("FRP_ADULT", NOW - timedelta(days=5), "2026-07-08", id="current-frp"),
+        pytest.param("FNRP_ADULT", NOW - timedelta(days=5), "2026-12-09", id="current-fnrp-adult"),
+        pytest.param("FRP_ADULT", NOW - timedelta(days=29), "2026-06-15", id="overdue-due-today"),
+        pytest.param("MALE_ADULT", None, "2026-06-15", id="none-due-today"),
+    ],
+)
+def test_R_SURV_1_due_date_and_next_step(category, last, today_due):
+    status = evaluate_survey(RiskCategory(category), last, PROGRAM, NOW)
+    assert status.next_due_on is not None and status.next_due_on.isoformat() == today_due
+    for reason in status.reasons:
+        assert "R-SURV-3" in reason.next_step and "every question" in reason.next_step
+    if last is not None and not status.current:
+        # The last day the overdue survey counted.
+        assert "2026-06-14" in status.reasons[0].next_step
 
 
 @pytest.mark.parametrize(
