@@ -47,6 +47,7 @@ from rems_service.db.engine import build_engine  # noqa: E402
 from rems_service.db.models import (  # noqa: E402
     AuditEntry,
     AuditReasonCode,
+    AuditSubjectRef,
     Authorization,
     DecisionRecord,
     Patient,
@@ -306,9 +307,10 @@ def grow_history(engine: Engine, n: int, pharmacy_ids: list[uuid.UUID], patients
     """Append ``n`` chained decision entries (hashes computed exactly as the append path does)."""
     with engine.connect() as conn:
         head_seq, head_hash = conn.execute(text("SELECT seq, hash FROM audit_chain_head WHERE id = 1")).one()
-    entries, reason_codes = table_of(AuditEntry), table_of(AuditReasonCode)
+    entries, reason_codes, subject_refs = table_of(AuditEntry), table_of(AuditReasonCode), table_of(AuditSubjectRef)
     rows: list[dict[str, Any]] = []
     codes: list[dict[str, Any]] = []
+    refs: list[dict[str, Any]] = []
     prev = head_hash
     reasons_pool = [
         [],
@@ -351,16 +353,18 @@ def grow_history(engine: Engine, n: int, pharmacy_ids: list[uuid.UUID], patients
         entry.hash = prev = chain_hash(prev, audit.entry_content(entry))
         rows.append({c.name: getattr(entry, c.name) for c in entries.columns})
         codes.extend({"code": r["code"], "seq": seq} for r in reasons)
+        refs.extend({"kind": k, "value": v, "seq": seq} for k, v in audit.subject_refs(entry.subject, entry.details))
         if len(rows) >= 20_000:
             bulk(engine, entries, rows)
             rows = []
     bulk(engine, entries, rows)
     bulk(engine, reason_codes, codes)
+    bulk(engine, subject_refs, refs)
     with engine.begin() as conn:
         conn.execute(
             text("UPDATE audit_chain_head SET seq = :s, hash = :h WHERE id = 1"), {"s": head_seq + n, "h": prev}
         )
-    vacuum(engine, "audit_entries", "audit_reason_codes")
+    vacuum(engine, "audit_entries", "audit_reason_codes", "audit_subject_refs")
 
 
 def vacuum(engine: Engine, *tables: str) -> None:

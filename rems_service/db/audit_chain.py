@@ -25,7 +25,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from rems_service.db.engine import database_now, remember_clock
-from rems_service.db.models import AuditChainHead, AuditEntry, AuditReasonCode, table_of
+from rems_service.db.models import AuditChainHead, AuditEntry, AuditReasonCode, AuditSubjectRef, table_of
 from rems_service.db.types import UTCDateTime
 from workflows.actors import Actor
 from workflows.audit import (
@@ -37,6 +37,7 @@ from workflows.audit import (
     digest,
     verify_entries,
 )
+from workflows.identifiers import normalize_reference_number
 from workflows.rules import Rule
 
 #: Primary key of the one chain-head row (created by the first migration).
@@ -44,6 +45,44 @@ CHAIN_HEAD_ID = 1
 
 #: Subject and detail keys that would carry PHI; refused outright (R-AUD-3).
 PHI_KEYS = frozenset({"first_name", "last_name", "name", "patient_name", "date_of_birth", "dob", "guardian_name"})
+
+
+#: The references an entry is found by (``audit_subject_refs``): each kind, and the top-level
+#: keys of its subject and details that carry one. A patient-mismatch denial names both the
+#: presented patient and the authorization's; a decision names the number it issued or
+#: confirmed in its details.
+REF_KEYS: dict[str, tuple[str, ...]] = {
+    "rems_patient_id": ("rems_patient_id", "presented_rems_patient_id", "authorization_rems_patient_id"),
+    "authorization_number": ("authorization_number",),
+    "confirmation_number": ("confirmation_number",),
+}
+#: Subject keys kept in the audit entry only, never in the event a decision emits (webhooks
+#: reach the pharmacy): the patients a patient-mismatch denial names.
+AUDIT_ONLY_SUBJECT_KEYS = frozenset({"presented_rems_patient_id", "authorization_rems_patient_id"})
+#: Longest indexed value (the column's width); nothing the service issues comes near it.
+REF_MAX_LENGTH = 64
+
+
+def normalize_ref(kind: str, value: str) -> str:
+    """The canonical form of a reference as typed: REMS patient ids upper case, authorization
+    and confirmation numbers as ``normalize_reference_number`` reads them (O/I/L typos)."""
+    if kind == "rems_patient_id":
+        return "".join(value.split()).upper()
+    return normalize_reference_number(value)
+
+
+def subject_refs(subject: Mapping[str, Any], details: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """``(kind, value)`` of every reference the entry names at the top level of its subject or details."""
+    refs = set()
+    for kind, keys in REF_KEYS.items():
+        for source in (subject, details):
+            for key in keys:
+                value = source.get(key)
+                if isinstance(value, str) and value.strip():
+                    canonical = normalize_ref(kind, value)
+                    if len(canonical) <= REF_MAX_LENGTH:
+                        refs.add((kind, canonical))
+    return refs
 
 
 def _plain(value: Any) -> Any:
@@ -137,6 +176,9 @@ def append(
     codes = sorted({r["code"] for r in entry.reasons})
     if codes:
         session.execute(_INSERT_CODE, [{"code": code, "seq": entry.seq} for code in codes])
+    refs = sorted(subject_refs(stored_subject, stored_details))
+    if refs:
+        session.execute(_INSERT_REF, [{"kind": kind, "value": value, "seq": entry.seq} for kind, value in refs])
     session.execute(_MOVE_HEAD, {"id": CHAIN_HEAD_ID, "seq": entry.seq, "hash": entry.hash})
     return entry
 
@@ -144,6 +186,7 @@ def append(
 _ENTRY_TABLE = table_of(AuditEntry)
 _INSERT_ENTRY = insert(_ENTRY_TABLE)
 _INSERT_CODE = insert(table_of(AuditReasonCode))
+_INSERT_REF = insert(table_of(AuditSubjectRef))
 _MOVE_HEAD = text("UPDATE audit_chain_head SET seq = :seq, hash = :hash WHERE id = :id")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +16,23 @@ from sqlmodel import Session, col, select
 
 from . import audit_chain
 from .engine import database_now
-from .models import AuditChainHead, AuditCheckpoint, AuditEntry, AuditReasonCode
+from .models import AuditChainHead, AuditCheckpoint, AuditEntry, AuditReasonCode, AuditSubjectRef
+
+#: The action of an auditor's own reads (listings hide them unless asked).
+AUDIT_READ = "audit.read"
 
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """What an auditor asks for; every field narrows the result."""
+    """What an auditor asks for; every field narrows the result.
+
+    ``rems_patient_id``, ``authorization_number`` and ``confirmation_number``
+    are compared in canonical form (``audit_chain.normalize_ref``; the service
+    normalizes what was typed) against every reference an entry names, so a
+    patient-mismatch denial is found by either patient. The auditor's own
+    ``audit.read`` entries are left out unless ``include_reads`` (or ``action``
+    asks for them).
+    """
 
     action: str | None = None
     outcome: str | None = None
@@ -29,16 +40,29 @@ class AuditFilter:
     pharmacy_id: uuid.UUID | None = None
     prescriber_id: uuid.UUID | None = None
     rems_patient_id: str | None = None
+    authorization_number: str | None = None
+    confirmation_number: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    include_reads: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The filters given (every field not at its default), as the audit of the read records them."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+
+
+def _ref(kind: str, value: str) -> Any:
+    """Entries naming reference ``value`` of ``kind``: a range of the ``(kind, value, seq)`` key."""
+    return col(AuditEntry.seq).in_(
+        select(AuditSubjectRef.seq).where(col(AuditSubjectRef.kind) == kind, col(AuditSubjectRef.value) == value)
+    )
 
 
 def _where(query: Any, f: AuditFilter) -> Any:
     if f.action:
         query = query.where(AuditEntry.action == f.action)
+    elif not f.include_reads:
+        query = query.where(AuditEntry.action != AUDIT_READ)
     if f.outcome:
         query = query.where(AuditEntry.outcome == f.outcome)
     if f.reason:
@@ -49,8 +73,10 @@ def _where(query: Any, f: AuditFilter) -> Any:
         query = query.where(AuditEntry.pharmacy_id == f.pharmacy_id)
     if f.prescriber_id:
         query = query.where(AuditEntry.prescriber_id == f.prescriber_id)
-    if f.rems_patient_id:
-        query = query.where(AuditEntry.rems_patient_id == f.rems_patient_id)
+    for kind in ("rems_patient_id", "authorization_number", "confirmation_number"):
+        value = getattr(f, kind)
+        if value:
+            query = query.where(_ref(kind, value))
     if f.since:
         query = query.where(AuditEntry.effective_at >= f.since)
     if f.until:

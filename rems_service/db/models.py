@@ -371,6 +371,20 @@ class AuditReasonCode(SQLModel, table=True):
     seq: int = Field(sa_column=Column(BigInteger, ForeignKey("audit_entries.seq"), primary_key=True))
 
 
+class AuditSubjectRef(SQLModel, table=True):
+    """One reference an audit entry names (``kind``: a REMS patient id, an authorization
+    or a confirmation number; ``value`` in canonical form): what the auditor's
+    ``rems_patient_id=``, ``authorization_number=`` and ``confirmation_number=`` filters
+    read through the ``(kind, value, seq)`` key. Derived from the entry's subject and
+    details (``audit_chain.subject_refs``), never hashed: the entry is the record."""
+
+    __tablename__ = "audit_subject_refs"
+
+    kind: str = Field(sa_column=Column(String(32), primary_key=True))
+    value: str = Field(sa_column=Column(String(64), primary_key=True))
+    seq: int = Field(sa_column=Column(BigInteger, ForeignKey("audit_entries.seq"), primary_key=True))
+
+
 class AuditCheckpoint(SQLModel, table=True):
     """A point up to which the chain was verified, so the next verification can
     start there (``GET /audit/verify?incremental=true``)."""
