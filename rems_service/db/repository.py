@@ -246,7 +246,7 @@ class DecisionWrite:
 
     def event_data(self) -> dict[str, Any]:
         return {
-            **self.subject,
+            **{k: v for k, v in self.subject.items() if k not in audit_chain.AUDIT_ONLY_SUBJECT_KEYS},
             "decision_id": self.decision_id,
             "outcome": self.decision.outcome,
             "reasons": self.reasons,

@@ -156,6 +156,12 @@ def _decide(
                 rems_patient_id=inputs.patient.rems_patient_id,
                 prescriber_id=inputs.authorization.prescriber_id,
             )
+        else:
+            # The audit entry alone (not the event, not the response) names the patient presented
+            # and, on a patient mismatch, the authorization's: REMS ids only, found by either.
+            subject["presented_rems_patient_id"] = dispense_request.rems_patient_id
+            if inputs.authorization is not None:
+                subject["authorization_rems_patient_id"] = inputs.authorization.rems_patient_id
         details: dict[str, Any] = {"days_supply": dispense_request.days_supply}
         row = _confirm(uow, actor, now, version, inputs, dispense_request, decision, decision_id, details)
         record = repo.record_decision(
