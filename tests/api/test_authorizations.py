@@ -475,3 +475,42 @@ def test_the_database_refuses_a_second_holding_dispense(world):
         s.add(clone)
         with pytest.raises(IntegrityError):
             s.flush()
+
+
+def test_R_DISP_6_a_100_capsule_dispense_against_an_authorization_for_28_is_denied(world):
+    """The issue's example, end to end: the authorization is for 28 capsules."""
+    patient, decision = approved_authorization(world, ADULT_FRP)
+    r = dispense(world, decision["authorization_number"], patient["rems_patient_id"], quantity=100)
+    assert r.status_code == 201 and r.json["decision"] == "denied", r.json
+    assert r.json["reasons"] == [
+        {
+            "code": "QUANTITY_EXCEEDED",
+            "rule": "R-DISP-6",
+            "message": "100 capsules requested; the authorization is for 28 capsules at most.",
+            "next_step": "Set `quantity` to 28 or less, as authorized.",
+        }
+    ]
+    assert "confirmation_number" not in r.json
+    assert dispense(world, decision["authorization_number"], patient["rems_patient_id"]).json["decision"] == "approved"
+
+
+def test_R_AUTH_5_more_capsules_than_days_is_denied_with_a_next_step(world):
+    patient = ready_patient(world, ADULT_FRP)
+    r = authorize(world, patient, days_supply=21, quantity=28)
+    assert r.status_code == 201 and r.json["decision"] == "denied"
+    (reason,) = r.json["reasons"]
+    assert (reason["code"], reason["rule"]) == ("QUANTITY_EXCEEDED", "R-AUTH-5")
+    assert "`quantity` to 21 or less" in reason["next_step"]
+    assert authorize(world, patient, days_supply=21, quantity=21).json["decision"] == "approved"
+
+
+def test_every_denial_reason_over_http_carries_a_next_step(world):
+    patient = enrolled(world, ADULT_FRP)  # no tests, no survey
+    r = authorize(world, patient, days_supply=30, quantity=31, prescriber_survey={"counseled_on_risks": True})
+    assert {x["code"] for x in r.json["reasons"]} >= {"QUANTITY_EXCEEDED", "PRESCRIBER_SURVEY_INCOMPLETE"}
+    assert all(x["next_step"] for x in r.json["reasons"])
+    fields = " ".join(x["next_step"] for x in r.json["reasons"])
+    assert "`prescriber_survey.contraception_confirmed: true`" in fields and "`days_supply` to 28" in fields
+    with world.runtime.session() as s:
+        entry = s.exec(select(AuditEntry).where(AuditEntry.seq == r.json["audit_seq"])).one()
+    assert entry.reasons == r.json["reasons"]
