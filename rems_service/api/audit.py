@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -35,13 +35,35 @@ blp = protect(Blueprint("audit", __name__, url_prefix="/api/v1/audit", descripti
 
 AUDITORS = (UserRole.AUDITOR, UserRole.ADMIN)
 
-#: The entry's columns in export order (CSV header); JSON-valued ones are written as canonical JSON text.
+#: The CSV export's columns: one row per entry, flat values a spreadsheet can filter (lists
+#: joined with ``CSV_JOIN``; the references are every one the entry names, as the filters
+#: match them). NDJSON keeps the full structure.
 CSV_COLUMNS = (
     "seq",
     "recorded_at",
     "effective_at",
     "actor_user_id",
     "actor_role",
+    "action",
+    "outcome",
+    "reason_codes",
+    "rules",
+    "rems_patient_id",
+    "authorization_number",
+    "confirmation_number",
+    "pharmacy_id",
+    "prescriber_id",
+    "program_version",
+    "inputs_digest",
+    "prev_hash",
+    "hash",
+)
+CSV_JOIN = ";"
+#: The entry's columns NDJSON writes (besides ``actor``).
+NDJSON_COLUMNS = (
+    "seq",
+    "recorded_at",
+    "effective_at",
     "action",
     "outcome",
     "reasons",
@@ -73,18 +95,17 @@ def item(row: AuditEntry) -> dict[str, Any]:
     }
 
 
-def _filter(args: dict[str, Any]) -> audit_log.AuditFilter:
-    return audit_log.AuditFilter(**{k: args.get(k) for k in audit_log.AuditFilter.__dataclass_fields__})
-
-
 @blp.route("/events", methods=["GET"])
 @roles(*AUDITORS)
 @blp.arguments(AuditListQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, AuditPageSchema)
 def events(args: dict[str, Any]) -> dict[str, Any]:
-    """Entries matching every given filter, newest first; `next_cursor` fetches the next page."""
+    """Entries matching every given filter, newest first; `next_cursor` fetches the next page.
+
+    The auditors' own reads (`audit.read`) are left out unless `include_reads=true`."""
     c = ctx()
-    rows, next_cursor = audit_log.page(c.uow(), c.actor, c.now, _filter(args), args["limit"], args.get("cursor"))
+    f = audit_log.audit_filter(c.program, args)
+    rows, next_cursor = audit_log.page(c.uow(), c.actor, c.now, f, args["limit"], args.get("cursor"))
     return {"items": [item(r) for r in rows], "next_cursor": next_cursor}
 
 
@@ -114,9 +135,11 @@ def verify(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, content_type="text/csv")
 @blp.alt_response(200, content_type="application/x-ndjson", description="format=ndjson")
 def export(args: dict[str, Any]) -> Response:
-    """Every matching entry, oldest first, streamed (constant memory) as CSV or NDJSON."""
+    """Every matching entry, oldest first, streamed (constant memory): CSV with flat columns
+    (one row per entry, reason codes and rule IDs joined with `;`) or NDJSON with the full
+    structure. The same filters as the listing (reads left out unless `include_reads=true`)."""
     c = ctx()
-    f = _filter(args)
+    f = audit_log.audit_filter(c.program, args)
     through = audit_log.record_export(c.uow(), c.actor, c.now, f, args["format"])
     rows = audit_log.stream(c.uow, f, through)
     if args["format"] == "ndjson":
@@ -137,16 +160,43 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _flat(row: AuditEntry) -> dict[str, Any]:
-    return {c: _plain(getattr(row, c)) for c in CSV_COLUMNS}
-
-
 def ndjson_chunks(rows: Iterator[AuditEntry]) -> Iterator[str]:
     for row in rows:
-        flat = _flat(row)
-        line = {k: v for k, v in flat.items() if k not in ("actor_user_id", "actor_role")}
-        line["actor"] = {"user_id": flat["actor_user_id"], "role": flat["actor_role"]}
+        line = {c: _plain(getattr(row, c)) for c in NDJSON_COLUMNS}
+        line["actor"] = {"user_id": _plain(row.actor_user_id), "role": row.actor_role}
         yield json.dumps(line, sort_keys=True) + "\n"
+
+
+def _joined(values: Iterable[Any]) -> str:
+    """Distinct values in first-seen order, joined."""
+    return CSV_JOIN.join(dict.fromkeys(str(v) for v in values if v))
+
+
+def csv_row(row: AuditEntry) -> list[str]:
+    """One entry as CSV_COLUMNS' flat values."""
+    subject, reasons = row.subject or {}, row.reasons or []
+    refs = audit_log.references(subject, row.details or {})
+    flat = {
+        "seq": row.seq,
+        "recorded_at": _plain(row.recorded_at),
+        "effective_at": _plain(row.effective_at),
+        "actor_user_id": _plain(row.actor_user_id),
+        "actor_role": row.actor_role,
+        "action": row.action,
+        "outcome": row.outcome,
+        "reason_codes": _joined(r.get("code") for r in reasons),
+        "rules": _joined(r.get("rule") for r in reasons),
+        "rems_patient_id": _joined(refs.get("rems_patient_id", ())),
+        "authorization_number": _joined(refs.get("authorization_number", ())),
+        "confirmation_number": _joined(refs.get("confirmation_number", ())),
+        "pharmacy_id": _plain(row.pharmacy_id),
+        "prescriber_id": _plain(row.prescriber_id),
+        "program_version": row.program_version,
+        "inputs_digest": row.inputs_digest,
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
+    }
+    return ["" if flat[c] is None else str(flat[c]) for c in CSV_COLUMNS]
 
 
 def csv_chunks(rows: Iterator[AuditEntry]) -> Iterator[str]:
@@ -162,15 +212,7 @@ def csv_chunks(rows: Iterator[AuditEntry]) -> Iterator[str]:
     writer.writerow(CSV_COLUMNS)
     yield flush()
     for n, row in enumerate(rows, 1):
-        flat = _flat(row)
-        writer.writerow(
-            [
-                json.dumps(flat[c], sort_keys=True, separators=(",", ":"))
-                if isinstance(flat[c], (dict, list))
-                else ("" if flat[c] is None else flat[c])
-                for c in CSV_COLUMNS
-            ]
-        )
+        writer.writerow(csv_row(row))
         if n % 200 == 0:
             yield flush()
     yield flush()

@@ -11,26 +11,112 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from rems_service.db.audit_log_store import AuditFilter, AuditLogStore
+from rems_service.db.audit_chain import normalize_ref, subject_refs
+from rems_service.db.audit_log_store import AUDIT_READ, AuditFilter, AuditLogStore
 from rems_service.db.models import AuditEntry
+from rems_service.db.repository import DECISION_ACTIONS
 from rems_service.db.uow import UnitOfWork
+
+# The life cycles' modules define their commands (and so their events) on import.
+from workflows import authorizations, dispenses, participants, patients  # noqa: F401
 from workflows.actors import Actor
 from workflows.audit import GENESIS_HASH, OUTCOME_COMPLETED, ChainCheck
+from workflows.calendar import start_of_day
+from workflows.events import EVENT_TYPES
+from workflows.lifecycle import Lifecycle
+from workflows.program import Program
 
 from .errors import Invalid, NotFound
 
-__all__ = ["AuditFilter", "anchor", "entry", "page", "parse_anchor", "record_export", "stream", "verify"]
+__all__ = [
+    "AUDIT_ACTIONS",
+    "AuditFilter",
+    "anchor",
+    "audit_filter",
+    "entry",
+    "page",
+    "parse_anchor",
+    "record_export",
+    "references",
+    "stream",
+    "verify",
+]
 
 #: Largest page the API serves.
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 #: Rows fetched per round trip while exporting (memory stays bounded by this).
 EXPORT_BATCH = 1000
+
+
+def _lifecycle_events() -> set[str]:
+    """The event of every command of every life cycle (each state change is recorded under it)."""
+    found: set[str] = set()
+    pending: list[type[Lifecycle]] = list(Lifecycle.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        found.update(spec.event for spec in cls.COMMANDS.values())
+    return found
+
+
+#: The ``action=`` values an auditor may ask for: the two decisions, every state change of
+#: a life cycle, every event type (registrations and records are audited under their event;
+#: a few event types are notices only and match no entry), and the auditor's own reads.
+AUDIT_ACTIONS: tuple[str, ...] = tuple(
+    sorted({*DECISION_ACTIONS.values(), *_lifecycle_events(), *EVENT_TYPES, AUDIT_READ})
+)
+
+
+def day_start(program: Program, day: date) -> datetime:
+    """The first instant of ``day`` in the zone of the program version in force that day
+    (the first version's zone before the program began)."""
+    version = program.versions[0]
+    for candidate in program.versions:
+        if candidate.effective_from <= day:
+            version = candidate
+    return start_of_day(day, version.tz)
+
+
+def _instant(program: Program, value: date | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return day_start(program, value)
+
+
+def audit_filter(program: Program, args: Mapping[str, Any]) -> AuditFilter:
+    """The filter an auditor's query asks for: references in canonical form (as typed, any case,
+    O/I/L typos in numbers), a date-only ``since``/``until`` as that day's start in the
+    program's zone."""
+    refs = {
+        kind: normalize_ref(kind, args[kind])
+        for kind in ("rems_patient_id", "authorization_number", "confirmation_number")
+        if args.get(kind)
+    }
+    return AuditFilter(
+        action=args.get("action"),
+        outcome=args.get("outcome"),
+        reason=args.get("reason"),
+        pharmacy_id=args.get("pharmacy_id"),
+        prescriber_id=args.get("prescriber_id"),
+        since=_instant(program, args.get("since")),
+        until=_instant(program, args.get("until")),
+        include_reads=bool(args.get("include_reads", False)),
+        **refs,
+    )
+
+
+def references(subject: Mapping[str, Any], details: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The references an entry is found by (what the patient and number filters match), by kind, sorted."""
+    found: dict[str, list[str]] = {}
+    for kind, value in sorted(subject_refs(subject, details)):
+        found.setdefault(kind, []).append(value)
+    return found
 
 
 def encode_cursor(seq: int) -> str:
@@ -52,7 +138,7 @@ def record_read(uow: UnitOfWork, actor: Actor, now: datetime, operation: str, de
     """Who looked at what: the read is itself an audit entry."""
     uow.repo.append_audit(
         actor=actor,
-        action="audit.read",
+        action=AUDIT_READ,
         outcome=OUTCOME_COMPLETED,
         effective_at=now,
         subject={},
