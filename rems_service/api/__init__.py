@@ -12,6 +12,7 @@ from .errors import RemsApi
 BLUEPRINTS = (
     health.blp,
     users.blp,
+    users.me_blp,
     prescribers.blp,
     pharmacies.blp,
     patients.blp,

@@ -6,11 +6,13 @@ from typing import Any
 
 from flask import Response
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from rems_service.auth import protect, roles
 from rems_service.context import ctx
 from rems_service.schemas.common import OptionalReasonSchema
 from rems_service.schemas.decisions import AuthorizationCreateSchema, AuthorizationSchema, DecisionSchema
+from rems_service.schemas.lists import AuthorizationListQuerySchema, AuthorizationPageSchema
 from rems_service.services import authorizations
 from workflows.actors import UserRole
 
@@ -43,6 +45,28 @@ def create(args: dict[str, Any]) -> Response:
         c.uow, c.actor, c.now, c.program, command, idempotency_key=decisions.idempotency_key(), request_body=args
     )
     return decisions.respond(answer)
+
+
+@blp.route("", methods=["GET"])
+@roles(UserRole.ADMIN, UserRole.PRESCRIBER)
+@blp.arguments(AuthorizationListQuerySchema, location="query", unknown=RAISE)
+@blp.response(200, AuthorizationPageSchema)
+def list_authorizations(args: dict[str, Any]) -> dict[str, Any]:
+    """A prescriber's own authorizations (every one for admins), newest first; `next_cursor` fetches the next page.
+
+    `status` is the status at the request's time, as `GET /authorizations/{number}`
+    reports it. Pharmacists read an authorization by its number but may not list them."""
+    c = ctx()
+    page = authorizations.listing(c.uow(), c.actor, c.now, **args)
+    items = [
+        {
+            **item.authorization.model_dump(),
+            "status": item.status,
+            "confirmation_expires_at": item.confirmation_expires_at,
+        }
+        for item in page.items
+    ]
+    return {"items": items, "next_cursor": page.next_cursor}
 
 
 @blp.route("/<string:number>", methods=["GET"])

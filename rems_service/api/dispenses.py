@@ -6,11 +6,13 @@ from typing import Any
 
 from flask import Response
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from rems_service.auth import protect, roles
 from rems_service.context import ctx
 from rems_service.schemas.common import EmptySchema, OptionalReasonSchema
 from rems_service.schemas.decisions import DecisionSchema, DispenseCreateSchema, DispenseSchema
+from rems_service.schemas.lists import DispenseListQuerySchema, DispensePageSchema
 from rems_service.services import dispenses
 from workflows.actors import UserRole
 
@@ -51,6 +53,21 @@ def create(args: dict[str, Any]) -> Response:
         request_body=args,
     )
     return decisions.respond(answer)
+
+
+@blp.route("", methods=["GET"])
+@roles(UserRole.ADMIN, UserRole.PHARMACIST)
+@blp.arguments(DispenseListQuerySchema, location="query", unknown=RAISE)
+@blp.response(200, DispensePageSchema)
+def list_dispenses(args: dict[str, Any]) -> dict[str, Any]:
+    """The pharmacy's dispenses (every pharmacy's for admins); `next_cursor` fetches the next page.
+
+    `status=confirmed` is the hand-over queue: live confirmations by
+    `confirmation_expires_at`, least time left first. Any other selection is
+    newest first. `status` is the status at the request's time."""
+    c = ctx()
+    page = dispenses.listing(c.uow(), c.actor, c.now, **args)
+    return {"items": [_present(view) for view in page.items], "next_cursor": page.next_cursor}
 
 
 @blp.route("/<string:number>", methods=["GET"])

@@ -6,10 +6,12 @@ from typing import Any
 from uuid import UUID
 
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from rems_service.auth import protect, roles
 from rems_service.context import ctx
 from rems_service.schemas.common import OptionalReasonSchema
+from rems_service.schemas.lists import PatientListQuerySchema, PatientPageSchema
 from rems_service.schemas.patients import (
     PatientDetailSchema,
     PatientEnrollSchema,
@@ -57,6 +59,21 @@ def enroll(args: dict[str, Any]) -> Any:
     """Enroll a patient with the calling prescriber. Uncertified prescriber → 409."""
     c = ctx()
     return patients.enroll(c.uow(), c.actor, c.now, c.program, **args)
+
+
+@blp.route("", methods=["GET"])
+@roles(ADMIN, PRESCRIBER)
+@blp.arguments(PatientListQuerySchema, location="query", unknown=RAISE)
+@blp.response(200, PatientPageSchema)
+def list_patients(args: dict[str, Any]) -> dict[str, Any]:
+    """A prescriber's own patients (every one for admins), newest first; `next_cursor` fetches the next page.
+
+    Due dates and the `*_due_before` filters are the reminder mirrors of the
+    patient row; `GET /patients/{id}` computes the testing and survey status
+    at the request's time."""
+    c = ctx()
+    page = patients.listing(c.uow(), c.actor, c.now, c.program, **args)
+    return {"items": [row.model_dump() for row in page.items], "next_cursor": page.next_cursor}
 
 
 @blp.route("/<uuid:patient_id>", methods=["GET"])

@@ -6,9 +6,11 @@ from typing import Any
 from uuid import UUID
 
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from rems_service.auth import protect, roles
 from rems_service.context import ctx
+from rems_service.schemas.lists import WebhookListQuerySchema, WebhookPageSchema
 from rems_service.schemas.webhooks import WebhookCreatedSchema, WebhookCreateSchema, WebhookDeliveriesSchema
 from rems_service.services import webhooks
 from workflows.actors import UserRole
@@ -28,6 +30,18 @@ def create(args: dict[str, Any]) -> Any:
     `X-Rems-Signature: sha256=<hex HMAC-SHA256 of the raw body with the secret>`."""
     c = ctx()
     return webhooks.create(c.uow(), c.actor, c.now, **args)
+
+
+@blp.route("", methods=["GET"])
+@roles(*SUBSCRIBERS)
+@blp.arguments(WebhookListQuerySchema, location="query", unknown=RAISE)
+@blp.response(200, WebhookPageSchema)
+def list_webhooks(args: dict[str, Any]) -> dict[str, Any]:
+    """The caller's live subscriptions (a prescriber's or a pharmacy's own; every one for admins),
+    newest first, without their secrets."""
+    c = ctx()
+    page = webhooks.listing(c.uow(), c.actor, **args)
+    return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 @blp.route("/<uuid:webhook_id>/deliveries", methods=["GET"])

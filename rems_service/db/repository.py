@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, delete, insert, update
+from sqlalchemy import CursorResult, and_, delete, false, insert, or_, true, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
 from workflows.actors import Actor
@@ -37,7 +38,7 @@ from workflows.dispenses import DispenseStatus, PharmacistFacts, PharmacyFacts, 
 from workflows.identifiers import normalize_reference_number
 from workflows.lifecycle import StateChange
 from workflows.participants import PharmacyStatus, PrescriberStatus
-from workflows.patients import RiskCategory
+from workflows.patients import PatientStatus, RiskCategory
 from workflows.snapshots import dump as dump_snapshot
 from workflows.surveys import is_complete as survey_is_complete
 from workflows.testing import PregnancyTest
@@ -680,6 +681,171 @@ class Repository:
             )
         )
 
+    # -- lists: keyset pages (the use cases make the cursors) ---------------------------------
+
+    def patients_page(
+        self, f: PatientListFilter, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[Patient]:
+        """Patients matching ``f``, newest first by (``created_at``, ``id``), at most ``limit``
+        after the key ``after``. Due dates are the reminder mirrors of the patient row."""
+        query = select(Patient).where(_scope(col(Patient.prescriber_id), f.prescriber_id, f.everyone))
+        if f.status is not None:
+            query = query.where(Patient.status == f.status)
+        if f.risk_category is not None:
+            query = query.where(Patient.risk_category == f.risk_category)
+        if f.test_due_before is not None:
+            query = query.where(col(Patient.next_test_due_at) < f.test_due_before)
+        if f.survey_due_before is not None:
+            query = query.where(col(Patient.next_survey_due_at) < f.survey_due_before)
+        for term in f.name_terms:  # every term in the first or the last name, case-insensitive
+            query = query.where(
+                or_(
+                    col(Patient.first_name).icontains(term, autoescape=True),
+                    col(Patient.last_name).icontains(term, autoescape=True),
+                )
+            )
+        query = _keyset(query, (col(Patient.created_at), col(Patient.id)), after, descending=True)
+        return self.session.exec(query.limit(limit)).all()
+
+    def authorizations_page(
+        self, f: AuthorizationListFilter, now: datetime, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[tuple[Authorization, datetime | None]]:
+        """Authorizations matching ``f`` (``status`` is the status at ``now``), newest first by
+        (``issued_at``, ``id``), each with the window end of the confirmation holding it (if any)."""
+        holding = and_(
+            col(Dispense.authorization_id) == col(Authorization.id), col(Dispense.status) == DispenseStatus.CONFIRMED
+        )
+        query = (
+            select(Authorization, col(Dispense.confirmation_expires_at))
+            .outerjoin(Dispense, holding)
+            .where(_scope(col(Authorization.prescriber_id), f.prescriber_id, f.everyone))
+        )
+        if f.patient_id is not None:
+            query = query.where(Authorization.patient_id == f.patient_id)
+        if f.status is not None:
+            query = query.where(_authorization_status_is(f.status, now))
+        query = _keyset(query, (col(Authorization.issued_at), col(Authorization.id)), after, descending=True)
+        return [(row, window_end) for row, window_end in self.session.exec(query.limit(limit)).all()]
+
+    def dispenses_page(
+        self, f: DispenseListFilter, now: datetime, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[tuple[Dispense, str]]:
+        """Dispenses matching ``f`` (``status`` is the status at ``now``), each with its authorization's
+        number. Live confirmations (``status`` confirmed) by window end, soonest first, by
+        (``confirmation_expires_at``, ``id``); anything else newest first by (``confirmed_at``, ``id``)."""
+        query = (
+            select(Dispense, col(Authorization.number))
+            .join(Authorization, col(Authorization.id) == col(Dispense.authorization_id))
+            .where(_scope(col(Dispense.pharmacy_id), f.pharmacy_id, f.everyone))
+        )
+        if f.status is not None:
+            query = query.where(_dispense_status_is(f.status, now))
+        if f.by_window:
+            query = _keyset(query, (col(Dispense.confirmation_expires_at), col(Dispense.id)), after, descending=False)
+        else:
+            query = _keyset(query, (col(Dispense.confirmed_at), col(Dispense.id)), after, descending=True)
+        return [(row, number) for row, number in self.session.exec(query.limit(limit)).all()]
+
 
 _INSERT_DECISION = insert(table_of(DecisionRecord))
 _DECISION_COLUMNS = tuple(table_of(DecisionRecord).columns)
+
+
+# -- list filters and their SQL -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientListFilter:
+    """Which patients a list shows: one prescriber's (``prescriber_id``) or, with ``everyone``,
+    all of them; neither shows none. ``name_terms`` must each be in the first or last name."""
+
+    prescriber_id: uuid.UUID | None = None
+    everyone: bool = False
+    status: PatientStatus | None = None
+    risk_category: RiskCategory | None = None
+    test_due_before: datetime | None = None
+    survey_due_before: datetime | None = None
+    name_terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthorizationListFilter:
+    """One prescriber's authorizations or, with ``everyone``, all; ``status`` is the status at the list's time."""
+
+    prescriber_id: uuid.UUID | None = None
+    everyone: bool = False
+    patient_id: uuid.UUID | None = None
+    status: AuthorizationStatus | None = None
+
+
+@dataclass(frozen=True)
+class DispenseListFilter:
+    """One pharmacy's dispenses or, with ``everyone``, all; ``status`` is the status at the list's time."""
+
+    pharmacy_id: uuid.UUID | None = None
+    everyone: bool = False
+    status: DispenseStatus | None = None
+
+    @property
+    def by_window(self) -> bool:
+        """Live confirmations are listed by window end (the hand-over queue), the rest newest first."""
+        return self.status is DispenseStatus.CONFIRMED
+
+
+def _scope(owner_column: Any, owner: uuid.UUID | None, everyone: bool) -> Any:
+    """Rows of ``owner`` only; every row with ``everyone``; none without either (never all by omission)."""
+    if everyone:
+        return true()
+    if owner is None:
+        return false()
+    return owner_column == owner
+
+
+def _keyset(query: Any, columns: tuple[Any, Any], after: tuple[Any, Any] | None, descending: bool) -> Any:
+    """Order ``query`` by the two ``columns`` (a unique key) and start strictly after ``after``."""
+    first, second = columns
+    if after is not None:
+        a, b = after
+        if descending:
+            query = query.where(or_(first < a, and_(first == a, second < b)))
+        else:
+            query = query.where(or_(first > a, and_(first == a, second > b)))
+    if descending:
+        return query.order_by(first.desc(), second.desc())
+    return query.order_by(first.asc(), second.asc())
+
+
+def _authorization_status_is(status: AuthorizationStatus, now: datetime) -> Any:
+    """SQL for "the authorization's status at ``now`` is ``status``": the same cases as
+    ``workflows.authorizations.effective_status`` — a stored open status is confirmed while a
+    confirmation holds it (window not ended), else expired from ``expires_at`` on, else issued."""
+    stored = col(Authorization.status)
+    open_ = stored.in_([s.value for s in OPEN_STATUSES])
+    holding = aliased(Dispense)  # apart from the list's own join of the holding confirmation
+    held = (
+        select(holding.id)
+        .where(
+            holding.authorization_id == Authorization.id,
+            holding.status == DispenseStatus.CONFIRMED,
+            holding.confirmation_expires_at > now,
+        )
+        .exists()
+    )
+    if status is AuthorizationStatus.CONFIRMED:
+        return and_(open_, held)
+    if status is AuthorizationStatus.ISSUED:
+        return and_(open_, ~held, col(Authorization.expires_at) > now)
+    if status is AuthorizationStatus.EXPIRED:
+        return or_(stored == status.value, and_(open_, ~held, col(Authorization.expires_at) <= now))
+    return stored == status.value
+
+
+def _dispense_status_is(status: DispenseStatus, now: datetime) -> Any:
+    """SQL for "the dispense's status at ``now`` is ``status``" (``effective_dispense_status``):
+    a stored confirmation whose window has ended has lapsed."""
+    stored, window_end = col(Dispense.status), col(Dispense.confirmation_expires_at)
+    if status is DispenseStatus.CONFIRMED:
+        return and_(stored == status.value, window_end > now)
+    if status is DispenseStatus.LAPSED:
+        return or_(stored == status.value, and_(stored == DispenseStatus.CONFIRMED.value, window_end <= now))
+    return stored == status.value

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import and_, false, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -89,3 +90,28 @@ class WebhookStore:
 
     def event(self, event_id: uuid.UUID) -> OutboxEvent | None:
         return self.session.get(OutboxEvent, event_id)
+
+    def subscriptions_page(
+        self,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+        *,
+        prescriber_id: uuid.UUID | None = None,
+        pharmacy_id: uuid.UUID | None = None,
+        everyone: bool = False,
+    ) -> Sequence[WebhookSubscription]:
+        """Live subscriptions of one prescriber or one pharmacy (or, with ``everyone``, all),
+        newest first by (``created_at``, ``id``), at most ``limit`` after the key ``after``.
+        Without an owner or ``everyone`` there are none (never all by omission)."""
+        query = select(WebhookSubscription).where(col(WebhookSubscription.deleted_at).is_(None))
+        if not everyone:
+            if prescriber_id is not None:
+                query = query.where(WebhookSubscription.prescriber_id == prescriber_id)
+            elif pharmacy_id is not None:
+                query = query.where(WebhookSubscription.pharmacy_id == pharmacy_id)
+            else:
+                query = query.where(false())
+        created, key = col(WebhookSubscription.created_at), col(WebhookSubscription.id)
+        if after is not None:
+            query = query.where(or_(created < after[0], and_(created == after[0], key < after[1])))
+        return self.session.exec(query.order_by(created.desc(), key.desc()).limit(limit)).all()

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from rems_service.db.models import Authorization, Patient
-from rems_service.db.repository import AuthorizationInputs
+from rems_service.db.repository import AuthorizationInputs, AuthorizationListFilter
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
 from workflows.authorizations import (
@@ -25,6 +25,7 @@ from workflows.authorizations import (
     AuthorizationStatus,
     PrescriberSurvey,
     decide_authorization,
+    effective_status,
 )
 from workflows.decisions import Decision
 from workflows.errors import DomainError
@@ -34,7 +35,8 @@ from workflows.program import Program, ProgramVersion
 from . import idempotency, patients
 from .authorization_states import effective, void_locked
 from .decisions import DecisionAnswer, DecisionResult, encode
-from .errors import NotFound, from_domain_error
+from .errors import Forbidden, NotFound, from_domain_error
+from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of
 from .versions import version_at
 
 NOT_FOUND = "Authorization not found."
@@ -250,3 +252,57 @@ def void(
             raise from_domain_error(exc) from None
         uow.commit()
         return AuthorizationView(row, row.status)
+
+
+#: The authorizations listing's cursor tag and key: (``issued_at``, ``id``), newest first.
+LISTING = "authorizations"
+LISTING_KEY = (datetime, uuid.UUID)
+
+
+@dataclass(frozen=True)
+class AuthorizationItem:
+    """An authorization in a list: its status at the list's time and, while a dispense
+    confirmation holds it, when that confirmation's hand-over window ends."""
+
+    authorization: Authorization
+    status: AuthorizationStatus
+    confirmation_expires_at: datetime | None
+
+
+def listing(
+    uow: UnitOfWork,
+    actor: Actor,
+    now: datetime,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    patient_id: uuid.UUID | None = None,
+    status: str | None = None,
+) -> Page[AuthorizationItem]:
+    """A prescriber's own authorizations (every one for admins), newest first.
+
+    ``status`` selects by the status at ``now``, computed in the query from the
+    timestamps exactly as the single read computes it (an open authorization
+    past ``expires_at`` is expired, one held by a confirmation whose window has
+    not ended is confirmed), whatever the sweeps have mirrored yet. Pharmacists
+    read an authorization by the number on the prescription but may not list
+    them: a list would show every prescriber's. Another prescriber's
+    ``patient_id`` lists nothing, like an unknown one.
+    """
+    request = PageRequest.of(cursor, limit, LISTING, LISTING_KEY)
+    if actor.is_admin:
+        owner: dict[str, Any] = {"everyone": True}
+    elif actor.role == UserRole.PRESCRIBER.value and actor.prescriber_id is not None:
+        owner = {"prescriber_id": actor.prescriber_id}
+    else:
+        raise Forbidden(f"The {actor.role} role may not list authorizations.")
+    wanted = AuthorizationStatus(status) if status else None
+    f = AuthorizationListFilter(**owner, patient_id=patient_id, status=wanted)
+    with uow:
+        rows = uow.repo.authorizations_page(f, now, request.after, request.fetch)
+    items = []
+    for row, window_end in rows:
+        current = effective_status(row.status, row.expires_at, window_end, now)
+        held_until = window_end if current is AuthorizationStatus.CONFIRMED else None
+        items.append(AuthorizationItem(row, current, held_until))
+    return page_of(items, request.limit, LISTING, lambda item: (item.authorization.issued_at, item.authorization.id))

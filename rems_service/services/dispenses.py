@@ -20,6 +20,7 @@ from rems_service.db.models import Authorization, Dispense, Patient
 from rems_service.db.repository import (
     AlreadyHeld,
     DispenseInputs,
+    DispenseListFilter,
     authorization_subject,
     dispense_subject,
     patient_subject,
@@ -48,7 +49,8 @@ from workflows.rules import Rule
 from . import idempotency
 from .authorization_states import effective, settle
 from .decisions import DecisionAnswer, DecisionResult, encode
-from .errors import Conflict, NotFound, Unavailable, from_domain_error
+from .errors import Conflict, Forbidden, NotFound, Unavailable, from_domain_error
+from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of
 from .reminders import refresh_reminders
 from .versions import version_at
 
@@ -339,3 +341,48 @@ def reverse(
         uow.repo.record_change(actor, auth, auth_change, authorization_subject(auth), version.version)
         uow.commit()
         return DispenseView(row, row.status, auth.number)
+
+
+#: The dispenses listings' cursor tags (one per sort order) and key: a time, then ``id``.
+LISTING_BY_WINDOW = "dispenses.window"
+LISTING_NEWEST = "dispenses.newest"
+LISTING_KEY = (datetime, uuid.UUID)
+
+
+def listing(
+    uow: UnitOfWork,
+    actor: Actor,
+    now: datetime,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    status: str | None = None,
+) -> Page[DispenseView]:
+    """A pharmacy's dispenses, for its pharmacists (every pharmacy's for admins).
+
+    ``status`` selects by the status at ``now`` (a confirmation whose window has
+    ended is ``lapsed``, whatever the sweeps have mirrored yet). ``confirmed`` is
+    the hand-over queue: live confirmations by window end, the one with the least
+    time left first; every other selection is newest first (``confirmed_at``).
+    """
+    f_status = DispenseStatus(status) if status else None
+    if actor.is_admin:
+        f = DispenseListFilter(everyone=True, status=f_status)
+    elif actor.role == UserRole.PHARMACIST.value and actor.pharmacy_id is not None:
+        f = DispenseListFilter(pharmacy_id=actor.pharmacy_id, status=f_status)
+    else:
+        raise Forbidden(f"The {actor.role} role may not list dispenses.")
+    tag = LISTING_BY_WINDOW if f.by_window else LISTING_NEWEST
+    request = PageRequest.of(cursor, limit, tag, LISTING_KEY)
+    with uow:
+        rows = uow.repo.dispenses_page(f, now, request.after, request.fetch)
+    views = [
+        DispenseView(row, effective_dispense_status(row.status, row.confirmation_expires_at, now), number)
+        for row, number in rows
+    ]
+
+    def key(view: DispenseView) -> tuple[datetime, uuid.UUID]:
+        row = view.dispense
+        return (row.confirmation_expires_at if f.by_window else row.confirmed_at, row.id)
+
+    return page_of(views, request.limit, tag, key)

@@ -16,11 +16,11 @@ from datetime import date, datetime
 from typing import Any
 
 from rems_service.db.models import Patient, PatientSurvey, PregnancyTestRecord, Prescriber
-from rems_service.db.repository import Repository, patient_subject
+from rems_service.db.repository import PatientListFilter, Repository, patient_subject
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
 from workflows.audit import OUTCOME_COMPLETED
-from workflows.calendar import local_date
+from workflows.calendar import local_date, start_of_day
 from workflows.lifecycle import StateChange
 from workflows.participants import PrescriberStatus
 from workflows.patients import (
@@ -47,7 +47,8 @@ from workflows.testing import (
 )
 
 from .authorization_states import void_open_for_patient
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Forbidden, Invalid, NotFound
+from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of
 from .reminders import refresh_reminders
 from .state_changes import transition
 from .versions import version_at
@@ -475,3 +476,69 @@ def discontinue(
 ) -> Patient:
     """R-PAT-2: the prescriber discontinues the patient (final)."""
     return _transition(uow, actor, now, program, patient_id, lambda m: m.discontinue(reason, now))
+
+
+#: The patients listing's cursor tag and key: (``created_at``, ``id``), newest first.
+LISTING = "patients"
+LISTING_KEY = (datetime, uuid.UUID)
+#: At most this many words of a name search.
+MAX_NAME_TERMS = 5
+
+
+def _due_bound(value: date | datetime | None, version: ProgramVersion) -> datetime | None:
+    """A "due before" bound: an instant as given, a date as that day's start in the program's zone."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return start_of_day(value, version.tz)
+
+
+def listing(
+    uow: UnitOfWork,
+    actor: Actor,
+    now: datetime,
+    program: Program,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    status: str | None = None,
+    risk_category: str | None = None,
+    test_due_before: date | datetime | None = None,
+    survey_due_before: date | datetime | None = None,
+    q: str | None = None,
+) -> Page[Patient]:
+    """The patients the caller may read (a prescriber's own, every one for admins), newest first.
+
+    ``test_due_before`` and ``survey_due_before`` (an instant, or a date meaning
+    that day's start in the program's zone) select by the patient row's reminder
+    mirrors, ``next_test_due_at`` and ``next_survey_due_at``: recomputed whenever a
+    test, a survey or a hand-over is recorded, never read by a decision. A mirror
+    differs from the due date the patient view (``get``) computes at ``now`` only
+    when the interval in force changed since it was written (therapy past its
+    first phase: the mirror is then the earlier; a new program version); the
+    patient view is authoritative.
+    ``q``: every word must occur in the first or the last name, in any case.
+    Names are PHI: they are matched in the database and never logged or audited.
+    """
+    request = PageRequest.of(cursor, limit, LISTING, LISTING_KEY)
+    if actor.is_admin:
+        owner: dict[str, Any] = {"everyone": True}
+    elif actor.role == UserRole.PRESCRIBER.value and actor.prescriber_id is not None:
+        owner = {"prescriber_id": actor.prescriber_id}
+    else:
+        raise Forbidden(f"The {actor.role} role may not list patients.")
+    bounds_needed = test_due_before is not None or survey_due_before is not None
+    version = version_at(program, now) if bounds_needed else None
+    terms = tuple(dict.fromkeys((q or "").split()))
+    if len(terms) > MAX_NAME_TERMS:
+        raise Invalid("The name search has too many words.", {"q": [f"At most {MAX_NAME_TERMS} words."]})
+    f = PatientListFilter(
+        **owner,
+        status=PatientStatus(status) if status else None,
+        risk_category=RiskCategory(risk_category) if risk_category else None,
+        test_due_before=_due_bound(test_due_before, version) if version else None,
+        survey_due_before=_due_bound(survey_due_before, version) if version else None,
+        name_terms=terms,
+    )
+    with uow:
+        rows = uow.repo.patients_page(f, request.after, request.fetch)
+    return page_of(rows, request.limit, LISTING, lambda row: (row.created_at, row.id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from rems_service.db.models import Pharmacy, Prescriber, User
@@ -18,7 +19,7 @@ from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
 from workflows.audit import OUTCOME_COMPLETED
 
-from .errors import Conflict, Invalid
+from .errors import Conflict, Invalid, NotFound
 
 #: Prefix that makes a leaked token recognizable to secret scanners.
 TOKEN_PREFIX = "rems_"
@@ -127,3 +128,24 @@ def any_exist(uow: UnitOfWork) -> bool:
     """Whether any user exists (the demo seed runs only on an empty database)."""
     with uow:
         return uow.repo.exists(User)
+
+
+@dataclass(frozen=True)
+class Me:
+    """The caller as stored now. ``trained`` says whether a pharmacist has completed
+    REMS training by ``now`` (R-PHA-3); None for roles that need none."""
+
+    user: User
+    trained: bool | None
+
+
+def me(uow: UnitOfWork, actor: Actor, now: datetime) -> Me:
+    """The calling user (``GET /me``), read fresh: its role, binding and training."""
+    with uow:
+        user = uow.repo.get(User, actor.user_id) if actor.user_id else None
+        if user is None:
+            raise NotFound("User not found.")
+    trained = None
+    if user.role is UserRole.PHARMACIST:
+        trained = user.training_completed_at is not None and user.training_completed_at <= now
+    return Me(user, trained)

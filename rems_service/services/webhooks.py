@@ -29,6 +29,7 @@ from workflows.actors import Actor, UserRole
 from workflows.audit import canonical_json
 
 from .errors import Forbidden, NotFound
+from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of
 
 __all__ = ["CANCELLED", "DELIVERED", "FAILED", "PENDING"]
 SIGNATURE_HEADER = "X-Rems-Signature"
@@ -241,3 +242,27 @@ def due(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[uuid.UUID]:
     """Deliveries whose next attempt is due (the retry sweep's rows, by index)."""
     with uow:
         return uow.webhooks.due(now, limit)
+
+
+#: The subscriptions listing's cursor tag and key: (``created_at``, ``id``), newest first.
+LISTING = "webhooks"
+LISTING_KEY = (datetime, uuid.UUID)
+
+
+def listing(
+    uow: UnitOfWork, actor: Actor, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> Page[WebhookSubscription]:
+    """The caller's live subscriptions, newest first, as ``_owned`` reads them: a prescriber's
+    or a pharmacy's own, every one for admins. Secrets stay with the rows (never listed)."""
+    request = PageRequest.of(cursor, limit, LISTING, LISTING_KEY)
+    if actor.is_admin:
+        owner: dict[str, Any] = {"everyone": True}
+    elif actor.role == UserRole.PRESCRIBER.value and actor.prescriber_id is not None:
+        owner = {"prescriber_id": actor.prescriber_id}
+    elif actor.role == UserRole.PHARMACIST.value and actor.pharmacy_id is not None:
+        owner = {"pharmacy_id": actor.pharmacy_id}
+    else:
+        raise Forbidden(f"The {actor.role} role has no event subscriptions.")
+    with uow:
+        rows = uow.webhooks.subscriptions_page(request.after, request.fetch, **owner)
+    return page_of(rows, request.limit, LISTING, lambda row: (row.created_at, row.id))
