@@ -15,13 +15,20 @@ pickle that would import something.
 
 from __future__ import annotations
 
+import logging
+
 import rq.cron
+from flask import Flask
 
-from config.settings import load_settings
+from config.settings import banner, load_settings
 from rems_service.jobs import tasks
+from rems_service.runtime import APP_NAME
 
+_settings = load_settings()
 #: The queue the worker serves (``QUEUE_NAME``, as the web process and the jobs use it).
-QUEUE = load_settings()["QUEUE_NAME"]
+QUEUE = _settings["QUEUE_NAME"]
+
+logging.getLogger("rems.startup").info(banner(_settings, Flask(APP_NAME).instance_path, "cron"))
 
 rq.cron.register(tasks.run_sweeps, QUEUE, interval=60, job_timeout=600)
 rq.cron.register(tasks.relay, QUEUE, interval=1, job_timeout=120)

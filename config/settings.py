@@ -2,8 +2,9 @@
 
 ``REMS_ENV``: ``development`` (default), ``sandbox``, ``test`` or
 ``production``. ``DATABASE_URL`` (default: a SQLite file in the Flask
-instance folder), ``REDIS_URL`` (unset: jobs run inline in-process),
-``REMS_LOG_LEVEL``, ``REMS_PROGRAM_DIR``.
+instance folder, one per environment), ``REDIS_URL`` (unset: jobs run inline
+in-process), ``REMS_LOG_LEVEL``, ``REMS_LOG_FORMAT`` (``text`` or ``json``),
+``REMS_PROGRAM_DIR``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from config.programs import PROGRAMS_DIR
+
+#: The formats of the log lines on stderr (``rems_service.logs``).
+LOG_FORMATS = ("text", "json")
 
 
 class Config:
@@ -21,11 +27,16 @@ class Config:
     ENV_NAME = "development"
     #: Whether ``X-Rems-Now`` may set the evaluation time (sandbox and test only).
     ALLOW_CLOCK_HEADER = False
-    #: None means the SQLite file ``<instance>/rems.sqlite3``.
+    #: None means the SQLite file ``SQLITE_FILE`` in the instance folder.
     DATABASE_URL: str | None = None
+    #: The embedded database's file name: each environment has its own, so a sandbox
+    #: never writes into the development database.
+    SQLITE_FILE = "rems.sqlite3"
     REDIS_URL: str | None = None
     PROGRAM_DIR = str(PROGRAMS_DIR)
     LOG_LEVEL = "INFO"
+    #: ``text`` (one human-readable line per record) or ``json`` (one object per line).
+    LOG_FORMAT = "text"
 
     # flask-smorest / OpenAPI
     API_TITLE = "Lenalidomide REMS"
@@ -59,6 +70,8 @@ class DevelopmentConfig(Config):
 class SandboxConfig(Config):
     ENV_NAME = "sandbox"
     ALLOW_CLOCK_HEADER = True
+    SQLITE_FILE = "rems-sandbox.sqlite3"
+    LOG_FORMAT = "json"
 
 
 class TestConfig(Config):
@@ -71,6 +84,7 @@ class TestConfig(Config):
 
 class ProductionConfig(Config):
     ENV_NAME = "production"
+    LOG_FORMAT = "json"
 
 
 CONFIGS: dict[str, type[Config]] = {
@@ -96,6 +110,7 @@ def load_settings(
         ("DATABASE_URL", "DATABASE_URL"),
         ("REDIS_URL", "REDIS_URL"),
         ("LOG_LEVEL", "REMS_LOG_LEVEL"),
+        ("LOG_FORMAT", "REMS_LOG_FORMAT"),
         ("PROGRAM_DIR", "REMS_PROGRAM_DIR"),
     ):
         if environ.get(env_key):
@@ -112,4 +127,45 @@ def load_settings(
     settings.update(overrides or {})
     if settings["ENV_NAME"] == "production" and not settings.get("DATABASE_URL"):
         raise ConfigurationError("production needs DATABASE_URL: the embedded SQLite file is for development")
+    settings["LOG_FORMAT"] = str(settings["LOG_FORMAT"]).strip().lower()
+    if settings["LOG_FORMAT"] not in LOG_FORMATS:
+        raise ConfigurationError(f"REMS_LOG_FORMAT must be one of {list(LOG_FORMATS)}, got {settings['LOG_FORMAT']!r}")
     return settings
+
+
+def database_url(settings: Mapping[str, Any], instance_path: str) -> str:
+    """``DATABASE_URL``, or the environment's embedded SQLite file in ``instance_path``."""
+    url = settings.get("DATABASE_URL")
+    if url:
+        return str(url)
+    return f"sqlite:///{os.path.join(instance_path, settings.get('SQLITE_FILE', Config.SQLITE_FILE))}"
+
+
+def safe_url(url: str) -> str:
+    """A database or Redis URL fit for a log line: the password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable URL>"
+
+
+def banner(settings: Mapping[str, Any], instance_path: str, process: str) -> str:
+    """The start-up line of a process: its environment, database and queue."""
+    queue = (
+        f"queue {settings['QUEUE_NAME']!r} on {safe_redis_url(settings['REDIS_URL'])}"
+        if settings.get("REDIS_URL")
+        else "jobs inline (no REDIS_URL)"
+    )
+    return (
+        f"{process}: environment {settings['ENV_NAME']}, "
+        f"database {safe_url(database_url(settings, instance_path))}, {queue}"
+    )
+
+
+def safe_redis_url(url: str) -> str:
+    """``redis://user:secret@host/0`` -> ``redis://user:***@host/0``."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.partition(':')[0]}:***@{host}"

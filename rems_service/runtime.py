@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from config.programs import load_program
-from config.settings import load_settings
+from config.settings import database_url, load_settings
 from rems_service.db.engine import READ_ONLY, build_engine
 from rems_service.db.uow import UnitOfWork
 from workflows.program import Program
@@ -98,7 +98,7 @@ def build(settings: Mapping[str, Any], instance_path: str) -> Runtime:
     url = settings.get("DATABASE_URL")
     if not url:
         os.makedirs(instance_path, exist_ok=True)
-        url = f"sqlite:///{os.path.join(instance_path, 'rems.sqlite3')}"
+        url = database_url(settings, instance_path)  # the environment's own SQLite file
     return Runtime(settings={**settings, "DATABASE_URL": url}, engine=build_engine(url), program=program)
 
 

@@ -20,8 +20,14 @@ def healthz() -> dict[str, str]:
 
 @blp.route("/readyz", methods=["GET"])
 def readyz() -> tuple[dict[str, Any], int]:
-    """The database is reachable, and Redis too when ``REDIS_URL`` is configured."""
+    """The database is reachable, and Redis too when ``REDIS_URL`` is configured; names the
+    environment (``REMS_ENV``), so a client can tell a sandbox from production."""
     runtime = get_runtime()
     client = runtime.redis()
     result = health.readiness(runtime.read, client.ping if client is not None else None)
-    return {"status": "ready" if result.ready else "unavailable", "checks": result.checks}, 200 if result.ready else 503
+    body = {
+        "status": "ready" if result.ready else "unavailable",
+        "environment": runtime.settings["ENV_NAME"],
+        "checks": result.checks,
+    }
+    return body, 200 if result.ready else 503

@@ -48,6 +48,8 @@ def relay_outbox(runtime: Runtime, limit: int = BATCH) -> int:
             row.sent_at = sent_at
             sent += 1
         uow.commit()
+    if sent:  # an idle relay (every second under cron) logs nothing
+        log.info("outbox relay: events handed to the queue", extra={"events": sent})
     return sent
 
 
@@ -60,6 +62,8 @@ def _relay_inline(runtime: Runtime, dispatcher: Dispatcher, limit: int) -> int:
     for event_id in ids:
         dispatcher.enqueue(handle_event, str(event_id), job_id=f"event-{event_id}")
         _mark_sent(runtime, event_id)
+    if ids:
+        log.info("outbox relay: events handled in-process", extra={"events": len(ids)})
     return len(ids)
 
 

@@ -7,6 +7,7 @@ in-process (the command line, tests) it takes the runtime to work with.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from rems_service.runtime import Runtime
@@ -15,6 +16,8 @@ from rems_service.services import sweeps, webhooks
 from .dispatch import job_runtime
 from .handlers import utcnow
 from .relay import relay_outbox
+
+log = logging.getLogger(__name__)
 
 
 def run_sweeps(runtime: Runtime | None = None, now: datetime | None = None) -> dict[str, int]:
@@ -27,6 +30,9 @@ def run_sweeps(runtime: Runtime | None = None, now: datetime | None = None) -> d
         if outcome is not None:
             report.add("webhook_attempts", 1)
     report.add("events_relayed", relay_outbox(rt))
+    done = {name: n for name, n in report.counts.items() if n}
+    if done:  # a sweep that found nothing to do logs nothing
+        log.info("sweeps did work", extra=done)
     return report.counts
 
 

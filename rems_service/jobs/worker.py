@@ -8,11 +8,14 @@ the inherited (empty) pool and opens its own (``dispatch.job_runtime``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from flask import Flask
 from rq import Worker
 
-from rems_service.runtime import Runtime, build_standalone
+from config.settings import banner
+from rems_service.runtime import APP_NAME, Runtime, build_standalone
 
 from . import tasks  # noqa: F401  (every job module is imported before the fork)
 from .dispatch import install_process_runtime
@@ -25,4 +28,7 @@ def build_runtime() -> Runtime:
 class RemsWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        install_process_runtime(build_runtime)
+        runtime = install_process_runtime(build_runtime)
+        logging.getLogger("rems.startup").info(
+            banner(runtime.settings, Flask(APP_NAME).instance_path, f"worker on queues {', '.join(self.queue_names())}")
+        )
