@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 import click
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from config.settings import safe_url
 from rems_service import create_app
 from rems_service.db import migrate
 from rems_service.jobs import tasks
@@ -29,6 +35,29 @@ def _fail(exc: ServiceError) -> None:
     sys.exit(2)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _needs_database(command: F) -> F:
+    """An unreachable or unmigrated database is one line naming it and what to run, exit 1
+    (not a driver traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (OperationalError, ProgrammingError) as exc:
+            detail = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+            url = safe_url(get_runtime().settings["DATABASE_URL"])
+            click.echo(
+                json.dumps({"error": f"the database at {url} cannot answer ({detail}); run `rems db upgrade` first"}),
+                err=True,
+            )
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
 @click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
 def main() -> None:
     """Lenalidomide REMS service. DATABASE_URL, REDIS_URL and REMS_ENV configure it."""
@@ -43,9 +72,22 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 @with_appcontext
 def db_upgrade(revision: str) -> None:
-    """Create or migrate the schema to REVISION."""
-    migrate.upgrade(get_runtime().engine, revision)
-    click.echo(json.dumps({"revision": migrate.current_revision(get_runtime().engine)}))
+    """Create the database when it is missing (PostgreSQL: when the role may), then create
+    or migrate the schema to REVISION; prints {"database", "created", "revision"}."""
+    runtime = get_runtime()
+    url = runtime.settings["DATABASE_URL"]
+    try:
+        created = migrate.ensure_database(url)
+        migrate.upgrade(runtime.engine, revision)
+        revision_now = migrate.current_revision(runtime.engine)
+    except migrate.DatabaseUnavailable as exc:
+        click.echo(json.dumps({"error": str(exc)}), err=True)
+        sys.exit(1)
+    except OperationalError as exc:
+        detail = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+        click.echo(json.dumps({"error": f"cannot migrate the database at {safe_url(url)}: {detail}"}), err=True)
+        sys.exit(1)
+    click.echo(json.dumps({"database": safe_url(url), "created": created, "revision": revision_now}))
 
 
 @main.group("users")
@@ -60,6 +102,7 @@ def users_group() -> None:
 @click.option("--pharmacy-id", type=click.UUID)
 @click.option("--trained", is_flag=True, help="Pharmacists: REMS training completed now.")
 @with_appcontext
+@_needs_database
 def users_create(name: str, role: str, prescriber_id: UUID | None, pharmacy_id: UUID | None, trained: bool) -> None:
     """Create a user and print {"id", "token"} (the token is never shown again)."""
     now = _now()
@@ -91,8 +134,16 @@ def demo() -> None:
 
 @demo.command("seed")
 @click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) when the database already has users.")
+@click.option(
+    "--output",
+    type=click.Choice(["json", "text"]),
+    default="json",
+    show_default=True,
+    help="text: a framed block for a person at a console (`make run`).",
+)
 @with_appcontext
-def demo_seed(if_empty: bool) -> None:
+@_needs_database
+def demo_seed(if_empty: bool, output: str) -> None:
     """Fill an empty database with a demo program and print its users' tokens."""
     runtime = get_runtime()
     if users.any_exist(runtime.uow()):
@@ -101,7 +152,11 @@ def demo_seed(if_empty: bool) -> None:
             "(mint more with `rems users create`)"
         )
         if if_empty:
-            click.echo(json.dumps({"seeded": False, "message": message}))
+            click.echo(
+                _framed([f"Demo data: {message}."])
+                if output == "text"
+                else json.dumps({"seeded": False, "message": message})
+            )
             return
         click.echo(json.dumps({"error": message}), err=True)
         sys.exit(1)
@@ -142,7 +197,30 @@ def demo_seed(if_empty: bool) -> None:
     ):
         user, token = users.create_user(runtime.uow(), SYSTEM, now, name=f"Demo {label}", **kwargs)
         out["users"][label] = {"id": str(user.id), "token": token}  # type: ignore[index]
-    click.echo(json.dumps(out, indent=2))
+    click.echo(_seeded_text(out, runtime.settings["DATABASE_URL"]) if output == "text" else json.dumps(out, indent=2))
+
+
+def _framed(lines: list[str]) -> str:
+    rule = "=" * 78
+    return "\n".join(["", rule, *lines, rule, ""])
+
+
+def _seeded_text(out: dict[str, Any], url: str) -> str:
+    seeded_users: dict[str, dict[str, str]] = out["users"]
+    return _framed(
+        [
+            f"Demo program seeded in {safe_url(url)}.",
+            "Bearer tokens of its users (shown this once: keep them):",
+            "",
+            *(f"  {label:<11} {user['token']}" for label, user in seeded_users.items()),
+            "",
+            f"  prescriber_id {out['prescriber_id']}",
+            f"  pharmacy_id   {out['pharmacy_id']}",
+            "",
+            "Try: curl -H 'Authorization: Bearer <admin token>' "
+            f"http://127.0.0.1:{os.environ.get('PORT') or 8000}/api/v1/prescribers/<prescriber_id>",
+        ]
+    )
 
 
 @main.group("audit")
@@ -161,6 +239,7 @@ def audit_group() -> None:
     help="An anchor from `rems audit anchor`: also prove nothing up to it was truncated or rewritten.",
 )
 @with_appcontext
+@_needs_database
 def audit_verify(incremental: bool, anchor_text: str | None) -> None:
     """Check the chain; exit 0 when intact, 1 otherwise (JSON summary printed).
 
@@ -176,6 +255,7 @@ def audit_verify(incremental: bool, anchor_text: str | None) -> None:
 
 @audit_group.command("anchor")
 @with_appcontext
+@_needs_database
 def audit_anchor() -> None:
     """Print the chain head as {"seq", "hash", "anchor": "SEQ:HASH"}; keep it outside the database."""
     click.echo(json.dumps(audit_log.anchor(get_runtime().uow())))
@@ -187,6 +267,7 @@ def audit_anchor() -> None:
     "--all", "replay_all", is_flag=True, help="Replay every recorded decision (one JSON line each, then a summary)."
 )
 @with_appcontext
+@_needs_database
 def audit_replay(seq: int | None, replay_all: bool) -> None:
     """Decide again the decision recorded at audit entry SEQ, from its stored snapshot
     and program version; exit 0 when the outcome, reasons and validity match, 1 otherwise."""
@@ -217,6 +298,7 @@ def jobs_group() -> None:
 
 @jobs_group.command("sweep")
 @with_appcontext
+@_needs_database
 def jobs_sweep() -> None:
     """Run every periodic sweep once (expiries, reminders, renewals, webhook retries, outbox relay)."""
     click.echo(json.dumps(tasks.run_sweeps(get_runtime()), sort_keys=True))

@@ -175,9 +175,22 @@ def pharmacy_certification(uow: UnitOfWork, program: Program, now: datetime, pha
         return None
 
 
+#: Every count a sweep run reports, zero included (``rems jobs sweep`` prints them all).
+SWEEP_KINDS = (
+    "authorizations_expired",
+    "authorizations_expiring",
+    "confirmations_lapsed",
+    "patient_reminders",
+    "pharmacies_expired",
+    "pharmacies_warned",
+    "webhook_attempts",
+    "events_relayed",
+)
+
+
 @dataclass
 class SweepReport:
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SWEEP_KINDS, 0))
 
     def add(self, name: str, n: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + n

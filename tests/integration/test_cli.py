@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from click.testing import CliRunner
@@ -29,7 +30,9 @@ def test_upgrade_seed_and_verify(rems):
     from rems_service.db.migrate import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert json.loads(rems("db", "upgrade").stdout) == {"revision": head}
+    upgraded = json.loads(rems("db", "upgrade").stdout)
+    assert upgraded["revision"] == head and upgraded["created"] is False
+    assert upgraded["database"].endswith("cli.sqlite3")
     seeded = json.loads(rems("demo", "seed").stdout)
     assert seeded["seeded"] is True
     assert set(seeded["users"]) == {"admin", "prescriber", "pharmacist", "auditor"}
@@ -100,3 +103,84 @@ def test_audit_verify_exits_1_on_a_broken_chain(rems, monkeypatch):
         conn.execute("UPDATE audit_entries SET action = 'forged' WHERE seq = 3")
     verified = json.loads(rems("audit", "verify", code=1).stdout)
     assert verified["valid"] is False and verified["first_invalid_seq"] == 3
+
+
+def test_jobs_sweep_prints_every_sweep_count_zero_included(rems):
+    from rems_service.services.sweeps import SWEEP_KINDS
+
+    rems("db", "upgrade")
+    counts = json.loads(rems("jobs", "sweep").stdout)
+    assert set(counts) == set(SWEEP_KINDS) and all(n == 0 for n in counts.values()), counts
+    rems("demo", "seed")  # records events: the next sweep relays them, and still prints every count
+    counts = json.loads(rems("jobs", "sweep").stdout)
+    assert set(counts) == set(SWEEP_KINDS) and counts["events_relayed"] > 0, counts
+
+
+def test_demo_seed_text_output_frames_the_tokens(rems):
+    rems("db", "upgrade")
+    out = rems("demo", "seed", "--if-empty", "--output", "text").stdout
+    lines = out.splitlines()
+    rules = [i for i, line in enumerate(lines) if set(line) == {"="}]
+    assert len(rules) == 2, out
+    framed = lines[rules[0] : rules[1]]
+    tokens = [line.split()[1] for line in framed if line.split()[:1] in (["admin"], ["prescriber"], ["pharmacist"])]
+    assert len(tokens) == 3 and all(t.startswith("rems_") for t in tokens), out
+    again = rems("demo", "seed", "--if-empty", "--output", "text").stdout
+    assert "already has users" in again and "rems_" not in again
+
+
+def test_commands_on_an_unmigrated_database_say_what_to_run(rems):
+    result = rems("demo", "seed", code=1)
+    error = json.loads(result.stderr)["error"]
+    assert "rems db upgrade" in error and "cli.sqlite3" in error
+    assert "Traceback" not in result.output
+
+
+def test_db_upgrade_names_an_unreachable_server_in_one_line(rems, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://ops:secret@127.0.0.1:1/rems")
+    result = rems("db", "upgrade", code=1)
+    (line,) = result.stderr.strip().splitlines()
+    error = json.loads(line)["error"]
+    assert "cannot connect to postgresql+psycopg://ops:***@127.0.0.1:1/rems" in error
+    assert "secret" not in result.stderr
+
+
+def test_db_upgrade_creates_a_missing_postgresql_database(rems, monkeypatch, postgres_url):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"rems_cli_{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("DATABASE_URL", make_url(postgres_url).set(database=name).render_as_string(False))
+    admin = create_engine(make_url(postgres_url), isolation_level="AUTOCOMMIT")
+    try:
+        first = json.loads(rems("db", "upgrade").stdout)
+        assert first["created"] is True and first["database"].endswith(f"/{name}") and first["revision"]
+        second = json.loads(rems("db", "upgrade").stdout)
+        assert second == {**first, "created": False}
+        assert json.loads(rems("demo", "seed").stdout)["seeded"] is True
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_db_upgrade_explains_a_database_it_may_not_create(rems, monkeypatch, postgres_url):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    role = f"rems_nocreate_{uuid.uuid4().hex[:8]}"
+    server = make_url(postgres_url)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN NOCREATEDB"))
+    try:
+        url = server.set(username=role, password=None, database=f"{role}_db")
+        monkeypatch.setenv("DATABASE_URL", url.render_as_string(False))
+        result = rems("db", "upgrade", code=1)
+        error = json.loads(result.stderr)["error"]
+        assert f"database '{role}_db' does not exist and could not be created" in error
+        assert "createdb" in error
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
