@@ -19,10 +19,12 @@ from tests.helpers import (
     ADULT_MALE,
     AUTH_BODY,
     NOW,
+    TRAINED,
     add_survey,
     add_test,
     dispense,
     enroll,
+    make_user,
 )
 
 #: Complete survey answers (R-SURV-3: every question of the category answered).
@@ -494,6 +496,15 @@ def test_me_names_the_caller(world):
     for token, role in ((world.admin, "admin"), (world.auditor, "auditor")):
         assert ok(get(world, token, "/api/v1/me"))["role"] == role
     assert get(world, world.admin, "/api/v1/me", extra="1").status_code == 422
+
+
+def test_me_says_whether_a_pharmacist_is_trained_at_the_requests_time(world):
+    _, untrained = make_user(world.runtime, "pharmacist", pharmacy_id=world.pharmacy.id)
+    me = ok(get(world, untrained, "/api/v1/me"))
+    assert me["trained"] is False and me["training_completed_at"] is None
+    before_training = TRAINED - timedelta(days=1)
+    assert ok(get(world, world.pharmacist_token, "/api/v1/me", at=before_training))["trained"] is False
+    assert ok(get(world, world.pharmacist_token, "/api/v1/me", at=TRAINED))["trained"] is True
 
 
 def test_lists_are_documented(world):
