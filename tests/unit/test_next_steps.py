@@ -35,6 +35,7 @@ from workflows.dispenses import Counseling, PriorDispense
 from workflows.participants import PharmacyStatus, PrescriberStatus
 from workflows.patients import PatientStatus, RiskCategory
 from workflows.reasons import Reason
+from workflows.replay import compare, summary
 from workflows.rules import Code, Rule
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
@@ -508,3 +509,14 @@ def test_the_first_authorization_window_is_the_one_the_rule_allows():
 
 def test_program_numbers_drive_the_next_steps():
     assert PROGRAM.refill_max_remaining_days == 7 and PROGRAM.max_days_supply == 28
+
+
+def test_a_decision_recorded_before_next_steps_existed_still_replays():
+    """Stored audit reasons of old decisions have no ``next_step``; replay compares code and rule only."""
+    mutate = edit(prior_dispense=PriorDispense(NOW - 20 * DAY, 28))
+    decision = decide("dispense", mutate)
+    old_reasons = [{"code": r.code.value, "rule": r.rule.value, "message": r.message} for r in decision.reasons]
+    recorded = summary(decision.outcome, old_reasons, decision.valid_until)
+    assert compare(recorded, decision).matches
+    changed = [{**old_reasons[0], "rule": "R-DISP-4"}]
+    assert not compare(summary(decision.outcome, changed, decision.valid_until), decision).matches
