@@ -181,7 +181,7 @@ def _supply_reasons(request: AuthorizationRequest, program: ProgramVersion) -> l
             )
         )
     limit = program.max_quantity(request.days_supply)
-    if request.quantity > limit:
+    if limit is not None and request.quantity > limit:
         reasons.append(
             Reason(
                 Code.QUANTITY_EXCEEDED,

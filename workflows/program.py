@@ -44,7 +44,8 @@ class ProgramVersion:
     survey_interval_days_default: int
     survey_interval_days_fnrp_adult: int
     max_days_supply: int
-    max_capsules_per_day: int
+    #: R-AUTH-5, from version 2026.1 on; None in a version that predates the rule (not checked).
+    max_capsules_per_day: int | None
     authorization_valid_days_frp: int
     authorization_valid_days_other: int
     confirmation_valid_hours: int
@@ -61,9 +62,10 @@ class ProgramVersion:
         """The instant the version takes effect: midnight of ``effective_from`` in its zone."""
         return datetime.combine(self.effective_from, time.min, tzinfo=self.tz)
 
-    def max_quantity(self, days_supply: int) -> int:
-        """R-AUTH-5: the most capsules a ``days_supply``-day prescription may hold."""
-        return days_supply * self.max_capsules_per_day
+    def max_quantity(self, days_supply: int) -> int | None:
+        """R-AUTH-5: the most capsules a ``days_supply``-day prescription may hold; None when
+        this version predates the rule."""
+        return None if self.max_capsules_per_day is None else days_supply * self.max_capsules_per_day
 
     def pharmacy_certified_until(self, certified_at: datetime) -> datetime:
         """R-PHA-2: the end of a pharmacy certification granted at ``certified_at``."""
@@ -114,6 +116,8 @@ _TOP_KEYS = {
     "pharmacy_certification_days",
     "adult_age_years",
 }
+#: Parameters of rules catalogued after the first version: absent from versions that predate them.
+_OPTIONAL_TOP_KEYS = frozenset({"max_capsules_per_day"})
 _MONITORING_KEYS = {
     "first_phase_days",
     "first_phase_interval_days",
@@ -130,11 +134,13 @@ class _Reader:
     def __init__(self) -> None:
         self.problems: list[str] = []
 
-    def keys(self, where: str, data: Any, expected: set[str]) -> Mapping[str, Any]:
+    def keys(
+        self, where: str, data: Any, expected: set[str], optional: frozenset[str] = frozenset()
+    ) -> Mapping[str, Any]:
         if not isinstance(data, Mapping):
             self.problems.append(f"{where} must be a table")
             return {}
-        for missing in sorted(expected - data.keys()):
+        for missing in sorted(expected - optional - data.keys()):
             self.problems.append(f"{where}.{missing} is missing" if where else f"{missing} is missing")
         for unknown in sorted(data.keys() - expected):
             self.problems.append(
@@ -191,7 +197,7 @@ def _initial_window(r: _Reader, window: Any) -> list[int]:
 def parse_program_version(data: Mapping[str, Any], source: str = "program") -> ProgramVersion:
     """Build a ``ProgramVersion`` from a parsed document; raise ``ProgramDefinitionError``."""
     r = _Reader()
-    top = r.keys("", data, _TOP_KEYS)
+    top = r.keys("", data, _TOP_KEYS, optional=_OPTIONAL_TOP_KEYS)
     mon = r.keys("monitoring", top.get("monitoring", {}), _MONITORING_KEYS)
     survey = r.keys("survey_interval_days", top.get("survey_interval_days", {}), _SURVEY_KEYS)
     auth = r.keys("authorization_valid_days", top.get("authorization_valid_days", {}), _AUTH_KEYS)
@@ -225,7 +231,11 @@ def parse_program_version(data: Mapping[str, Any], source: str = "program") -> P
         survey_interval_days_default=r.positive_int("survey_interval_days.default", survey.get("default")),
         survey_interval_days_fnrp_adult=r.positive_int("survey_interval_days.FNRP_ADULT", survey.get("FNRP_ADULT")),
         max_days_supply=r.positive_int("max_days_supply", top.get("max_days_supply")),
-        max_capsules_per_day=r.positive_int("max_capsules_per_day", top.get("max_capsules_per_day"), maximum=100),
+        max_capsules_per_day=(
+            None
+            if "max_capsules_per_day" not in top
+            else r.positive_int("max_capsules_per_day", top.get("max_capsules_per_day"), maximum=100)
+        ),
         authorization_valid_days_frp=r.positive_int("authorization_valid_days.FRP", auth.get("FRP")),
         authorization_valid_days_other=r.positive_int("authorization_valid_days.others", auth.get("others")),
         confirmation_valid_hours=r.positive_int("confirmation_valid_hours", top.get("confirmation_valid_hours")),

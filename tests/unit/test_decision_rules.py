@@ -43,6 +43,7 @@ from workflows.identifiers import new_reference_number, normalize_reference_numb
 from workflows.participants import PharmacyStatus, PrescriberStatus
 from workflows.patients import MenstrualCycle, PatientStatus, RiskCategory
 from workflows.replay import replay
+from workflows.rules import Code
 from workflows.snapshots import dump, load
 from workflows.testing import PregnancyResult, PregnancyTest
 
@@ -747,3 +748,15 @@ def test_an_old_dispense_snapshot_without_the_authorizations_quantity_still_load
     del required["days_supply"]
     with pytest.raises(ValueError):
         load(DispenseContext, {**old, "authorization": required})
+
+
+def test_R_AUTH_5_is_not_applied_under_the_version_that_predates_it():
+    """Decisions recorded under 2020.1 (before R-AUTH-5 was catalogued) replay unchanged:
+    that version has no capsules-per-day number, so 100 capsules for 28 days was approved."""
+    program = load_program()
+    before, after = program.version("2020.1"), program.version("2026.1")
+    assert before.max_capsules_per_day is None and after.max_capsules_per_day == 1
+    ctx = edit("request", days_supply=28, quantity=100)(auth_ctx())
+    assert decide_authorization(ctx, before, NOW).approved
+    assert [r.code for r in decide_authorization(ctx, after, NOW).reasons] == [Code.QUANTITY_EXCEEDED]
+    assert replay("authorization", dump(ctx), before, NOW).approved
