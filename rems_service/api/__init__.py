@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask_smorest import Blueprint
 
 from rems_service.auth import SECURITY_SCHEME
 
-from . import audit, authorizations, dispenses, errors, health, patients, pharmacies, prescribers, users, webhooks
-from .errors import RemsApi
+from . import (
+    audit,
+    authorizations,
+    dispenses,
+    errors,
+    health,
+    openapi,
+    patients,
+    pharmacies,
+    prescribers,
+    users,
+    webhooks,
+)
+from .errors import RemsApi, load_json_body
 
 BLUEPRINTS = (
     health.blp,
@@ -23,6 +36,14 @@ BLUEPRINTS = (
 )
 
 
+# Every ``@blp.arguments(...)`` body (webargs' "json" location) is read by
+# ``load_json_body``: a body that is not JSON is a 415 or a 400, never "every field
+# missing". Registered through webargs' documented ``location_loader`` hook on the
+# parser flask-smorest's blueprints share; it runs after authentication and the role
+# check, like the rest of the body validation.
+Blueprint.ARGUMENTS_PARSER.location_loader("json")(load_json_body)
+
+
 def init_app(app: Flask) -> RemsApi:
     api = RemsApi(
         app,
@@ -30,9 +51,13 @@ def init_app(app: Flask) -> RemsApi:
             "info": {
                 "description": "Lenalidomide REMS workflow service. Every operation except "
                 "/healthz, /readyz and this document needs `Authorization: Bearer <token>`."
-            }
+            },
+            # Declares on every operation the error statuses it can answer and the
+            # sandbox clock header, as the operations are registered (``openapi``).
+            "extra_plugins": [openapi.ConventionsPlugin()],
         },
     )
+    openapi.register_components(api)
     # Declared through apispec's public components API; each protected operation
     # references it (``auth.roles`` documents it with ``Blueprint.doc``).
     api.spec.components.security_scheme(

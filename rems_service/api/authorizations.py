@@ -33,6 +33,7 @@ def _present(view: authorizations.AuthorizationView) -> dict[str, Any]:
 @roles(UserRole.PRESCRIBER)
 @blp.arguments(AuthorizationCreateSchema)
 @blp.response(201, DecisionSchema)
+@blp.alt_response(404, description="No patient has this `patient_id`; nothing was decided.")
 @blp.doc(parameters=[decisions.IDEMPOTENCY_PARAMETER])
 def create(args: dict[str, Any]) -> Response:
     """Decide an authorization for the calling prescriber's patient (R-AUTH-1).

@@ -6,13 +6,16 @@ field errors are flattened to dotted names (``attestations.completed_education``
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, jsonify
-from flask_smorest import Api
+from flask import Flask, Request, Response, jsonify
+from flask_smorest import Api, abort
+from marshmallow import Schema, fields
 from sqlalchemy.exc import DBAPIError, OperationalError
+from webargs import core
 from werkzeug.exceptions import HTTPException
 
 from rems_service.services.errors import ServiceError
@@ -72,8 +75,68 @@ def error_response(
     return jsonify(payload), code, headers or {}
 
 
+class ErrorSchema(Schema):
+    """The error body of every error response (documentation only; ``error_response`` writes it)."""
+
+    code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    status = fields.String(required=True, metadata={"description": "The HTTP reason phrase."})
+    message = fields.String(required=True, metadata={"description": "What went wrong, and what to do."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={
+            "description": "Per field (dotted for nested fields, e.g. `attestations.completed_education`; "
+            "`body` for the body as a whole; a header's name for a header): what to send instead."
+        },
+    )
+
+
+JSON = "application/json"
+
+
+def _needs_body(schema: Schema) -> bool:
+    return any(field.required for field in schema.fields.values())
+
+
+def load_json_body(request: Request, schema: Schema) -> Any:
+    """The JSON body of an operation that takes one (webargs' "json" location).
+
+    No body at all is an empty one when the schema needs no field (``EmptySchema``,
+    optional reasons: ``POST .../complete`` may be sent bare); otherwise, and for any
+    body not sent as JSON, 415 naming ``application/json``. A body sent as JSON that
+    does not parse is 400. Either way nothing was read, so nothing was changed.
+    """
+    body = request.get_data(cache=True)
+    if not body.strip():
+        if not _needs_body(schema):
+            return core.missing
+        if request.is_json:
+            abort(400, message="The body is empty: this operation takes a JSON object.", errors={"body": ["Empty."]})
+        _unsupported(request)
+    if not request.is_json:
+        _unsupported(request)
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        detail = "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        detail = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    abort(400, message=f"The body is not valid JSON ({detail}).", errors={"body": [f"Not valid JSON: {detail}."]})
+
+
+def _unsupported(request: Request) -> None:
+    sent = request.mimetype
+    abort(
+        415,
+        message=f"The body must be JSON: send it with Content-Type: {JSON}.",
+        errors={"Content-Type": [f"Expected {JSON}; got {sent}." if sent else f"Missing; expected {JSON}."]},
+    )
+
+
 class RemsApi(Api):
     """flask-smorest's Api with API.md's error body."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException) -> tuple[Response, int, Any]:
         data = getattr(error, "data", None) or {}

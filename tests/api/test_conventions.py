@@ -189,6 +189,141 @@ def test_openapi_document_and_docs_are_public(api):
     assert api.get("/api/v1/docs").status_code == 200
 
 
+def _operations(spec):
+    for template, item in spec["paths"].items():
+        for method, op in item.items():
+            if method != "parameters":
+                yield method, template, op
+
+
+def _resolve(spec, obj):
+    while "$ref" in obj:
+        section, name = obj["$ref"].split("/")[-2:]
+        obj = spec["components"][section][name]
+    return obj
+
+
+def _statuses(op):
+    return set(op["responses"])
+
+
+def test_every_operation_documents_the_sandbox_clock_header(api):
+    spec = api.get("/api/v1/openapi.json").json
+    count = 0
+    for method, template, op in _operations(spec):
+        headers = [_resolve(spec, p) for p in op.get("parameters", [])]
+        clock = [p for p in headers if p["in"] == "header" and p["name"] == "X-Rems-Now"]
+        assert len(clock) == 1, (method, template)
+        assert clock[0]["required"] is False
+        assert "Sandbox and test only" in clock[0]["description"]
+        assert "400" in _statuses(op), (method, template)
+        count += 1
+    assert count > 35
+
+
+def test_every_operation_documents_the_statuses_its_shape_can_answer(api):
+    spec = api.get("/api/v1/openapi.json").json
+    seen = {"protected": 0, "path": 0, "body": 0, "query": 0}
+    for method, template, op in _operations(spec):
+        statuses, where = _statuses(op), (method, template)
+        if op.get("security"):
+            assert {"401", "403", "503"} <= statuses, where
+            seen["protected"] += 1
+        else:
+            assert not {"401", "403"} & statuses, where
+        if "{" in template:
+            assert "404" in statuses, where
+            seen["path"] += 1
+        if op.get("security") and method in ("post", "put", "patch"):
+            assert "409" in statuses, where
+        if "requestBody" in op:
+            assert {"400", "415", "422"} <= statuses, where
+            assert list(op["requestBody"]["content"]) == ["application/json"], where
+            seen["body"] += 1
+        else:
+            assert "415" not in statuses, where
+        if any(_resolve(spec, p)["in"] == "query" for p in op.get("parameters", [])):
+            assert "422" in statuses, where
+            seen["query"] += 1
+    assert seen["protected"] > 30 and seen["path"] > 15 and seen["body"] > 20 and seen["query"] >= 3, seen
+
+
+def test_decisions_document_503_failing_closed(api):
+    spec = api.get("/api/v1/openapi.json").json
+    for path in ("/api/v1/authorizations", "/api/v1/dispenses"):
+        response = _resolve(spec, spec["paths"][path]["post"]["responses"]["503"])
+        assert "nothing was decided" in response["description"] and "fail closed" in response["description"]
+    other = _resolve(spec, spec["paths"]["/api/v1/prescribers"]["post"]["responses"]["503"])
+    assert "fail closed" not in other["description"]
+
+
+def test_a_status_an_operation_declares_itself_is_kept_with_the_error_body(world):
+    """``POST /authorizations`` names its patient in the body: an unknown one is a 404, as documented."""
+    spec = world.api.get("/api/v1/openapi.json").json
+    response = spec["paths"]["/api/v1/authorizations"]["post"]["responses"]["404"]
+    assert "patient_id" in response["description"]
+    assert response["content"] == {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    body = next(body for method, path, body in OPERATIONS if (method, path) == ("POST", "/api/v1/authorizations"))
+    assert body["patient_id"] == str(uuid.UUID(int=7))  # no such patient
+    r = world.api.as_(world.prescriber_token).post("/api/v1/authorizations", json=body)
+    assert r.status_code == 404 and r.json["code"] == 404
+
+
+def test_every_error_response_is_the_one_error_component(api):
+    spec = api.get("/api/v1/openapi.json").json
+    error = spec["components"]["schemas"]["Error"]
+    assert {"code", "status", "message", "errors"} == set(error["properties"])
+    assert error["properties"]["errors"]["additionalProperties"] == {"type": "array", "items": {"type": "string"}}
+    count = 0
+    for method, template, op in _operations(spec):
+        for status, response in op["responses"].items():
+            if status.startswith("2"):
+                continue
+            assert "$ref" in response or status not in {"400", "401", "403", "409", "415", "422", "503"}
+            content = _resolve(spec, response)["content"]
+            assert content == {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}, (
+                method,
+                template,
+                status,
+            )
+            count += 1
+    assert count > 200
+
+
+def test_the_document_is_valid_openapi(api):
+    from openapi_spec_validator import validate
+
+    spec = api.get("/api/v1/openapi.json").json
+    validate(spec)
+
+
+ROLE_NOTE = re.compile(r"Roles: ([a-z, ]+)\.$")
+
+
+def test_every_operation_documented_with_a_body_refuses_a_non_json_body_with_415(world):
+    """The document is held to what the service does: 415 for text, for every body operation."""
+    spec = world.api.get("/api/v1/openapi.json").json
+    tokens = {
+        "admin": world.admin,
+        "prescriber": world.prescriber_token,
+        "pharmacist": world.pharmacist_token,
+        "auditor": world.auditor,
+    }
+    checked = 0
+    for method, template, op in _operations(spec):
+        if "requestBody" not in op:
+            continue
+        role = sorted(ROLE_NOTE.search(op["description"]).group(1).split(", "))[0]
+        path = re.sub(
+            r"{(\w+)}", lambda m: "RA-00000-00000-00000" if m.group(1) == "number" else str(uuid.uuid4()), template
+        )
+        r = world.api.as_(tokens[role]).request(method.upper(), path, data="{}", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 415, (method, template, role, r.json)
+        assert r.json["errors"] == {"Content-Type": ["Expected application/json; got text/plain."]}
+        checked += 1
+    assert checked > 20
+
+
 def test_request_id_is_echoed_and_generated(api):
     assert api.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
     generated = api.get("/healthz", headers={"X-Request-Id": "bad id;<script>"}).headers["X-Request-Id"]

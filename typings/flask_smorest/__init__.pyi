@@ -8,10 +8,11 @@ to parse arguments and serialize the response, but only Flask calls the result.
 
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
-from typing import Any, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import flask
 from flask.typing import ResponseReturnValue
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 _View = TypeVar("_View", bound=Callable[..., Any])
@@ -19,6 +20,7 @@ _View = TypeVar("_View", bound=Callable[..., Any])
 def abort(http_status_code: int, exc: Exception | None = None, **kwargs: Any) -> NoReturn: ...
 
 class Blueprint(flask.Blueprint):
+    ARGUMENTS_PARSER: ClassVar[FlaskParser]
     def __init__(
         self,
         name: str,
