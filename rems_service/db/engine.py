@@ -34,6 +34,9 @@ def build_engine(url: str, **kwargs: Any) -> Engine:
     # JSON columns hold canonical JSON (sorted keys, no whitespace): the text the
     # audit chain hashes, so verification on PostgreSQL can hash stored text as is.
     kwargs.setdefault("json_serializer", canonical_json)
+    # A database error's text must never carry the statement's parameters into a log
+    # (names, dates of birth, search terms are PHI).
+    kwargs.setdefault("hide_parameters", True)
     if backend == "sqlite":
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs

@@ -33,7 +33,7 @@ from rems_service.db.engine import build_engine
 from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense, UserRole
 from rems_service.services import authorizations, decisions, dispenses, patients
 from rems_service.services.errors import ServiceError
-from tests.helpers import make_pharmacy, make_prescriber, make_user
+from tests.helpers import complete_answers, make_pharmacy, make_prescriber, make_user
 from workflows.actors import SYSTEM, Actor
 from workflows.audit import GENESIS_HASH
 
@@ -227,7 +227,9 @@ class DecisionMachine(RuleBasedStateMachine):
 
     @rule(patient=patients_, hours_ago=st.integers(0, 40 * 24), flag=st.integers(0, 9))
     def record_survey(self, patient, hours_ago, flag):
-        answers = {"shared_capsules": flag == 0}
+        # Mostly complete answers (R-SURV-3), sometimes revealing non-compliance, sometimes incomplete
+        # (refused at entry, so it never counts as a current survey).
+        answers = {"shared_capsules": False} if flag == 1 else complete_answers(patient[2], shared_capsules=flag == 0)
         self._call(
             patients.record_survey,
             self.runtime.uow(),
@@ -264,7 +266,7 @@ class DecisionMachine(RuleBasedStateMachine):
             self.runtime.program,
             patient[0],
             completed_at=self.now - timedelta(hours=1),
-            answers={},
+            answers=complete_answers(patient[2]),
         )
 
     @rule(patient=patients_)

@@ -17,7 +17,7 @@ from sqlmodel import func, select
 from rems_service import create_app
 from rems_service.db.models import Authorization, DecisionRecord, Dispense
 from rems_service.services import authorizations, patients
-from tests.helpers import make_pharmacy, make_prescriber, make_user
+from tests.helpers import complete_answers, make_pharmacy, make_prescriber, make_user
 from tests.integration.server import call, gunicorn
 from workflows.actors import Actor
 
@@ -49,7 +49,13 @@ def program_on_postgres(postgres_url):
         counseling_completed=True,
     )
     patients.record_survey(
-        runtime.uow(), actor, now, runtime.program, patient.id, completed_at=now - timedelta(hours=1), answers={}
+        runtime.uow(),
+        actor,
+        now,
+        runtime.program,
+        patient.id,
+        completed_at=now - timedelta(hours=1),
+        answers=complete_answers("MALE_ADULT"),
     )
     tokens = []
     for i in range(PHARMACIES):

@@ -110,3 +110,25 @@ def test_readyz_names_the_environment(monkeypatch, tmp_path):
         assert body["environment"] == "sandbox" and body["status"] == "ready"
     finally:
         app.extensions["rems"].engine.dispose()
+
+
+def test_database_errors_never_show_the_statements_parameters(tmp_path):
+    """No PHI in logs: an error raised by the database names the statement, not its values."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from rems_service.db.engine import build_engine
+
+    engine = build_engine(f"sqlite:///{tmp_path / 'phi.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("CREATE TABLE t (name TEXT NOT NULL UNIQUE)"))
+            conn.execute(text("INSERT INTO t (name) VALUES (:name)"), {"name": "Jane Doe 1960-01-01"})
+            try:
+                conn.execute(text("INSERT INTO t (name) VALUES (:name)"), {"name": "Jane Doe 1960-01-01"})
+            except DBAPIError as exc:
+                assert "Jane Doe" not in str(exc) and "hidden due to hide_parameters" in str(exc)
+            else:  # pragma: no cover
+                raise AssertionError("the duplicate was not refused")
+    finally:
+        engine.dispose()
