@@ -48,7 +48,7 @@ lint: $(STAMP)
 
 ## Regenerate docs/rules.md (the rules reference) from the code; a test fails while it differs.
 docs: $(STAMP)
-	$(BIN)/python -m tools.rules_reference > docs/rules.md
+	$(BIN)/python -m tools.rules_reference > docs/rules.md.tmp && mv docs/rules.md.tmp docs/rules.md
 
 ## Benchmarks on the machine's PostgreSQL (bench/README.md); BENCH_ARGS=--quick for a short run.
 bench: $(STAMP)

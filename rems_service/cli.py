@@ -20,7 +20,7 @@ from rems_service import create_app
 from rems_service.db import migrate
 from rems_service.jobs import tasks
 from rems_service.runtime import get_runtime
-from rems_service.services import audit_log, decisions, pharmacies, prescribers, users
+from rems_service.services import audit_log, decisions, pharmacies, prescribers, reminders, users
 from rems_service.services.errors import ServiceError
 from workflows.actors import SYSTEM, UserRole
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS
@@ -294,6 +294,17 @@ def audit_replay(seq: int | None, replay_all: bool) -> None:
 @main.group("jobs")
 def jobs_group() -> None:
     """Background work."""
+
+
+@jobs_group.command("refresh-reminders")
+@with_appcontext
+@_needs_database
+def jobs_refresh_reminders() -> None:
+    """Recompute every patient's next test and survey due dates (the reminders' mirrors), e.g.
+    after an upgrade that changed which surveys count (R-SURV-3). Prints how many patients."""
+    runtime = get_runtime()
+    count = reminders.refresh_all(runtime.uow, runtime.program, datetime.now(UTC))
+    click.echo(json.dumps({"patients_refreshed": count}))
 
 
 @jobs_group.command("sweep")

@@ -5,10 +5,11 @@ life cycle of a dispense confirmation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 from .authorizations import NUMBER_PREFIX as AUTHORIZATION_PREFIX
 from .authorizations import AuthorizationStatus, effective_status
@@ -108,8 +109,12 @@ class AuthorizationFacts:
     rems_patient_id: str
     days_supply: int
     confirmation_expires_at: datetime | None
-    quantity: int | None = None
-    confirmation_pharmacy_id: str | None = None
+    #: R-DISP-6's authorized quantity: None only in snapshots stored before it was read.
+    quantity: int | None
+    confirmation_pharmacy_id: str | None
+
+    #: Fields added after decisions were recorded: what a snapshot that lacks them loads as.
+    LEGACY_DEFAULTS: ClassVar[Mapping[str, Any]] = {"quantity": None, "confirmation_pharmacy_id": None}
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,13 @@ audit log digests the snapshot's canonical JSON and the decision record
 keeps that JSON, so ``load`` must rebuild exactly the snapshot that was
 decided on; ``dump(load(cls, dump(s))) == dump(s)`` is tested.
 
-A field added to a snapshot class later must have a default (None): a
-snapshot stored before the field existed lacks it and loads with the
-default, and the decision code treats that default as "not known then" so
-the old decision replays unchanged. Any other missing or unknown field is an
-error.
+A field added to a snapshot class later is named in the class's
+``LEGACY_DEFAULTS`` (a ClassVar mapping field → the value it had before it
+existed, None): a snapshot stored before the field lacks it and loads with
+that value, and the decision code treats it as "not known then" so the old
+decision replays unchanged. The field itself stays required, so code that
+builds a snapshot now can never leave it out. Any other missing or unknown
+field is an error.
 """
 
 from __future__ import annotations
@@ -64,10 +66,12 @@ def _convert(tp: Any, value: Any) -> Any:
         hints = typing.get_type_hints(tp)
         fields = dataclasses.fields(tp)
         names = {f.name for f in fields}
-        optional = {f.name for f in fields if f.default is not dataclasses.MISSING}
+        legacy: dict[str, Any] = dict(getattr(tp, "LEGACY_DEFAULTS", {}))
+        optional = {f.name for f in fields if f.default is not dataclasses.MISSING} | set(legacy)
         if not names - optional <= set(value) <= names:
             raise ValueError(f"{tp.__name__}: expected fields {sorted(names)}, got {sorted(value)}")
-        return tp(**{name: _convert(hints[name], value[name]) for name in names if name in value})
+        present = {name: _convert(hints[name], value[name]) for name in names if name in value}
+        return tp(**{**{k: v for k, v in legacy.items() if k not in present}, **present})
     if tp is datetime:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:

@@ -503,6 +503,13 @@ class Repository:
             limit,
         )
 
+    def patient_ids_after(self, after: uuid.UUID | None, limit: int) -> list[uuid.UUID]:
+        """Every patient's id in id order, ``limit`` at a time (keyset: after ``after``)."""
+        query = select(Patient.id).order_by(col(Patient.id))
+        if after is not None:
+            query = query.where(col(Patient.id) > after)
+        return self._ids(query, limit)
+
     def patients_due(self, test_by: datetime, survey_by: datetime, limit: int) -> list[uuid.UUID]:
         """Patients whose next test is due by ``test_by`` or next survey by ``survey_by``."""
         due = set(self._ids(select(Patient.id).where(col(Patient.next_test_due_at) <= test_by), limit))

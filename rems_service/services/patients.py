@@ -514,8 +514,9 @@ def listing(
     test, a survey or a hand-over is recorded, never read by a decision. A mirror
     differs from the due date the patient view (``get``) computes at ``now`` only
     when the interval in force changed since it was written (therapy past its
-    first phase: the mirror is then the earlier; a new program version); the
-    patient view is authoritative.
+    first phase: the mirror is then the earlier; a new program version) or when
+    an incomplete survey counted when it was written (before R-SURV-3: `rems jobs
+    refresh-reminders` recomputes every mirror); the patient view is authoritative.
     ``q``: every word must occur in the first or the last name, in any case.
     Names are PHI: they are matched in the database and never logged or audited.
     """

@@ -4,6 +4,7 @@ and read only the rows that are due."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -12,10 +13,23 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from rems_service.cli import main
-from rems_service.db.models import AuditEntry, Authorization, Dispense, OutboxEvent, Pharmacy
+from rems_service.db.models import AuditEntry, Authorization, Dispense, OutboxEvent, Patient, Pharmacy
 from rems_service.jobs import tasks
 from rems_service.services import sweeps
-from tests.helpers import ADULT_FRP, NOW, add_test, approved_authorization, dispense, enrolled, make_pharmacy
+from tests.helpers import (
+    ADULT_FRP,
+    ADULT_MALE,
+    NOW,
+    add_survey,
+    add_test,
+    approved_authorization,
+    complete_answers,
+    dispense,
+    enrolled,
+    make_pharmacy,
+)
+from workflows.patients import RiskCategory
+from workflows.surveys import evaluate_survey
 
 
 def _events(runtime, kind):
@@ -183,3 +197,22 @@ def test_rems_jobs_sweep_runs_the_sweeps(runtime, rems):
     out = rems("jobs", "sweep")
     assert out.get("events_relayed", 0) >= 2  # the pharmacy's registration and certification
     assert rems("jobs", "sweep").get("events_relayed", 0) == 0
+
+
+def test_rems_jobs_refresh_reminders_recomputes_a_mirror_an_incomplete_survey_moved(world, rems):
+    """A survey-due mirror computed while an incomplete survey still counted (before R-SURV-3)
+    stays late until `rems jobs refresh-reminders` recomputes it from the complete surveys."""
+    male = enrolled(world, ADULT_MALE)
+    pid = uuid.UUID(male["id"])
+    done = NOW - timedelta(days=40)
+    assert add_survey(world, male["id"], complete_answers("MALE_ADULT"), completed_at=done).status_code == 201
+    with world.runtime.session() as s:
+        row = s.get(Patient, pid)
+        row.next_survey_due_at = NOW + timedelta(days=26)  # as an incomplete survey of 2 days ago made it
+        s.add(row)
+        s.commit()
+    assert rems("jobs", "refresh-reminders")["patients_refreshed"] >= 1
+    expected = evaluate_survey(RiskCategory.MALE_ADULT, done, world.runtime.program.in_force(NOW), NOW).next_due_at
+    assert expected is not None and expected < NOW  # overdue: the prescriber is reminded now
+    with world.runtime.session() as s:
+        assert s.get(Patient, pid).next_survey_due_at == expected

@@ -133,6 +133,7 @@ def dispense_ctx() -> DispenseContext:
             28,
             None,
             quantity=28,
+            confirmation_pharmacy_id=None,
         ),
         patient=patient_facts(),
         prior_dispense=PriorDispense(NOW - 25 * DAY, 28),
@@ -760,3 +761,10 @@ def test_R_AUTH_5_is_not_applied_under_the_version_that_predates_it():
     assert decide_authorization(ctx, before, NOW).approved
     assert [r.code for r in decide_authorization(ctx, after, NOW).reasons] == [Code.QUANTITY_EXCEEDED]
     assert replay("authorization", dump(ctx), before, NOW).approved
+
+
+def test_R_DISP_6_the_authorized_quantity_is_a_required_fact_of_every_new_snapshot():
+    """Only a snapshot stored before the quantity was read may lack it; code that builds
+    the facts now cannot leave it out (a missing quantity would skip R-DISP-6)."""
+    with pytest.raises(TypeError, match="quantity"):
+        AuthorizationFacts(AUTH_NUMBER, AuthorizationStatus.ISSUED, NOW, NOW + DAY, PATIENT, 28, None)  # type: ignore[call-arg]
