@@ -13,12 +13,19 @@ blp = Blueprint("health", __name__, description="Process liveness and dependency
 
 
 @blp.route("/healthz", methods=["GET"])
+@blp.doc(responses={"200": {"description": "The process is up: `{status: ok}`."}})
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
 @blp.route("/readyz", methods=["GET"])
+@blp.doc(
+    responses={
+        "200": {"description": "Ready: `{status: ready, environment, checks}`."},
+        "503": {"description": "Not ready: `{status: unavailable, environment, checks}` names what failed."},
+    }
+)
 def readyz() -> tuple[dict[str, Any], int]:
     """The database is reachable, and Redis too when ``REDIS_URL`` is configured; names the
     environment (``REMS_ENV``), so a client can tell a sandbox from production."""

@@ -34,6 +34,7 @@ def create_user(args: dict[str, Any]) -> dict[str, Any]:
 @roles(*UserRole)
 @me_blp.arguments(EmptyQuerySchema, location="query", unknown=RAISE)
 @me_blp.response(200, MeSchema)
+@me_blp.alt_response(404, description="The caller's user no longer exists.")
 def me(_args: dict[str, Any]) -> dict[str, Any]:
     """The caller: user id, name, role, the prescriber or pharmacy it acts for, and its training."""
     c = ctx()
