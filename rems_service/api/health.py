@@ -7,6 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from rems_service.runtime import get_runtime
+from rems_service.schemas.health import ReadinessSchema
 from rems_service.services import health
 
 blp = Blueprint("health", __name__, description="Process liveness and dependency readiness")
@@ -20,12 +21,8 @@ def healthz() -> dict[str, str]:
 
 
 @blp.route("/readyz", methods=["GET"])
-@blp.doc(
-    responses={
-        "200": {"description": "Ready: `{status: ready, environment, checks}`."},
-        "503": {"description": "Not ready: `{status: unavailable, environment, checks}` names what failed."},
-    }
-)
+@blp.response(200, ReadinessSchema, description="Ready.")
+@blp.alt_response(503, schema=ReadinessSchema, description="Not ready: `checks` names what failed.")
 def readyz() -> tuple[dict[str, Any], int]:
     """The database is reachable, and Redis too when ``REDIS_URL`` is configured; names the
     environment (``REMS_ENV``), so a client can tell a sandbox from production."""
