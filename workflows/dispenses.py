@@ -172,11 +172,13 @@ _PHARMACY_NEXT = {
 }
 
 
-def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
+def participant_reasons(pharmacy: PharmacyFacts, pharmacist: PharmacistFacts, now: datetime) -> list[Reason]:
+    """R-PHA-1/2/3 at ``now``: the pharmacy certified, the pharmacist trained. They hold for the
+    dispense decision and again for the hand-over (R-DISP-2)."""
     reasons = []
-    status = effective_pharmacy_status(ctx.pharmacy.status.value, ctx.pharmacy.certified_until, now)
+    status = effective_pharmacy_status(pharmacy.status.value, pharmacy.certified_until, now)
     if status == PharmacyStatus.EXPIRED.value:
-        until = ctx.pharmacy.certified_until
+        until = pharmacy.certified_until
         reasons.append(
             Reason(
                 Code.PHARMACY_CERTIFICATION_EXPIRED,
@@ -196,7 +198,7 @@ def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
                 _PHARMACY_NEXT.get(status, "The pharmacy must be certified by the program before dispensing."),
             )
         )
-    trained = ctx.pharmacist.training_completed_at
+    trained = pharmacist.training_completed_at
     if trained is None or trained > now:
         reasons.append(
             Reason(
@@ -213,6 +215,11 @@ def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
                 + ".",
             )
         )
+    return reasons
+
+
+def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
+    reasons = participant_reasons(ctx.pharmacy, ctx.pharmacist, now)
     counseling = ctx.request.counseling
     missing = [
         f"`counseling.{name}: true`"

@@ -39,12 +39,13 @@ from workflows.dispenses import (
     DispenseStatus,
     decide_dispense,
     effective_dispense_status,
+    participant_reasons,
 )
 from workflows.errors import DomainError
 from workflows.identifiers import new_reference_number, normalize_reference_number
 from workflows.patients import PatientLifecycle, PatientStatus
 from workflows.program import Program, ProgramVersion
-from workflows.rules import Rule
+from workflows.rules import Code, Rule
 
 from . import idempotency
 from .authorization_states import effective, settle
@@ -290,6 +291,8 @@ def complete(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, num
                 f"({Rule.R_DISP_2.value}).",
                 {"confirmation_number": ["CONFIRMATION_EXPIRED"]},
             )
+        if status is DispenseStatus.CONFIRMED:
+            _refuse_unless_participants_hold(uow, actor, now)
         patient_machine = PatientLifecycle(patient.status.value, patient.therapy_started_at)
         if status is DispenseStatus.CONFIRMED and not patient_machine.eligible:
             raise Conflict(
@@ -309,6 +312,23 @@ def complete(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, num
             _start_therapy(uow, actor, now, version, patient, patient_machine)
         uow.commit()
         return DispenseView(row, row.status, auth.number)
+
+
+def _refuse_unless_participants_hold(uow: UnitOfWork, actor: Actor, now: datetime) -> None:
+    """R-DISP-2: only a trained pharmacist (R-PHA-3) of a pharmacy certified at that moment
+    (R-PHA-1/2) records a hand-over; ``Conflict`` naming every failing rule otherwise. Read
+    fresh: a pharmacy suspended after its confirmation may not hand over."""
+    pharmacy, pharmacist = uow.repo.pharmacy_facts(actor.pharmacy_id, actor.user_id)
+    reasons = participant_reasons(pharmacy, pharmacist, now)
+    if reasons:
+        field = {Code.PHARMACIST_NOT_TRAINED: "pharmacist"}
+        errors: dict[str, list[str]] = {}
+        for reason in reasons:
+            errors.setdefault(field.get(reason.code, "pharmacy"), []).append(reason.code.value)
+        raise Conflict(
+            " ".join(f"{r.code.value}: {r.message} ({r.rule.value}) {r.next_step}" for r in reasons),
+            errors,
+        )
 
 
 def _start_therapy(

@@ -17,9 +17,11 @@ from tests.helpers import (
     NOW,
     add_test,
     approved_authorization,
+    audit_count,
     authorize,
     dispense,
     enrolled,
+    make_user,
     ready_patient,
 )
 
@@ -234,6 +236,32 @@ def test_complete_after_the_confirmation_window_is_409_confirmation_expired(worl
         .post(f"/api/v1/dispenses/{confirmation}/complete", json={})
     )
     assert ok.status_code == 200
+
+
+def test_R_DISP_2_a_hand_over_needs_a_certified_pharmacy_and_a_trained_pharmacist_at_that_moment(world):
+    """R-DISP-2 with R-PHA-1/3: an untrained pharmacist of the same pharmacy, or any pharmacist
+    once the pharmacy is suspended, cannot record the hand-over; nothing changes."""
+    patient, decision = approved_authorization(world)
+    confirmation = dispense(world, decision["authorization_number"], patient["rems_patient_id"]).json[
+        "confirmation_number"
+    ]
+    untrained = make_user(world.runtime, "pharmacist", pharmacy_id=world.pharmacy.id)[1]
+    before = audit_count(world.runtime)
+    r = world.api.as_(untrained).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    assert r.status_code == 409 and r.json["errors"] == {"pharmacist": ["PHARMACIST_NOT_TRAINED"]}
+    assert "R-PHA-3" in r.json["message"]
+    admin = world.api.as_(world.admin).at(NOW)
+    assert admin.post(f"/api/v1/pharmacies/{world.pharmacy.id}/suspend", json={"reason": "audit"}).status_code == 200
+    suspended_at = audit_count(world.runtime)
+    assert suspended_at == before + 1
+    r = world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    assert r.status_code == 409 and r.json["errors"] == {"pharmacy": ["PHARMACY_NOT_CERTIFIED"]}
+    assert audit_count(world.runtime) == suspended_at
+    got = world.api.as_(world.pharmacist_token).at(NOW).get(f"/api/v1/dispenses/{confirmation}").json
+    assert got["status"] == "confirmed" and got["dispensed_at"] is None
+    assert admin.post(f"/api/v1/pharmacies/{world.pharmacy.id}/reinstate", json={}).status_code == 200
+    ok = world.api.as_(world.pharmacist_token).at(NOW).post(f"/api/v1/dispenses/{confirmation}/complete", json={})
+    assert ok.status_code == 200 and ok.json["status"] == "dispensed"
 
 
 def test_complete_and_reverse_belong_to_the_dispensing_pharmacy(world):
