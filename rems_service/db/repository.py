@@ -597,28 +597,14 @@ class Repository:
         )
         outbox.record(self.session, change.event, change.at, {**subject, **details, "actor": actor.as_audit()})
 
-    def record_decision(
-        self,
-        *,
-        actor: Actor,
-        kind: str,
-        decision_id: uuid.UUID,
-        snapshot: Any,
-        decision: Decision,
-        program_version: str,
-        now: datetime,
-        subject: Mapping[str, Any],
-        details: Mapping[str, Any],
-        event: str,
-    ) -> DecisionRecord:
+    def record_decision(self, write: DecisionWrite, event: str) -> DecisionRecord:
         """Store the decision with the snapshot it read, its audit entry (digesting the
         snapshot) and its outbox event (R-AUD-1)."""
-        write = DecisionWrite.of(actor, kind, decision_id, snapshot, decision, program_version, now, subject, details)
         entry = audit_chain.append(self.session, **write.audit_entry())
         row = write.row(entry)
         # A Core insert (nothing changes the row later).
         self.session.execute(_INSERT_DECISION, {c.name: getattr(row, c.name) for c in _DECISION_COLUMNS})
-        outbox.record(self.session, event, now, write.event_data())
+        outbox.record(self.session, event, write.now, write.event_data())
         return row
 
     # -- idempotency keys ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from rems_service.db.models import Authorization, Patient
-from rems_service.db.repository import AuthorizationInputs, AuthorizationListFilter
+from rems_service.db.repository import AuthorizationInputs, AuthorizationListFilter, DecisionWrite
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
 from workflows.authorizations import (
@@ -146,7 +146,7 @@ def _decide(
             details.update(
                 authorization_id=row.id, authorization_number=row.number, risk_category=patient.risk_category.value
             )
-        record = repo.record_decision(
+        write = DecisionWrite.of(
             actor=actor,
             kind="authorization",
             decision_id=decision_id,
@@ -160,7 +160,9 @@ def _decide(
                 "prescriber_id": actor.prescriber_id,
             },
             details=details,
-            event="authorization.issued" if decision.approved else "authorization.denied",
+        )
+        record = repo.record_decision(
+            write, event="authorization.issued" if decision.approved else "authorization.denied"
         )
         if row is not None:
             repo.add(row)

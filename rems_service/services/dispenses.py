@@ -19,6 +19,7 @@ from typing import Any
 from rems_service.db.models import Authorization, Dispense, Patient
 from rems_service.db.repository import (
     AlreadyHeld,
+    DecisionWrite,
     DispenseInputs,
     DispenseListFilter,
     authorization_subject,
@@ -167,7 +168,7 @@ def _decide(
                 subject["authorization_rems_patient_id"] = inputs.authorization.rems_patient_id
         details: dict[str, Any] = {"days_supply": dispense_request.days_supply}
         row = _confirm(uow, actor, now, version, inputs, dispense_request, decision, decision_id, details)
-        record = repo.record_decision(
+        write = DecisionWrite.of(
             actor=actor,
             kind="dispense",
             decision_id=decision_id,
@@ -177,8 +178,8 @@ def _decide(
             now=now,
             subject=subject,
             details=details,
-            event="dispense.approved" if decision.approved else "dispense.denied",
         )
+        record = repo.record_decision(write, event="dispense.approved" if decision.approved else "dispense.denied")
         if row is not None:
             repo.add_confirmation(row)  # R-DISP-5's index: AlreadyHeld if another confirmation holds it
         result = DecisionResult.of(record, inputs.authorization if row is not None else None, row)

@@ -57,7 +57,6 @@ from rems_service.db.repository import (
 )
 from workflows.actors import Actor
 from workflows.audit import GENESIS_HASH, OUTCOME_COMPLETED, canonical_json, chain_hash, digest
-from workflows.decisions import Decision
 from workflows.dispenses import DispenseStatus, PharmacistFacts, PharmacyFacts, PriorDispense
 from workflows.identifiers import normalize_reference_number
 from workflows.lifecycle import StateChange
@@ -503,28 +502,14 @@ class FakeRepository:
         )
         self._record_event(change.event, change.at, {**subject, **details, "actor": actor.as_audit()})
 
-    def record_decision(
-        self,
-        *,
-        actor: Actor,
-        kind: str,
-        decision_id: uuid.UUID,
-        snapshot: Any,
-        decision: Decision,
-        program_version: str,
-        now: datetime,
-        subject: Mapping[str, Any],
-        details: Mapping[str, Any],
-        event: str,
-    ) -> DecisionRecord:
+    def record_decision(self, write: DecisionWrite, event: str) -> DecisionRecord:
         """The decision row with its snapshot, its audit entry (digesting the snapshot) and
         its outbox event, as the real one stores them."""
         self._check("record_decision")
-        write = DecisionWrite.of(actor, kind, decision_id, snapshot, decision, program_version, now, subject, details)
         entry = self._append_audit(**write.audit_entry())
         row = write.row(entry)
         self._decisions.append(row)
-        self._record_event(event, now, write.event_data())
+        self._record_event(event, write.now, write.event_data())
         return row
 
     # -- idempotency keys ------------------------------------------------------------------------
