@@ -35,8 +35,8 @@ from workflows.program import Program, ProgramVersion
 from . import idempotency, patients
 from .authorization_states import effective, void_locked
 from .decisions import DecisionAnswer, DecisionResult, encode
-from .errors import Forbidden, NotFound, from_domain_error
-from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of
+from .errors import NotFound, from_domain_error
+from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of, prescriber_owner
 from .versions import version_at
 
 NOT_FOUND = "Authorization not found."
@@ -292,12 +292,7 @@ def listing(
     ``patient_id`` lists nothing, like an unknown one.
     """
     request = PageRequest.of(cursor, limit, LISTING, LISTING_KEY)
-    if actor.is_admin:
-        owner: dict[str, Any] = {"everyone": True}
-    elif actor.role == UserRole.PRESCRIBER.value and actor.prescriber_id is not None:
-        owner = {"prescriber_id": actor.prescriber_id}
-    else:
-        raise Forbidden(f"The {actor.role} role may not list authorizations.")
+    owner = prescriber_owner(actor, "authorizations")
     wanted = AuthorizationStatus(status) if status else None
     f = AuthorizationListFilter(**owner, patient_id=patient_id, status=wanted)
     with uow:

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from .errors import Invalid
+from workflows.actors import Actor, UserRole
+
+from .errors import Forbidden, Invalid
 
 #: The largest page any listing serves, and the default size.
 MAX_LIMIT = 200
@@ -124,3 +126,13 @@ class PageRequest:
     def fetch(self) -> int:
         """How many rows to read: one more than the page, to learn whether another follows."""
         return self.limit + 1
+
+
+def prescriber_owner(actor: Actor, what: str) -> dict[str, Any]:
+    """Whose rows a prescriber-owned listing holds: every one for admins, the caller's own for a
+    prescriber; ``Forbidden`` for any other role."""
+    if actor.is_admin:
+        return {"everyone": True}
+    if actor.role == UserRole.PRESCRIBER.value and actor.prescriber_id is not None:
+        return {"prescriber_id": actor.prescriber_id}
+    raise Forbidden(f"The {actor.role} role may not list {what}.")

@@ -47,8 +47,8 @@ from workflows.testing import (
 )
 
 from .authorization_states import void_open_for_patient
-from .errors import Conflict, Forbidden, Invalid, NotFound
-from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of
+from .errors import Conflict, Invalid, NotFound
+from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of, prescriber_owner
 from .reminders import refresh_reminders
 from .state_changes import transition
 from .versions import version_at
@@ -521,12 +521,7 @@ def listing(
     Names are PHI: they are matched in the database and never logged or audited.
     """
     request = PageRequest.of(cursor, limit, LISTING, LISTING_KEY)
-    if actor.is_admin:
-        owner: dict[str, Any] = {"everyone": True}
-    elif actor.role == UserRole.PRESCRIBER.value and actor.prescriber_id is not None:
-        owner = {"prescriber_id": actor.prescriber_id}
-    else:
-        raise Forbidden(f"The {actor.role} role may not list patients.")
+    owner = prescriber_owner(actor, "patients")
     bounds_needed = test_due_before is not None or survey_due_before is not None
     version = version_at(program, now) if bounds_needed else None
     terms = tuple(dict.fromkeys((q or "").split()))
