@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--bodies", required=True, help="JSON file: a list of [token, body] pairs")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument(
+        "--cycle", action="store_true", help="start the bodies over when they run out (for an app that only reads them)"
+    )
     args = parser.parse_args()
     pairs = json.load(open(args.bodies))
     target = urlsplit(args.url)
@@ -47,7 +50,9 @@ def main() -> None:
                 i = next_index[0]
                 next_index[0] += 1
             if i >= len(pairs):
-                break
+                if not args.cycle:
+                    break
+                i %= len(pairs)
             token, body = pairs[i]
             raw = json.dumps(body)
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
