@@ -3,7 +3,7 @@
 mean time per request through the Flask test client, and optionally a pyinstrument
 profile (``pip install pyinstrument``; not a dependency of the project).
 
-    python -m bench.profile [--requests 600] [--pyinstrument profile.txt]
+    python -m bench.profile [--requests 600] [--pyinstrument profile.txt] [--cprofile cpu.txt]
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument(
         "--pyinstrument", metavar="FILE", help="write a pyinstrument text profile of the timed requests"
+    )
+    parser.add_argument(
+        "--cprofile",
+        metavar="FILE",
+        help="write cProfile's functions by own CPU time (tottime) for the timed requests: where Python spends",
     )
     args = parser.parse_args()
     app = create_app({"DATABASE_URL": args.database_url, "RELAY_AFTER_REQUEST": False})
@@ -101,10 +106,25 @@ def main() -> None:
 
         profiler = Profiler(interval=0.0005)
         profiler.start()
+    cprofiler = None
+    if args.cprofile:
+        import cProfile
+
+        cprofiler = cProfile.Profile(time.process_time)
+        cprofiler.enable()
     started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(18, n):
         post(i)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    if cprofiler is not None:
+        import io
+        import pstats
+
+        cprofiler.disable()
+        out = io.StringIO()
+        pstats.Stats(cprofiler, stream=out).sort_stats("tottime").print_stats(60)
+        pstats.Stats(cprofiler, stream=out).sort_stats("cumulative").print_stats(80)
+        Path(args.cprofile).write_text(out.getvalue())
     if profiler is not None:
         profiler.stop()
         Path(args.pyinstrument).write_text(profiler.output_text(unicode=False, color=False))

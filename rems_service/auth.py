@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast
 from flask import request
 from flask_httpauth import HTTPTokenAuth
 from flask_smorest import Blueprint, abort
+from sqlalchemy.exc import DBAPIError
 
 from rems_service.context import begin, ctx
 from rems_service.runtime import get_runtime
@@ -42,7 +43,17 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 @auth.verify_token
 def _verify_token(token: str) -> Actor | None:
-    return users.authenticate(get_runtime().read(), token.strip())
+    """The caller's actor. This is the request's first statement on its connection: if it
+    finds the pooled connection dropped (a database restart, an idle timeout), it retries
+    once on a fresh one — what a pre-ping on every checkout would cost every request."""
+    runtime = get_runtime()
+    try:
+        return users.authenticate(runtime.read(), token.strip())
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        runtime.release_request_connection()
+        return users.authenticate(runtime.read(), token.strip())
 
 
 @auth.error_handler

@@ -43,7 +43,13 @@ def build_engine(url: str, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping round trip per checkout on the request path: a web request's first
+    # statement (its authentication read) retries once on a fresh connection when it finds
+    # the pooled one dropped (``auth``), and connections are recycled before servers or
+    # proxies usually drop idle ones. Processes that serve no requests (the RQ worker)
+    # keep the pre-ping.
+    kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 5)
     kwargs.setdefault("pool_timeout", 10)
