@@ -97,7 +97,16 @@ SCALES = {
         latency_n=150,
     ),
 }
-GUNICORN = ["--workers", "2", "--threads", "1", "--timeout", "60", "--worker-class", "sync"]
+GUNICORN = [
+    "--workers",
+    "2",
+    "--threads",
+    os.environ.get("REMS_BENCH_THREADS", "1"),
+    "--timeout",
+    "60",
+    "--worker-class",
+    os.environ.get("REMS_BENCH_WORKER_CLASS", "sync"),
+]
 CONCURRENCY = 8
 #: Interleaved rounds (A B A B A B): each ratio is the median of per-round ratios.
 LOAD_ROUNDS = 3
