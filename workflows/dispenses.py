@@ -242,7 +242,7 @@ def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
     return reasons
 
 
-def _already_used(auth: AuthorizationFacts, status: AuthorizationStatus, pharmacy_id: str) -> Reason:
+def _already_used(auth: AuthorizationFacts, status: AuthorizationStatus, pharmacy_id: str | None) -> Reason:
     """R-DISP-5: who holds the authorization and until when, without naming another pharmacy."""
     if status is AuthorizationStatus.DISPENSED:
         return Reason(
@@ -283,9 +283,9 @@ def _already_used(auth: AuthorizationFacts, status: AuthorizationStatus, pharmac
     )
 
 
-def _authorization_reasons(
-    auth: AuthorizationFacts, request: DispenseRequest, pharmacy_id: str, now: datetime
-) -> list[Reason]:
+def authorization_status_reasons(auth: AuthorizationFacts, pharmacy_id: str | None, now: datetime) -> list[Reason]:
+    """R-AUTH-3, R-DISP-5: whether the authorization can be dispensed at ``now`` (voided, used,
+    held by a confirmation, expired); ``pharmacy_id`` is the asking pharmacy's, if any."""
     reasons = []
     status = effective_status(auth.status, auth.expires_at, auth.confirmation_expires_at, now)
     if status is AuthorizationStatus.VOIDED:
@@ -308,6 +308,13 @@ def _authorization_reasons(
                 f"The authorization expired at {instant_text(auth.expires_at)}: the prescriber must issue a new one.",
             )
         )
+    return reasons
+
+
+def _authorization_reasons(
+    auth: AuthorizationFacts, request: DispenseRequest, pharmacy_id: str, now: datetime
+) -> list[Reason]:
+    reasons = authorization_status_reasons(auth, pharmacy_id, now)
     if request.days_supply > auth.days_supply:
         reasons.append(
             Reason(

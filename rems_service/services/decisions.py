@@ -54,10 +54,18 @@ class DecisionResult:
     expires_at: datetime | None = None
     confirmation_number: str | None = None
     confirmation_expires_at: datetime | None = None
+    #: The participants' statuses the decision read (``pharmacy``, ``patient``, ``prescriber``),
+    #: at its time: for fronts whose codes tell a deactivated participant from one with
+    #: requirements unmet (INTEROP.md, NCPDP). Not part of the Decision body.
+    statuses: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(
-        cls, record: DecisionRecord, authorization: Authorization | None = None, dispense: Dispense | None = None
+        cls,
+        record: DecisionRecord,
+        authorization: Authorization | None = None,
+        dispense: Dispense | None = None,
+        statuses: dict[str, str] | None = None,
     ) -> DecisionResult:
         values: dict[str, Any] = {}
         if authorization is not None:
@@ -81,6 +89,7 @@ class DecisionResult:
             evaluated_at=record.evaluated_at,
             program_version=record.program_version,
             audit_seq=record.audit_seq,
+            statuses=tuple(sorted((statuses or {}).items())),
             **values,
         )
 
