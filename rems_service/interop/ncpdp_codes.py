@@ -81,5 +81,6 @@ def choose(codes: Iterable[str]) -> str:
 
 
 def note(reasons: Iterable[Mapping[str, Any]]) -> str:
-    """Every reason as ``CODE (RULE): message``, separated by ``; `` (INTEROP.md)."""
-    return "; ".join(f"{r['code']} ({r['rule']}): {r['message']}" for r in reasons)
+    """Every reason as ``CODE (RULE): message``, separated by ``; `` (INTEROP.md). A semicolon
+    inside a message becomes a comma, so the separator alone splits the note into reasons."""
+    return "; ".join(f"{r['code']} ({r['rule']}): {str(r['message']).replace(';', ',')}" for r in reasons)
