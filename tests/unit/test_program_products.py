@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from config.programs import load_program
@@ -37,29 +39,26 @@ def test_the_shipped_program_covers_lenalidomide_and_nothing_else():
 
 def test_a_bad_products_table_refuses_to_load():
     base = {
-        k: v
-        for k, v in {
-            "program": "lenalidomide",
-            "version": "x",
-            "effective_from": __import__("datetime").date(2030, 1, 1),
-            "timezone": "UTC",
-            "initial_test_1_window_days": [10, 14],
-            "initial_test_2_window_hours": 24,
-            "test_max_sensitivity_miu_ml": 50,
-            "max_days_supply": 28,
-            "confirmation_valid_hours": 24,
-            "refill_max_remaining_days": 7,
-            "pharmacy_certification_days": 730,
-            "adult_age_years": 18,
-            "monitoring": {
-                "first_phase_days": 28,
-                "first_phase_interval_days": 7,
-                "regular_interval_days": 28,
-                "irregular_interval_days": 14,
-            },
-            "survey_interval_days": {"default": 28, "FNRP_ADULT": 182},
-            "authorization_valid_days": {"FRP": 7, "others": 30},
-        }.items()
+        "program": "lenalidomide",
+        "version": "x",
+        "effective_from": date(2030, 1, 1),
+        "timezone": "UTC",
+        "initial_test_1_window_days": [10, 14],
+        "initial_test_2_window_hours": 24,
+        "test_max_sensitivity_miu_ml": 50,
+        "max_days_supply": 28,
+        "confirmation_valid_hours": 24,
+        "refill_max_remaining_days": 7,
+        "pharmacy_certification_days": 730,
+        "adult_age_years": 18,
+        "monitoring": {
+            "first_phase_days": 28,
+            "first_phase_interval_days": 7,
+            "regular_interval_days": 28,
+            "irregular_interval_days": 14,
+        },
+        "survey_interval_days": {"default": 28, "FNRP_ADULT": 182},
+        "authorization_valid_days": {"FRP": 7, "others": 30},
     }
     assert parse_program_version(base).products == Products()
     with pytest.raises(ProgramDefinitionError) as raised:
