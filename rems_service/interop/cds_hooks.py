@@ -22,6 +22,7 @@ from rems_service.context import ctx
 from rems_service.services import interop
 from rems_service.services.errors import ServiceError
 from rems_service.services.interop import RequirementsView
+from rems_service.services.versions import version_at
 from workflows.actors import UserRole
 from workflows.patients import PatientStatus
 from workflows.program import NDC_SYSTEM, RXNORM_SYSTEM
@@ -97,6 +98,8 @@ def call(service_id: str) -> Response:
         context, prefetch = data["context"], data["prefetch"]
         patient = _resource(prefetch, "patient", Patient)
         practitioner = _resource(prefetch, "practitioner", Practitioner)
+        if context["userId"] not in (f"Practitioner/{practitioner.get('id')}", practitioner.get("id")):
+            raise Problem(400, "`context.userId` is not the prefetched Practitioner.", "context.userId")
         c = ctx()
         npis = {i.get("value") for i in practitioner.get("identifier", []) if i.get("system") == NPI_SYSTEM}
         if interop.caller_npi(c.uow(), c.actor) not in npis:
@@ -181,7 +184,7 @@ def _covered_orders(context: dict[str, Any]) -> bool:
     except Exception as exc:
         raise Problem(400, f"`context.draftOrders`: {exc}", "context.draftOrders") from None
     c = ctx()
-    products = c.program.in_force(c.now).products
+    products = version_at(c.program, c.now).products
     for entry in bundle.get("entry", []):
         resource = entry.get("resource") or {}
         if resource.get("resourceType") != "MedicationRequest":

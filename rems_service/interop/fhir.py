@@ -22,6 +22,7 @@ from rems_service.context import ctx
 from rems_service.services import interop
 from rems_service.services.errors import ServiceError
 from rems_service.services.interop import RequirementsView
+from rems_service.services.versions import version_at
 from workflows.actors import UserRole
 from workflows.program import NDC_SYSTEM, RXNORM_SYSTEM
 from workflows.requirements import Requirement
@@ -203,7 +204,7 @@ def _check_medication(parameters: dict[str, Any]) -> None:
     if not found:
         return
     c = ctx()
-    products = c.program.in_force(c.now).products
+    products = version_at(c.program, c.now).products
     codings = _codings(found[0].get("resource") or {})
     if not any(
         products.covers(coding.get("system"), str(coding.get("code", "")))
