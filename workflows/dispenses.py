@@ -380,6 +380,15 @@ def _not_found(request: DispenseRequest) -> Reason:
     return Reason(Code.AUTHORIZATION_NOT_FOUND, Rule.R_AUTH_4, "No authorization has this number.", step)
 
 
+def participant_statuses(ctx: DispenseContext, now: datetime) -> dict[str, str]:
+    """The pharmacy's status at ``now`` (R-PHA-2: past ``certified_until`` it is expired) and,
+    when read, the patient's: what the standard fronts tell a deactivated participant by."""
+    statuses = {"pharmacy": effective_pharmacy_status(ctx.pharmacy.status.value, ctx.pharmacy.certified_until, now)}
+    if ctx.patient is not None:
+        statuses["patient"] = ctx.patient.status.value
+    return statuses
+
+
 def decide_dispense(ctx: DispenseContext, program: ProgramVersion, now: datetime) -> Decision:
     """R-DISP-1: grant a dispense authorization only when every rule holds; else list every reason."""
     now = ensure_utc(now)

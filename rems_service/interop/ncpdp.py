@@ -21,7 +21,7 @@ from lxml import etree
 from lxml.builder import E
 
 from rems_service.context import ctx
-from rems_service.services import dispenses, interop
+from rems_service.services import decisions, dispenses, interop
 from rems_service.services.decisions import DecisionResult
 from rems_service.services.errors import ServiceError
 from rems_service.services.versions import version_at
@@ -49,6 +49,8 @@ NOT_PROCESSED = "1000"
 #: The qualifier of an NDC in ``DrugCoded/ProductCode``.
 NDC_QUALIFIER = "ND"
 MESSAGE_TYPES = ("remsinitiationrequest", "remsrequest", "rxfill")
+#: A REMSRequest's idempotency key is its MessageID under this prefix (one namespace per front).
+KEY_PREFIX = "ncpdp:"
 
 
 class Refused(Exception):
@@ -162,7 +164,7 @@ def script() -> Response:
             raise Refused(403, "NCPDP SCRIPT messages need a pharmacist's token.", CANNOT_IDENTIFY)
         _check_pharmacy(message)
         handler = _HANDLERS[kind]
-        return _reply(envelope, handler(message, origin(CHANNEL, body)))
+        return _reply(envelope, handler(message, origin(CHANNEL, body), envelope.message_id))
     except BodyTooLarge:
         return _error(envelope, Refused(413, f"The body is larger than {256} KiB."))
     except Refused as refused:
@@ -224,7 +226,7 @@ def _covered(drug: etree._Element | None, what: str) -> bool:
 _NOT_COVERED_NOTE = "The drug is not a product the Lenalidomide REMS covers; this program cannot answer for it."
 
 
-def _initiation(message: etree._Element, where: Origin) -> etree._Element:
+def _initiation(message: etree._Element, where: Origin, _message_id: str) -> etree._Element:
     """``REMSInitiationRequest`` → ``REMSInitiationResponse``: Open with the patient's open
     authorization number, or Closed with one reason code and every reason."""
     c = ctx()
@@ -266,8 +268,12 @@ def _attested(message: etree._Element, element: str) -> bool:
     return value.upper() == "Y"
 
 
-def _request(message: etree._Element, where: Origin) -> etree._Element:
-    """``REMSRequest`` → ``REMSResponse``: the dispense decision of ``POST /dispenses``."""
+def _request(message: etree._Element, where: Origin, message_id: str) -> etree._Element:
+    """``REMSRequest`` → ``REMSResponse``: the dispense decision of ``POST /dispenses``.
+
+    The ``MessageID`` is the request's idempotency key (scoped to the pharmacy): a
+    retransmitted message is answered with the first decision, which is not made again;
+    the same ``MessageID`` on another message is an ``Error`` (422)."""
     c = ctx()
     case_id = _required(message, "Request/SolicitedModel/REMSCaseID")
     rems_patient_id = _required(message, "Patient/HumanPatient/Identification/REMSPatientID")
@@ -298,9 +304,26 @@ def _request(message: etree._Element, where: Origin) -> etree._Element:
         quantity=quantity,
         counseling=counseling,
     )
-    answer = dispenses.request(c.uow, c.actor, c.now, c.program, command, origin=where)
-    assert answer.result is not None, "no idempotency key: never a replay"
-    return E.REMSResponse(E.Response(E.ResponseStatus(_decision(answer.result, case_id))))
+    fields = {
+        "message": "REMSRequest",
+        "authorization_number": case_id,
+        "rems_patient_id": rems_patient_id,
+        "days_supply": days_supply,
+        "quantity": quantity,
+        "counseling": counseling,
+    }
+    answer = dispenses.request(
+        c.uow,
+        c.actor,
+        c.now,
+        c.program,
+        command,
+        idempotency_key=f"{KEY_PREFIX}{message_id}",
+        request_body=fields,
+        origin=where,
+    )
+    result = answer.result if answer.result is not None else decisions.replayed_result(c.uow(), answer.body)
+    return E.REMSResponse(E.Response(E.ResponseStatus(_decision(result, case_id))))
 
 
 def _decision(result: DecisionResult, case_id: str) -> etree._Element:
@@ -319,7 +342,7 @@ def _decision(result: DecisionResult, case_id: str) -> etree._Element:
     return E.Denied(E.REMSCaseID(case_id), E.DeniedReasonCode(code), E.REMSNote(ncpdp_codes.note(result.reasons)))
 
 
-def _fill(message: etree._Element, where: Origin) -> etree._Element:
+def _fill(message: etree._Element, where: Origin, _message_id: str) -> etree._Element:
     """``RxFill`` → ``Status`` 000: ``Dispensed`` completes the hand-over, ``NotDispensed`` or
     ``Transferred`` reverses it; ``PartiallyDispensed`` is refused (whole fills only)."""
     c = ctx()
@@ -345,7 +368,7 @@ def _fill(message: etree._Element, where: Origin) -> etree._Element:
     return E.Status(E.Code("000"), E.Description(description))
 
 
-_HANDLERS: dict[str, Callable[[etree._Element, Origin], Any]] = {
+_HANDLERS: dict[str, Callable[[etree._Element, Origin, str], Any]] = {
     "remsinitiationrequest": _initiation,
     "remsrequest": _request,
     "rxfill": _fill,

@@ -43,11 +43,11 @@ from workflows.dispenses import (
     decide_dispense,
     effective_dispense_status,
     participant_reasons,
+    participant_statuses,
 )
 from workflows.errors import DomainError
 from workflows.identifiers import new_reference_number, normalize_reference_number
 from workflows.lifecycle import StateChange
-from workflows.participants import effective_pharmacy_status
 from workflows.patients import PatientLifecycle, PatientStatus
 from workflows.program import Program, ProgramVersion
 from workflows.rules import Code, Rule
@@ -192,9 +192,7 @@ def _decide(
         record = repo.record_decision(write, event="dispense.approved" if decision.approved else "dispense.denied")
         if row is not None:
             repo.add_confirmation(row)  # R-DISP-5's index: AlreadyHeld if another confirmation holds it
-        statuses = {"pharmacy": effective_pharmacy_status(ctx.pharmacy.status.value, ctx.pharmacy.certified_until, now)}
-        if ctx.patient is not None:
-            statuses["patient"] = ctx.patient.status.value
+        statuses = participant_statuses(ctx, now)
         result = DecisionResult.of(record, inputs.authorization if row is not None else None, row, statuses)
         body = encode(result)
         idempotency.complete(repo, claim, body)

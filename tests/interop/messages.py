@@ -3,6 +3,7 @@ Parameters, CDS Hooks requests), in the shapes INTEROP.md documents."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from lxml import etree
@@ -56,9 +57,10 @@ def rems_request(
     ndc: str = NDC_10MG,
     quantity: int = 28,
     days: int = 28,
-    message_id: str = "MSG-2",
+    message_id: str | None = None,
     **kw: Any,
 ) -> str:
+    """A REMSRequest; each call has a MessageID of its own unless ``message_id`` is given."""
     attestation = (
         "<REMSAttestation><MedicationGuideProvided>Y</MedicationGuideProvided>"
         "<CounselingChecklistCompleted>Y</CounselingChecklistCompleted></REMSAttestation>"
@@ -68,7 +70,7 @@ def rems_request(
     return message(
         f"<REMSRequest><Request><SolicitedModel><REMSCaseID>{case_id}</REMSCaseID>{attestation}</SolicitedModel>"
         f"</Request>{parties(rems_patient_id, **kw)}{drug(ndc, quantity, days)}</REMSRequest>",
-        message_id,
+        message_id or f"MSG-{uuid.uuid4().hex[:12]}",
     )
 
 
@@ -90,7 +92,8 @@ def mcode_style_request(case_id: str, rems_patient_id: str, ncpdp_id: str = "123
         'datatypesversion="2024011" transportversion="2024011" transactiondomain="SCRIPT" '
         'transactionversion="2024011" structuresversion="2024011" eclversion="2024011"'
     )
-    text = rems_request(case_id, rems_patient_id, attest=False, ncpdp_id=ncpdp_id).replace(VERSIONS, versions)
+    text = rems_request(case_id, rems_patient_id, attest=False, ncpdp_id=ncpdp_id, message_id="MSG-2")
+    text = text.replace(VERSIONS, versions)
     root = etree.fromstring(text.split("\n", 1)[1].encode())
     for element in root.iter():
         element.tag = element.tag.lower()

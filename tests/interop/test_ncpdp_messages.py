@@ -109,9 +109,49 @@ def test_missing_and_invalid_elements_are_named(world):
         "MedicationGuideProvided must be Y or N": m.rems_request(number, rems_id).replace(
             "<MedicationGuideProvided>Y", "<MedicationGuideProvided>YES"
         ),
-        "Header/MessageID": m.rems_request(number, rems_id).replace("<MessageID>MSG-2</MessageID>", ""),
+        "Header/MessageID": m.rems_request(number, rems_id, message_id="MSG-2").replace(
+            "<MessageID>MSG-2</MessageID>", ""
+        ),
         "Pharmacy/Identification/NCPDPID": m.rems_request(number, rems_id).replace("<NCPDPID>1234567</NCPDPID>", ""),
     }
     for named, text in cases.items():
         assert named in _error(m.send(pharmacy, text), 400), named
     assert audit_count(world.runtime) == before
+
+
+def test_a_retransmitted_request_is_answered_with_the_first_decision(world):
+    """The MessageID is the REMSRequest's idempotency key: one decision, the same answer."""
+    patient, auth = approved_authorization(world, ADULT_MALE)
+    pharmacy = world.api.as_(world.pharmacist_token).at(NOW)
+    text = m.rems_request(auth["authorization_number"], patient["rems_patient_id"], message_id="RETRY-1")
+    first = m.reply(m.send(pharmacy, text)).find("Body/REMSResponse/Response/ResponseStatus/Approved")
+    count = audit_count(world.runtime)
+    again = m.reply(m.send(pharmacy.at(NOW + timedelta(minutes=1)), text))
+    repeated = again.find("Body/REMSResponse/Response/ResponseStatus/Approved")
+    assert repeated is not None, etree_text(again)
+    for steps in ("REMSCaseID", "REMSAuthorizationNumber", "AuthorizationPeriod/ExpirationDate/DateTime"):
+        assert repeated.findtext(steps) == first.findtext(steps)
+    assert audit_count(world.runtime) == count
+    # The same MessageID on another message: an Error, nothing decided.
+    other = m.rems_request(auth["authorization_number"], patient["rems_patient_id"], quantity=21, message_id="RETRY-1")
+    assert "different request" in _error(m.send(pharmacy, other), 422)
+    assert audit_count(world.runtime) == count
+
+
+def test_a_retransmitted_denial_keeps_its_code(world):
+    patient, auth = approved_authorization(world, ADULT_MALE)
+    pharmacy = world.api.as_(world.pharmacist_token).at(NOW)
+    admin = world.api.as_(world.admin).at(NOW)
+    assert admin.post(f"/api/v1/pharmacies/{world.pharmacy.id}/suspend", json={"reason": "audit"}).status_code == 200
+    text = m.rems_request(auth["authorization_number"], patient["rems_patient_id"], message_id="RETRY-2")
+    codes = []
+    for _ in range(2):
+        denied = m.reply(m.send(pharmacy, text)).find("Body/REMSResponse/Response/ResponseStatus/Denied")
+        codes.append((denied.findtext("DeniedReasonCode"), denied.findtext("REMSNote")))
+    assert codes[0] == codes[1] and codes[0][0] == "EY"
+
+
+def etree_text(root) -> str:
+    from lxml import etree
+
+    return etree.tostring(root, encoding="unicode")
