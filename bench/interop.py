@@ -1,6 +1,7 @@
 """What the NCPDP front adds to a dispense decision, in-process: a ``REMSRequest`` through
-``POST /ncpdp/script`` beside the same decision through ``POST /api/v1/dispenses``,
-interleaved (API, NCPDP, API, NCPDP, ...) so the machine's noise falls on both alike.
+``POST /ncpdp/script`` beside the same decision through ``POST /api/v1/dispenses``, with
+and without an ``Idempotency-Key`` (a REMSRequest's MessageID is its key), interleaved
+in rotating order so the machine's noise falls on all three alike.
 
 Each request is an approved dispense decision on its own issued authorization (half of
 the pairs) or a denied one on an unknown number (the other half), through the Flask test
@@ -77,7 +78,7 @@ def main() -> None:
         "--database-url",
         default=os.environ.get("REMS_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
     )
-    parser.add_argument("--pairs", type=int, default=400, help="API/NCPDP pairs timed (after 20 warm-up pairs)")
+    parser.add_argument("--pairs", type=int, default=400, help="rounds of the three timed (after 20 warm-up rounds)")
     args = parser.parse_args()
     url = fresh_database(args.database_url)
     app = create_app({"DATABASE_URL": url, "RELAY_AFTER_REQUEST": False})
@@ -91,26 +92,30 @@ def main() -> None:
         ).scalar_one()
     now = datetime.now(UTC)
     pairs = args.pairs + 20
-    auths = seed_authorizations(runtime.engine, patients, pairs * 2, lambda i: now + timedelta(days=29))
+    auths = seed_authorizations(runtime.engine, patients, pairs * 3, lambda i: now + timedelta(days=29))
     client = app.test_client()
     bearer = {"Authorization": f"Bearer {token}"}
-    times: dict[str, dict[str, list[float]]] = {"api": {"approved": [], "denied": []}, "ncpdp": {}}
-    times["ncpdp"] = {"approved": [], "denied": []}
+    fronts = ("api", "api+key", "ncpdp")
+    times: dict[str, dict[str, list[float]]] = {front: {"approved": [], "denied": []} for front in fronts}
 
     def case(i: int, front: str) -> tuple[str, str, str]:
         if i % 2 == 0:
-            a = auths[2 * i + (front == "ncpdp")]
+            a = auths[3 * i + fronts.index(front)]
             return "approved", a["number"], a["rems_patient_id"]
         return "denied", new_reference_number("RA"), "RP-00000-00000"
 
-    def api(i: int) -> tuple[str, float]:
-        kind, number, rems_id = case(i, "api")
+    def api(i: int, keyed: bool = False) -> tuple[str, float]:
+        kind, number, rems_id = case(i, "api+key" if keyed else "api")
         body = {"authorization_number": number, "rems_patient_id": rems_id, "days_supply": 28, "quantity": 28}
+        headers = {**bearer, "Idempotency-Key": f"bench-{i}"} if keyed else bearer
         started = time.perf_counter()
-        r = client.post("/api/v1/dispenses", json={**body, "counseling": COUNSELING}, headers=bearer)
+        r = client.post("/api/v1/dispenses", json={**body, "counseling": COUNSELING}, headers=headers)
         elapsed = time.perf_counter() - started
         assert r.status_code == 201 and (r.json or {}).get("decision") == kind, r.data
         return kind, elapsed
+
+    def api_keyed(i: int) -> tuple[str, float]:
+        return api(i, keyed=True)
 
     def ncpdp(i: int) -> tuple[str, float]:
         kind, number, rems_id = case(i, "ncpdp")
@@ -122,19 +127,24 @@ def main() -> None:
         assert r.status_code == 200 and expected in r.data, r.data
         return kind, elapsed
 
+    calls = {"api": api, "api+key": api_keyed, "ncpdp": ncpdp}
     for i in range(pairs):
-        for front, call in (("api", api), ("ncpdp", ncpdp)) if i % 2 == 0 else (("ncpdp", ncpdp), ("api", api)):
-            kind, elapsed = call(i)
+        order = fronts[i % 3 :] + fronts[: i % 3]  # each front first, second and last in turn
+        for front in order:
+            kind, elapsed = calls[front](i)
             if i >= 20:  # warm-up: prepared statements, caches
                 times[front][kind].append(elapsed * 1000)
     result: dict[str, Any] = {}
     for front, kinds in times.items():
         result[front] = {kind: round(median(values), 2) for kind, values in kinds.items()}
         result[front]["all"] = round(median(kinds["approved"] + kinds["denied"]), 2)
-    print(f"{args.pairs} pairs, interleaved, in-process (median ms per request):")
+    print(f"{args.pairs} rounds, interleaved, in-process (median ms per request):")
     for kind in ("approved", "denied", "all"):
-        a, n = result["api"][kind], result["ncpdp"][kind]
-        print(f"  {kind:8}  JSON API {a:6.2f}   NCPDP REMSRequest {n:6.2f}   ratio {n / a:.3f}")
+        a, k, n = result["api"][kind], result["api+key"][kind], result["ncpdp"][kind]
+        print(
+            f"  {kind:8}  JSON API {a:6.2f}  with Idempotency-Key {k:6.2f}  NCPDP REMSRequest {n:6.2f}"
+            f"  NCPDP/keyed {n / k:.3f}  NCPDP/API {n / a:.3f}"
+        )
     runtime.engine.dispose()
 
 
