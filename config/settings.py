@@ -48,6 +48,12 @@ class Config:
     OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
     JSON_SORT_KEYS = False
 
+    # The standard fronts (INTEROP.md)
+    #: The FHIR identifier system of the REMS patient ID (``REMS_PATIENT_ID_SYSTEM``).
+    REMS_PATIENT_ID_SYSTEM = "urn:lenalidomide-rems:patient-id"
+    #: The portal's base URL for CDS Hooks card links (``REMS_PORTAL_URL``); unset: the request's host.
+    PORTAL_URL: str | None = None
+
     # Background work (issue "events and jobs")
     #: RQ queue the web process, the worker and cron share.
     QUEUE_NAME = "rems"
@@ -112,6 +118,8 @@ def load_settings(
         ("LOG_LEVEL", "REMS_LOG_LEVEL"),
         ("LOG_FORMAT", "REMS_LOG_FORMAT"),
         ("PROGRAM_DIR", "REMS_PROGRAM_DIR"),
+        ("REMS_PATIENT_ID_SYSTEM", "REMS_PATIENT_ID_SYSTEM"),
+        ("PORTAL_URL", "REMS_PORTAL_URL"),
     ):
         if environ.get(env_key):
             settings[key] = environ[env_key]

@@ -9,7 +9,7 @@ from flask import Flask
 
 from config.settings import load_settings
 
-from . import api, clock, jobs, logs, runtime
+from . import api, clock, interop, jobs, logs, runtime
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -26,5 +26,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     clock.init_app(app)
     runtime.init_app(app)
     api.init_app(app)
+    interop.init_app(app)  # NCPDP SCRIPT, FHIR and CDS Hooks (INTEROP.md)
     jobs.init_app(app)
     return app

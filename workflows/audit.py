@@ -26,6 +26,34 @@ OUTCOME_APPROVED = "approved"
 OUTCOME_DENIED = "denied"
 OUTCOME_COMPLETED = "completed"
 
+#: The fronts a request can come through (INTEROP.md): the JSON API, the portal, NCPDP
+#: SCRIPT, FHIR and CDS Hooks. A decision and its audit entry record which one.
+CHANNEL_API = "api"
+CHANNELS = (CHANNEL_API, "portal", "ncpdp", "fhir", "cds-hooks")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from: its channel and, for a standard message, the SHA-256 of
+    the raw message (the message itself is never stored)."""
+
+    channel: str = CHANNEL_API
+    message_digest: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.channel not in CHANNELS:
+            raise ValueError(f"unknown channel {self.channel!r}")
+
+    def as_details(self) -> dict[str, str]:
+        """What the audit entry's details carry."""
+        if self.message_digest is None:
+            return {"channel": self.channel}
+        return {"channel": self.channel, "message_digest": self.message_digest}
+
+
+#: The JSON API's origin (every decision made before channels were recorded came through it).
+API_ORIGIN = Origin()
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):

@@ -152,7 +152,7 @@ _PRESCRIBER_NEXT = {
 }
 
 
-def _prescriber_reasons(status: PrescriberStatus) -> list[Reason]:
+def prescriber_reasons(status: PrescriberStatus) -> list[Reason]:
     """R-PRES-1: only a certified prescriber may prescribe."""
     if status is PrescriberStatus.CERTIFIED:
         return []
@@ -203,7 +203,7 @@ def decide_authorization(ctx: AuthorizationContext, program: ProgramVersion, now
     state from the reasons.
     """
     now = ensure_utc(now)
-    reasons = _prescriber_reasons(ctx.prescriber_status) + _supply_reasons(ctx.request, program)
+    reasons = prescriber_reasons(ctx.prescriber_status) + _supply_reasons(ctx.request, program)
     patient = ctx.patient
     if patient.prescriber_id != ctx.prescriber_id:
         reasons.append(

@@ -242,7 +242,7 @@ def _participant_reasons(ctx: DispenseContext, now: datetime) -> list[Reason]:
     return reasons
 
 
-def _already_used(auth: AuthorizationFacts, status: AuthorizationStatus, pharmacy_id: str) -> Reason:
+def _already_used(auth: AuthorizationFacts, status: AuthorizationStatus, pharmacy_id: str | None) -> Reason:
     """R-DISP-5: who holds the authorization and until when, without naming another pharmacy."""
     if status is AuthorizationStatus.DISPENSED:
         return Reason(
@@ -283,9 +283,9 @@ def _already_used(auth: AuthorizationFacts, status: AuthorizationStatus, pharmac
     )
 
 
-def _authorization_reasons(
-    auth: AuthorizationFacts, request: DispenseRequest, pharmacy_id: str, now: datetime
-) -> list[Reason]:
+def authorization_status_reasons(auth: AuthorizationFacts, pharmacy_id: str | None, now: datetime) -> list[Reason]:
+    """R-AUTH-3, R-DISP-5: whether the authorization can be dispensed at ``now`` (voided, used,
+    held by a confirmation, expired); ``pharmacy_id`` is the asking pharmacy's, if any."""
     reasons = []
     status = effective_status(auth.status, auth.expires_at, auth.confirmation_expires_at, now)
     if status is AuthorizationStatus.VOIDED:
@@ -308,6 +308,13 @@ def _authorization_reasons(
                 f"The authorization expired at {instant_text(auth.expires_at)}: the prescriber must issue a new one.",
             )
         )
+    return reasons
+
+
+def _authorization_reasons(
+    auth: AuthorizationFacts, request: DispenseRequest, pharmacy_id: str, now: datetime
+) -> list[Reason]:
+    reasons = authorization_status_reasons(auth, pharmacy_id, now)
     if request.days_supply > auth.days_supply:
         reasons.append(
             Reason(
@@ -371,6 +378,15 @@ def _not_found(request: DispenseRequest) -> Reason:
             "the prescription, or ask the prescriber for the number."
         )
     return Reason(Code.AUTHORIZATION_NOT_FOUND, Rule.R_AUTH_4, "No authorization has this number.", step)
+
+
+def participant_statuses(ctx: DispenseContext, now: datetime) -> dict[str, str]:
+    """The pharmacy's status at ``now`` (R-PHA-2: past ``certified_until`` it is expired) and,
+    when read, the patient's: what the standard fronts tell a deactivated participant by."""
+    statuses = {"pharmacy": effective_pharmacy_status(ctx.pharmacy.status.value, ctx.pharmacy.certified_until, now)}
+    if ctx.patient is not None:
+        statuses["patient"] = ctx.patient.status.value
+    return statuses
 
 
 def decide_dispense(ctx: DispenseContext, program: ProgramVersion, now: datetime) -> Decision:

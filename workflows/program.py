@@ -29,6 +29,61 @@ class Monitoring:
     irregular_interval_days: int
 
 
+#: The code systems a covered product is named in (INTEROP.md, "The drug").
+RXNORM_SYSTEM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
+
+#: The three segment lengths a hyphenated 10-digit NDC may have, and the 11-digit (5-4-2) form.
+_NDC_SEGMENTS_11 = (5, 4, 2)
+
+
+def normalize_ndc(text: str) -> str | None:
+    """An NDC as 11 digits (5-4-2), or None when ``text`` is not an NDC.
+
+    Hyphenated codes are padded segment by segment (``59572-410-28`` →
+    ``59572041028``); an unhyphenated code must already have 11 digits (a
+    10-digit one is ambiguous). A product code (labeler and product, no
+    package) normalizes to 9 digits (``59572-410`` → ``595720410``).
+    """
+    text = text.strip()
+    if "-" not in text:
+        return text if text.isdigit() and len(text) in (9, 11) else None
+    parts = text.split("-")
+    if len(parts) not in (2, 3) or not all(p.isdigit() and p for p in parts):
+        return None
+    padded = []
+    for part, width in zip(parts, _NDC_SEGMENTS_11, strict=False):
+        if len(part) > width:
+            return None
+        padded.append(part.zfill(width))
+    return "".join(padded)
+
+
+@dataclass(frozen=True)
+class Products:
+    """The products the program covers (INTEROP.md): RxNorm codes (the ingredient and its
+    clinical drugs) and NDC product codes (9 digits: labeler and product, any package)."""
+
+    rxnorm: frozenset[str] = frozenset()
+    ndc_products: frozenset[str] = frozenset()
+
+    def covers_rxnorm(self, code: str) -> bool:
+        return code.strip() in self.rxnorm
+
+    def covers_ndc(self, code: str) -> bool:
+        """A package (11 digits) or product (9 digits) NDC, with or without hyphens."""
+        normalized = normalize_ndc(code)
+        return normalized is not None and normalized[:9] in self.ndc_products
+
+    def covers(self, system: str | None, code: str) -> bool:
+        """Whether ``code`` of ``system`` (RXNORM_SYSTEM or NDC_SYSTEM) names a covered product."""
+        if system == RXNORM_SYSTEM:
+            return self.covers_rxnorm(code)
+        if system == NDC_SYSTEM:
+            return self.covers_ndc(code)
+        return False
+
+
 @dataclass(frozen=True)
 class ProgramVersion:
     """One version of the program's parameters, in force from ``effective_from``."""
@@ -52,6 +107,8 @@ class ProgramVersion:
     refill_max_remaining_days: int
     pharmacy_certification_days: int
     adult_age_years: int
+    #: The covered products (the program file's ``[products]`` table); none when it has none.
+    products: Products = Products()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -115,9 +172,11 @@ _TOP_KEYS = {
     "refill_max_remaining_days",
     "pharmacy_certification_days",
     "adult_age_years",
+    "products",
 }
 #: Parameters of rules catalogued after the first version: absent from versions that predate them.
-_OPTIONAL_TOP_KEYS = frozenset({"max_capsules_per_day"})
+_OPTIONAL_TOP_KEYS = frozenset({"max_capsules_per_day", "products"})
+_PRODUCT_KEYS = {"rxnorm", "ndc"}
 _MONITORING_KEYS = {
     "first_phase_days",
     "first_phase_interval_days",
@@ -194,6 +253,28 @@ def _initial_window(r: _Reader, window: Any) -> list[int]:
     return window
 
 
+def _products(r: _Reader, data: Any) -> Products:
+    """The ``[products]`` table: ``rxnorm`` codes and ``ndc`` product codes (``59572-410``)."""
+    if data is None:
+        return Products()
+    table = r.keys("products", data, _PRODUCT_KEYS)
+    rxnorm, ndc = table.get("rxnorm", []), table.get("ndc", [])
+    if not isinstance(rxnorm, list) or not all(isinstance(c, str) and c.isdigit() for c in rxnorm):
+        r.problems.append("products.rxnorm must be a list of RxNorm codes (digits, as strings)")
+        rxnorm = []
+    products = set()
+    if not isinstance(ndc, list):
+        r.problems.append("products.ndc must be a list of NDC product codes")
+        ndc = []
+    for code in ndc:
+        normalized = normalize_ndc(code) if isinstance(code, str) else None
+        if normalized is None or len(normalized) != 9:
+            r.problems.append(f"products.ndc: {code!r} is not an NDC product code (labeler-product, e.g. 59572-410)")
+        else:
+            products.add(normalized)
+    return Products(rxnorm=frozenset(rxnorm), ndc_products=frozenset(products))
+
+
 def parse_program_version(data: Mapping[str, Any], source: str = "program") -> ProgramVersion:
     """Build a ``ProgramVersion`` from a parsed document; raise ``ProgramDefinitionError``."""
     r = _Reader()
@@ -244,6 +325,7 @@ def parse_program_version(data: Mapping[str, Any], source: str = "program") -> P
             "pharmacy_certification_days", top.get("pharmacy_certification_days")
         ),
         adult_age_years=r.positive_int("adult_age_years", top.get("adult_age_years"), maximum=150),
+        products=_products(r, top.get("products")),
     )
     if r.problems:
         raise ProgramDefinitionError(source, r.problems)

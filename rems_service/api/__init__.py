@@ -50,7 +50,9 @@ def init_app(app: Flask) -> RemsApi:
         spec_kwargs={
             "info": {
                 "description": "Lenalidomide REMS workflow service. Every operation except "
-                "/healthz, /readyz and this document needs `Authorization: Bearer <token>`."
+                "/healthz, /readyz and this document needs `Authorization: Bearer <token>`. The standard "
+                "fronts (NCPDP SCRIPT `POST /ncpdp/script`, FHIR `/fhir/metadata` and `$rems-etasu`, CDS "
+                "Hooks `/cds-services`) are described in the project's `docs/interop.md`."
             },
             # Declares on every operation the error statuses it can answer and the
             # sandbox clock header, as the operations are registered (``openapi``).

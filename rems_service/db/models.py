@@ -271,6 +271,10 @@ class DecisionRecord(SQLModel, table=True):
     rems_patient_id: str | None = Field(default=None, sa_type=String(32), nullable=True)
     audit_seq: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
     created_at: datetime = _utc()
+    #: The front the request came through (``workflows.audit.CHANNELS``; migration 0007).
+    channel: str = Field(default="api", sa_column=Column(String(16), nullable=False, server_default="api"))
+    #: SHA-256 of the raw standard message (NCPDP, FHIR, CDS Hooks); the message is never stored.
+    message_digest: str | None = Field(default=None, sa_type=String(64), nullable=True)
 
 
 class Authorization(SQLModel, table=True):

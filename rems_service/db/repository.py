@@ -31,7 +31,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
 from workflows.actors import Actor
-from workflows.audit import OUTCOME_COMPLETED
+from workflows.audit import API_ORIGIN, OUTCOME_COMPLETED, Origin
 from workflows.authorizations import OPEN_STATUSES, AuthorizationStatus
 from workflows.decisions import Decision, PatientFacts
 from workflows.dispenses import DispenseStatus, PharmacistFacts, PharmacyFacts, PriorDispense
@@ -188,6 +188,8 @@ class DecisionWrite:
     now: datetime
     subject: Mapping[str, Any]
     details: Mapping[str, Any]
+    #: The front the request came through (INTEROP.md), and its message's digest.
+    origin: Origin = API_ORIGIN
 
     @classmethod
     def of(
@@ -201,10 +203,21 @@ class DecisionWrite:
         now: datetime,
         subject: Mapping[str, Any],
         details: Mapping[str, Any],
+        origin: Origin = API_ORIGIN,
     ) -> DecisionWrite:
         reasons = [r.as_dict() for r in decision.reasons]
         return cls(
-            actor, kind, decision_id, decision, dump_snapshot(snapshot), reasons, program_version, now, subject, details
+            actor,
+            kind,
+            decision_id,
+            decision,
+            dump_snapshot(snapshot),
+            reasons,
+            program_version,
+            now,
+            subject,
+            details,
+            origin,
         )
 
     def audit_entry(self) -> dict[str, Any]:
@@ -223,6 +236,7 @@ class DecisionWrite:
                 "kind": self.kind,
                 "valid_until": self.decision.valid_until,
                 **self.details,
+                **self.origin.as_details(),
             },
         }
 
@@ -243,6 +257,8 @@ class DecisionWrite:
             rems_patient_id=self.subject.get("rems_patient_id"),
             audit_seq=entry.seq,
             created_at=entry.recorded_at,
+            channel=self.origin.channel,
+            message_digest=self.origin.message_digest,
         )
 
     def event_data(self) -> dict[str, Any]:
@@ -738,6 +754,46 @@ class Repository:
         else:
             query = _keyset(query, (col(Dispense.confirmed_at), col(Dispense.id)), after, descending=True)
         return [(row, number) for row, number in self.session.exec(query.limit(limit)).all()]
+
+    # -- the standard fronts' reads (INTEROP.md) -----------------------------------------------
+
+    def find_patient_by_rems_id(self, rems_patient_id: str) -> Patient | None:
+        """The patient with this REMS patient ID (upper case, spaces removed), unlocked."""
+        wanted = "".join(rems_patient_id.split()).upper()
+        return self.session.exec(select(Patient).where(Patient.rems_patient_id == wanted)).first()
+
+    def requirements_inputs(self, patient: Patient) -> tuple[PrescriberStatus, PatientFacts, datetime | None]:
+        """What each requirement's state reads: the status of the prescriber the patient is
+        enrolled with (an unknown one reads as decertified), the patient's facts, the newest
+        complete survey."""
+        status = self.session.exec(select(Prescriber.status).where(Prescriber.id == patient.prescriber_id)).first()
+        return (
+            PrescriberStatus(status) if status else PrescriberStatus.DECERTIFIED,
+            patient_facts(patient, self.pregnancy_tests(patient.id)),
+            self.last_survey_at(patient.id),
+        )
+
+    def newest_open_authorization(self, patient_id: uuid.UUID, now: datetime) -> Authorization | None:
+        """The patient's newest authorization stored as open and not past its expiry at ``now``."""
+        return self.session.exec(
+            select(Authorization)
+            .where(
+                Authorization.patient_id == patient_id,
+                col(Authorization.status).in_(list(OPEN_STATUSES)),
+                col(Authorization.expires_at) > now,
+            )
+            .order_by(col(Authorization.issued_at).desc())
+        ).first()
+
+    def prescriber_npi(self, prescriber_id: uuid.UUID | None) -> str | None:
+        if prescriber_id is None:
+            return None
+        return self.session.exec(select(Prescriber.npi).where(Prescriber.id == prescriber_id)).first()
+
+    def pharmacy_ncpdp_id(self, pharmacy_id: uuid.UUID | None) -> str | None:
+        if pharmacy_id is None:
+            return None
+        return self.session.exec(select(Pharmacy.ncpdp_id).where(Pharmacy.id == pharmacy_id)).first()
 
 
 _INSERT_DECISION = insert(table_of(DecisionRecord))

@@ -18,6 +18,7 @@ from rems_service.db.models import Authorization, Patient
 from rems_service.db.repository import AuthorizationInputs, AuthorizationListFilter, DecisionWrite
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
+from workflows.audit import API_ORIGIN, Origin
 from workflows.authorizations import (
     NUMBER_PREFIX,
     AuthorizationContext,
@@ -93,8 +94,12 @@ def request(
     *,
     idempotency_key: str | None = None,
     request_body: Any = None,
+    origin: Origin = API_ORIGIN,
 ) -> DecisionAnswer:
     """Decide a prescription authorization (R-AUTH-1) and record it, every reason listed.
+
+    ``origin`` is the front the request came through (recorded on the decision
+    and its audit entry).
 
     Raises ``NotFound`` for an unknown patient. A patient of another
     prescriber is a recorded denial (PATIENT_PRESCRIBER_MISMATCH).
@@ -107,7 +112,7 @@ def request(
         ENDPOINT,
         idempotency_key,
         request_body,
-        lambda claim: _decide(uow_factory(), actor, now, version_at(program, now), command, claim),
+        lambda claim: _decide(uow_factory(), actor, now, version_at(program, now), command, claim, origin),
     )
 
 
@@ -128,6 +133,7 @@ def _decide(
     version: ProgramVersion,
     command: AuthorizationCommand,
     claim: idempotency.Claim | None,
+    origin: Origin = API_ORIGIN,
 ) -> DecisionAnswer:
     """Gather the facts, decide, record: one unit of work."""
     with uow:
@@ -160,13 +166,15 @@ def _decide(
                 "prescriber_id": actor.prescriber_id,
             },
             details=details,
+            origin=origin,
         )
         record = repo.record_decision(
             write, event="authorization.issued" if decision.approved else "authorization.denied"
         )
         if row is not None:
             repo.add(row)
-        result = DecisionResult.of(record, row)
+        statuses = {"prescriber": inputs.prescriber_status.value, "patient": inputs.facts.status.value}
+        result = DecisionResult.of(record, row, None, statuses)
         body = encode(result)
         idempotency.complete(repo, claim, body)
         uow.commit()

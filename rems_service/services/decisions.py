@@ -21,7 +21,9 @@ from typing import Any
 from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense
 from rems_service.db.repository import DECISION_ACTIONS
 from rems_service.db.uow import UnitOfWork
+from workflows import snapshots
 from workflows.audit import digest
+from workflows.dispenses import DispenseContext, participant_statuses
 from workflows.program import Program
 from workflows.replay import ReplayResult, compare, summary
 from workflows.replay import replay as replay_decision
@@ -54,10 +56,18 @@ class DecisionResult:
     expires_at: datetime | None = None
     confirmation_number: str | None = None
     confirmation_expires_at: datetime | None = None
+    #: The participants' statuses the decision read (``pharmacy``, ``patient``, ``prescriber``),
+    #: at its time: for fronts whose codes tell a deactivated participant from one with
+    #: requirements unmet (INTEROP.md, NCPDP). Not part of the Decision body.
+    statuses: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(
-        cls, record: DecisionRecord, authorization: Authorization | None = None, dispense: Dispense | None = None
+        cls,
+        record: DecisionRecord,
+        authorization: Authorization | None = None,
+        dispense: Dispense | None = None,
+        statuses: dict[str, str] | None = None,
     ) -> DecisionResult:
         values: dict[str, Any] = {}
         if authorization is not None:
@@ -81,6 +91,7 @@ class DecisionResult:
             evaluated_at=record.evaluated_at,
             program_version=record.program_version,
             audit_seq=record.audit_seq,
+            statuses=tuple(sorted((statuses or {}).items())),
             **values,
         )
 
@@ -111,6 +122,44 @@ class DecisionResult:
             if value is not None:
                 out[name] = value.isoformat() if isinstance(value, datetime) else value
         return out
+
+
+def replayed_result(uow: UnitOfWork, body: str) -> DecisionResult:
+    """The ``DecisionResult`` of a replayed answer's JSON ``body`` (an ``Idempotency-Key``
+    replay), with the participants' statuses its recorded snapshot read, for fronts that
+    render their own format. ``NotFound`` if the decision is missing."""
+    data = json.loads(body)
+    with uow:
+        row = uow.repo.get(DecisionRecord, uuid.UUID(data["id"]))
+        if row is None:
+            raise NotFound("The replayed decision is missing.")
+        statuses: dict[str, str] = {}
+        if row.kind == "dispense":
+            statuses = participant_statuses(snapshots.load(DispenseContext, row.snapshot), row.evaluated_at)
+    instants = ("expires_at", "confirmation_expires_at")
+    values: dict[str, Any] = {
+        name: (datetime.fromisoformat(data[name]) if name in instants else data[name])
+        for name in (
+            "authorization_number",
+            "risk_category",
+            "rems_patient_id",
+            "days_supply",
+            "expires_at",
+            "confirmation_number",
+            "confirmation_expires_at",
+        )
+        if name in data
+    }
+    return DecisionResult(
+        id=row.id,
+        decision=data["decision"],
+        reasons=tuple(data["reasons"]),
+        evaluated_at=datetime.fromisoformat(data["evaluated_at"]),
+        program_version=data["program_version"],
+        audit_seq=data["audit_seq"],
+        statuses=tuple(sorted(statuses.items())),
+        **values,
+    )
 
 
 def encode(result: DecisionResult) -> str:

@@ -10,6 +10,7 @@ AUTHORIZATION_ALREADY_USED; a second loss is a 503.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from rems_service.db.repository import (
 )
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
+from workflows.audit import API_ORIGIN, Origin
 from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
 from workflows.decisions import Decision
 from workflows.dispenses import (
@@ -41,9 +43,11 @@ from workflows.dispenses import (
     decide_dispense,
     effective_dispense_status,
     participant_reasons,
+    participant_statuses,
 )
 from workflows.errors import DomainError
 from workflows.identifiers import new_reference_number, normalize_reference_number
+from workflows.lifecycle import StateChange
 from workflows.patients import PatientLifecycle, PatientStatus
 from workflows.program import Program, ProgramVersion
 from workflows.rules import Code, Rule
@@ -86,8 +90,12 @@ def request(
     *,
     idempotency_key: str | None = None,
     request_body: Any = None,
+    origin: Origin = API_ORIGIN,
 ) -> DecisionAnswer:
     """Decide a dispense authorization (R-DISP-1) and record it, every reason listed.
+
+    ``origin`` is the front the request came through (recorded on the decision
+    and its audit entry).
 
     If the decision loses a race to R-DISP-5's unique index, it is decided
     again from fresh reads (and so denied AUTHORIZATION_ALREADY_USED); a
@@ -98,7 +106,7 @@ def request(
         version = version_at(program, now)  # after the claim: a replay needs no program in force
         for _attempt in range(2):
             try:
-                return _decide(uow_factory(), actor, now, version, dispense_request, claim)
+                return _decide(uow_factory(), actor, now, version, dispense_request, claim, origin)
             except AlreadyHeld:
                 continue  # the unit of work rolled back; decide again on what the winner wrote
         raise Unavailable(
@@ -139,6 +147,7 @@ def _decide(
     version: ProgramVersion,
     dispense_request: DispenseRequest,
     claim: idempotency.Claim | None,
+    origin: Origin = API_ORIGIN,
 ) -> DecisionAnswer:
     """Gather the facts, decide, record: one unit of work. ``AlreadyHeld`` when a
     concurrent confirmation won R-DISP-5's index (everything here rolls back)."""
@@ -178,11 +187,13 @@ def _decide(
             now=now,
             subject=subject,
             details=details,
+            origin=origin,
         )
         record = repo.record_decision(write, event="dispense.approved" if decision.approved else "dispense.denied")
         if row is not None:
             repo.add_confirmation(row)  # R-DISP-5's index: AlreadyHeld if another confirmation holds it
-        result = DecisionResult.of(record, inputs.authorization if row is not None else None, row)
+        statuses = participant_statuses(ctx, now)
+        result = DecisionResult.of(record, inputs.authorization if row is not None else None, row, statuses)
         body = encode(result)
         idempotency.complete(repo, claim, body)
         uow.commit()
@@ -273,7 +284,17 @@ def _locked(uow: UnitOfWork, actor: Actor, number: str) -> tuple[Patient, Author
     return uow.repo.lock_dispense(_find(uow, actor, number))
 
 
-def complete(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number: str) -> DispenseView:
+def _tagged(change: StateChange, origin: Origin) -> StateChange:
+    """A change made through a standard front names its channel in its audit entry (an API
+    change stays as it always was)."""
+    if origin == API_ORIGIN:
+        return change
+    return dataclasses.replace(change, details={**change.details, **origin.as_details()})
+
+
+def complete(
+    uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number: str, origin: Origin = API_ORIGIN
+) -> DispenseView:
     """Record the hand-over (R-DISP-2): within the confirmation window, to an eligible patient.
 
     The authorization becomes ``dispensed``; a patient's first dispense
@@ -307,7 +328,7 @@ def complete(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, num
         except DomainError as exc:
             raise from_domain_error(exc) from None
         row.dispensed_at = now
-        uow.repo.record_change(actor, row, change, dispense_subject(row), version.version)
+        uow.repo.record_change(actor, row, _tagged(change, origin), dispense_subject(row), version.version)
         uow.repo.record_change(actor, auth, auth_change, authorization_subject(auth), version.version)
         if patient.status is PatientStatus.ENROLLED:
             _start_therapy(uow, actor, now, version, patient, patient_machine)
@@ -343,7 +364,13 @@ def _start_therapy(
 
 
 def reverse(
-    uow: UnitOfWork, actor: Actor, now: datetime, program: Program, number: str, reason: str | None
+    uow: UnitOfWork,
+    actor: Actor,
+    now: datetime,
+    program: Program,
+    number: str,
+    reason: str | None,
+    origin: Origin = API_ORIGIN,
 ) -> DispenseView:
     """Reverse a confirmation not yet handed over; the authorization is usable again
     while it is still valid (R-DISP-2). Raises ``NotFound`` or ``Conflict``."""
@@ -358,7 +385,7 @@ def reverse(
             )
         except DomainError as exc:
             raise from_domain_error(exc) from None
-        uow.repo.record_change(actor, row, change, dispense_subject(row), version.version)
+        uow.repo.record_change(actor, row, _tagged(change, origin), dispense_subject(row), version.version)
         uow.repo.record_change(actor, auth, auth_change, authorization_subject(auth), version.version)
         uow.commit()
         return DispenseView(row, row.status, auth.number)
