@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .clinical_params import ClinicalParams, parse_clinical
 from .clock import ensure_utc
 from .errors import NoProgramInForce, ProgramDefinitionError
 
@@ -52,6 +53,8 @@ class ProgramVersion:
     refill_max_remaining_days: int
     pharmacy_certification_days: int
     adult_age_years: int
+    #: CLINICAL_RULES.md's parameters; None in a version without a ``clinical`` table (no advisories).
+    clinical: ClinicalParams | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -115,9 +118,10 @@ _TOP_KEYS = {
     "refill_max_remaining_days",
     "pharmacy_certification_days",
     "adult_age_years",
+    "clinical",
 }
 #: Parameters of rules catalogued after the first version: absent from versions that predate them.
-_OPTIONAL_TOP_KEYS = frozenset({"max_capsules_per_day"})
+_OPTIONAL_TOP_KEYS = frozenset({"max_capsules_per_day", "clinical"})
 _MONITORING_KEYS = {
     "first_phase_days",
     "first_phase_interval_days",
@@ -244,6 +248,7 @@ def parse_program_version(data: Mapping[str, Any], source: str = "program") -> P
             "pharmacy_certification_days", top.get("pharmacy_certification_days")
         ),
         adult_age_years=r.positive_int("adult_age_years", top.get("adult_age_years"), maximum=150),
+        clinical=None if "clinical" not in top else parse_clinical(top.get("clinical"), r.problems),
     )
     if r.problems:
         raise ProgramDefinitionError(source, r.problems)

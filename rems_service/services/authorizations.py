@@ -18,6 +18,7 @@ from rems_service.db.models import Authorization, Patient
 from rems_service.db.repository import AuthorizationInputs, AuthorizationListFilter, DecisionWrite
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
+from workflows.advisories import Acknowledgement
 from workflows.authorizations import (
     NUMBER_PREFIX,
     AuthorizationContext,
@@ -34,7 +35,15 @@ from workflows.program import Program, ProgramVersion
 
 from . import idempotency, patients
 from .authorization_states import effective, void_locked
-from .decisions import DecisionAnswer, DecisionResult, encode
+from .decisions import (
+    DecisionAnswer,
+    DecisionResult,
+    acknowledgements,
+    clinical_details,
+    clinical_facts,
+    encode,
+    warning_bodies,
+)
 from .errors import NotFound, from_domain_error
 from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of, prescriber_owner
 from .versions import version_at
@@ -53,6 +62,8 @@ class AuthorizationCommand:
     quantity: int
     strength_mg: float
     prescriber_survey: PrescriberSurvey
+    #: R-ACK-1: as sent ({rule, reason, prescriber_contacted_at?}); checked by ``request``.
+    acknowledgements: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def of(
@@ -63,6 +74,7 @@ class AuthorizationCommand:
         quantity: int,
         strength_mg: float,
         prescriber_survey: dict[str, Any],
+        acknowledgements: list[dict[str, Any]] | None = None,
     ) -> AuthorizationCommand:
         return cls(
             patient_id=patient_id,
@@ -73,6 +85,7 @@ class AuthorizationCommand:
                 counseled_on_risks=prescriber_survey.get("counseled_on_risks"),
                 contraception_confirmed=prescriber_survey.get("contraception_confirmed"),
             ),
+            acknowledgements=tuple(acknowledgements or ()),
         )
 
     def as_request(self) -> AuthorizationRequest:
@@ -99,8 +112,10 @@ def request(
     Raises ``NotFound`` for an unknown patient. A patient of another
     prescriber is a recorded denial (PATIENT_PRESCRIBER_MISMATCH).
     ``idempotency_key`` (with the validated ``request_body`` it guards)
-    makes a repeated request return the first answer.
+    makes a repeated request return the first answer. ``Invalid`` for an acknowledgement
+    whose prescriber contact is in the future.
     """
+    acknowledgements(command.acknowledgements, now)
     return idempotency.run(
         uow_factory,
         actor,
@@ -111,13 +126,16 @@ def request(
     )
 
 
-def _context(actor: Actor, inputs: AuthorizationInputs, command: AuthorizationCommand) -> AuthorizationContext:
+def _context(
+    actor: Actor, inputs: AuthorizationInputs, command: AuthorizationCommand, acks: tuple[Acknowledgement, ...]
+) -> AuthorizationContext:
     return AuthorizationContext(
         prescriber_id=str(actor.prescriber_id),
         prescriber_status=inputs.prescriber_status,
         patient=inputs.facts,
         last_survey_at=inputs.last_survey_at,
         request=command.as_request(),
+        clinical=clinical_facts(inputs.clinical, acks, command.strength_mg),
     )
 
 
@@ -135,10 +153,12 @@ def _decide(
         inputs = repo.authorization_inputs(command.patient_id, actor.prescriber_id)
         if inputs is None:
             raise NotFound(patients.NOT_FOUND)
-        ctx = _context(actor, inputs, command)
+        acks = acknowledgements(command.acknowledgements, now)
+        ctx = _context(actor, inputs, command, acks)
         decision = decide_authorization(ctx, version, now)
+        clinical, audit_only = clinical_details(decision, acks, actor, now)
         patient, decision_id = inputs.patient, uuid.uuid4()
-        details: dict[str, Any] = {"days_supply": command.days_supply}
+        details: dict[str, Any] = {"days_supply": command.days_supply, **clinical}
         row = None
         if decision.approved:
             row = _new_authorization(_unused_number(uow), patient, command, decision, decision_id, now)
@@ -160,13 +180,14 @@ def _decide(
                 "prescriber_id": actor.prescriber_id,
             },
             details=details,
+            audit_only=audit_only,
         )
         record = repo.record_decision(
             write, event="authorization.issued" if decision.approved else "authorization.denied"
         )
         if row is not None:
             repo.add(row)
-        result = DecisionResult.of(record, row)
+        result = DecisionResult.of(record, row, warnings=warning_bodies(decision))
         body = encode(result)
         idempotency.complete(repo, claim, body)
         uow.commit()

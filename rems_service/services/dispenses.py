@@ -28,6 +28,7 @@ from rems_service.db.repository import (
 )
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
+from workflows.advisories import Acknowledgement
 from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
 from workflows.decisions import Decision
 from workflows.dispenses import (
@@ -50,7 +51,15 @@ from workflows.rules import Code, Rule
 
 from . import idempotency
 from .authorization_states import effective, settle
-from .decisions import DecisionAnswer, DecisionResult, encode
+from .decisions import (
+    DecisionAnswer,
+    DecisionResult,
+    acknowledgements,
+    clinical_details,
+    clinical_facts,
+    encode,
+    warning_bodies,
+)
 from .errors import Conflict, Forbidden, NotFound, Unavailable, from_domain_error
 from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of
 from .reminders import refresh_reminders
@@ -86,19 +95,25 @@ def request(
     *,
     idempotency_key: str | None = None,
     request_body: Any = None,
+    acknowledgements_sent: list[dict[str, Any]] | None = None,
 ) -> DecisionAnswer:
     """Decide a dispense authorization (R-DISP-1) and record it, every reason listed.
+
+    ``acknowledgements_sent`` are the pharmacist's R-ACK-1 acknowledgements (``Invalid``
+    for a prescriber contact in the future).
 
     If the decision loses a race to R-DISP-5's unique index, it is decided
     again from fresh reads (and so denied AUTHORIZATION_ALREADY_USED); a
     second loss is a 503 (``Unavailable``), never an approval.
     """
 
+    acks = acknowledgements(acknowledgements_sent, now)
+
     def decide(claim: idempotency.Claim | None) -> DecisionAnswer:
         version = version_at(program, now)  # after the claim: a replay needs no program in force
         for _attempt in range(2):
             try:
-                return _decide(uow_factory(), actor, now, version, dispense_request, claim)
+                return _decide(uow_factory(), actor, now, version, dispense_request, claim, acks)
             except AlreadyHeld:
                 continue  # the unit of work rolled back; decide again on what the winner wrote
         raise Unavailable(
@@ -108,7 +123,9 @@ def request(
     return idempotency.run(uow_factory, actor, ENDPOINT, idempotency_key, request_body, decide)
 
 
-def _context(inputs: DispenseInputs, dispense_request: DispenseRequest) -> DispenseContext:
+def _context(
+    inputs: DispenseInputs, dispense_request: DispenseRequest, acks: tuple[Acknowledgement, ...] = ()
+) -> DispenseContext:
     auth, holding = inputs.authorization, inputs.holding
     return DispenseContext(
         pharmacy=inputs.pharmacy,
@@ -129,6 +146,7 @@ def _context(inputs: DispenseInputs, dispense_request: DispenseRequest) -> Dispe
         ),
         patient=inputs.facts,
         prior_dispense=inputs.prior,
+        clinical=clinical_facts(inputs.clinical, acks, auth.strength_mg if auth is not None else None),
     )
 
 
@@ -139,6 +157,7 @@ def _decide(
     version: ProgramVersion,
     dispense_request: DispenseRequest,
     claim: idempotency.Claim | None,
+    acks: tuple[Acknowledgement, ...] = (),
 ) -> DecisionAnswer:
     """Gather the facts, decide, record: one unit of work. ``AlreadyHeld`` when a
     concurrent confirmation won R-DISP-5's index (everything here rolls back)."""
@@ -147,8 +166,9 @@ def _decide(
         inputs = repo.dispense_inputs(
             dispense_request.authorization_number, dispense_request.rems_patient_id, actor.pharmacy_id, actor.user_id
         )
-        ctx = _context(inputs, dispense_request)
+        ctx = _context(inputs, dispense_request, acks)
         decision = decide_dispense(ctx, version, now)
+        clinical, audit_only = clinical_details(decision, acks, actor, now)
         decision_id = uuid.uuid4()
         subject: dict[str, Any] = {
             "pharmacy_id": actor.pharmacy_id,
@@ -166,7 +186,7 @@ def _decide(
             subject["presented_rems_patient_id"] = dispense_request.rems_patient_id
             if inputs.authorization is not None:
                 subject["authorization_rems_patient_id"] = inputs.authorization.rems_patient_id
-        details: dict[str, Any] = {"days_supply": dispense_request.days_supply}
+        details: dict[str, Any] = {"days_supply": dispense_request.days_supply, **clinical}
         row = _confirm(uow, actor, now, version, inputs, dispense_request, decision, decision_id, details)
         write = DecisionWrite.of(
             actor=actor,
@@ -178,11 +198,14 @@ def _decide(
             now=now,
             subject=subject,
             details=details,
+            audit_only=audit_only,
         )
         record = repo.record_decision(write, event="dispense.approved" if decision.approved else "dispense.denied")
         if row is not None:
             repo.add_confirmation(row)  # R-DISP-5's index: AlreadyHeld if another confirmation holds it
-        result = DecisionResult.of(record, inputs.authorization if row is not None else None, row)
+        result = DecisionResult.of(
+            record, inputs.authorization if row is not None else None, row, warnings=warning_bodies(decision)
+        )
         body = encode(result)
         idempotency.complete(repo, claim, body)
         uow.commit()
