@@ -134,7 +134,7 @@ class CourseSchema(Schema):
     cycle_length_days = fields.Integer()
     thromboprophylaxis = fields.String(allow_none=True)
     on_dialysis = fields.Boolean()
-    status = fields.Enum(CourseStatus, by_value=True)
+    status = fields.String(metadata={"description": " | ".join(s.value for s in CourseStatus)})
     status_changed_at = fields.AwareDateTime()
     status_reason_code = fields.String(allow_none=True)
     status_reason = fields.String(allow_none=True)
