@@ -51,7 +51,7 @@ def create(args: dict[str, Any]) -> Response:
         c.program,
         dispenses.command(**fields),
         idempotency_key=decisions.idempotency_key(),
-        request_body=args,
+        request_body=decisions.guarded_body(args),
         acknowledgements_sent=args.get("acknowledgements"),
     )
     return decisions.respond(answer)

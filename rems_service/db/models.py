@@ -504,6 +504,7 @@ class TreatmentCourse(SQLModel, table=True):
     cycle_length_days: int = Field(sa_type=Integer, nullable=False)
     thromboprophylaxis: str | None = Field(default=None, sa_type=String(200), nullable=True)
     on_dialysis: bool = Field(default=False, nullable=False)
+    weight_kg: float | None = Field(default=None, nullable=True)
     status: CourseStatus = Field(sa_type=EnumText(CourseStatus), nullable=False)
     status_changed_at: datetime = _utc()
     status_reason: str | None = Field(default=None, sa_type=String(500), nullable=True)
@@ -532,6 +533,9 @@ class TreatmentCourseEvent(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     course_id: uuid.UUID = Field(sa_column=Column(ForeignKey("treatment_courses.id"), nullable=False))
+    #: 1, 2, … within the course (written under the course's row lock): the order of changes
+    #: made at the same instant.
+    seq: int = Field(sa_type=Integer, nullable=False)
     event: str = Field(sa_type=String(40), nullable=False)
     at: datetime = _utc()
     from_state: str | None = Field(default=None, sa_type=String(16), nullable=True)
@@ -543,7 +547,10 @@ class TreatmentCourseEvent(SQLModel, table=True):
     lab_result_ids: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
     actor_user_id: uuid.UUID | None = Field(default=None, nullable=True)
 
-    __table_args__ = (Index("ix_treatment_course_events_course_at", "course_id", "at"),)
+    __table_args__ = (
+        UniqueConstraint("course_id", "seq", name="uq_treatment_course_events_course_seq"),
+        Index("ix_treatment_course_events_course_at", "course_id", "at"),
+    )
 
 
 class LabResult(SQLModel, table=True):

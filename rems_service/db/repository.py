@@ -154,6 +154,7 @@ def course_facts(row: TreatmentCourse) -> CourseFacts:
         status_changed_at=row.status_changed_at,
         thromboprophylaxis=row.thromboprophylaxis,
         on_dialysis=bool(row.on_dialysis),
+        weight_kg=row.weight_kg,
         holds=tuple(
             HoldPeriod(datetime.fromisoformat(h["start"]), datetime.fromisoformat(h["end"]) if h.get("end") else None)
             for h in row.holds
@@ -455,7 +456,7 @@ class Repository:
         return self.session.exec(
             select(TreatmentCourseEvent)
             .where(TreatmentCourseEvent.course_id == course_id)
-            .order_by(col(TreatmentCourseEvent.at), col(TreatmentCourseEvent.id))
+            .order_by(col(TreatmentCourseEvent.seq))
         ).all()
 
     def course_events_of_patient(self, patient_id: uuid.UUID) -> Sequence[TreatmentCourseEvent]:
@@ -464,7 +465,7 @@ class Repository:
             select(TreatmentCourseEvent)
             .join(TreatmentCourse, col(TreatmentCourse.id) == col(TreatmentCourseEvent.course_id))
             .where(TreatmentCourse.patient_id == patient_id)
-            .order_by(col(TreatmentCourseEvent.at), col(TreatmentCourseEvent.id))
+            .order_by(col(TreatmentCourseEvent.at), col(TreatmentCourse.created_at), col(TreatmentCourseEvent.seq))
         ).all()
 
     def lab_ids_of(self, patient_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:

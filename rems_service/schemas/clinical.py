@@ -57,6 +57,14 @@ class CourseCreateSchema(RequestSchema):
         200, required=False, load_default=None, metadata={"description": "R-VTE-1, e.g. `aspirin 81 mg`."}
     )
     on_dialysis = StrictBoolean(load_default=False, metadata={"description": "R-RENAL-1's dialysis band."})
+    weight_kg = fields.Float(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1, max=500),
+        metadata={
+            "description": "Body weight: R-RENAL-1 estimates the clearance (Cockcroft-Gault) from serum creatinine."
+        },
+    )
 
 
 class CourseHoldSchema(RequestSchema):
@@ -134,6 +142,7 @@ class CourseSchema(Schema):
     cycle_length_days = fields.Integer()
     thromboprophylaxis = fields.String(allow_none=True)
     on_dialysis = fields.Boolean()
+    weight_kg = fields.Float(allow_none=True)
     status = fields.String(metadata={"description": " | ".join(s.value for s in CourseStatus)})
     status_changed_at = fields.AwareDateTime()
     status_reason_code = fields.String(allow_none=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from rems_service.db.models import Authorization, Patient
@@ -28,6 +28,7 @@ from workflows.authorizations import (
     decide_authorization,
     effective_status,
 )
+from workflows.calendar import local_date
 from workflows.decisions import Decision
 from workflows.errors import DomainError
 from workflows.identifiers import new_reference_number
@@ -127,7 +128,11 @@ def request(
 
 
 def _context(
-    actor: Actor, inputs: AuthorizationInputs, command: AuthorizationCommand, acks: tuple[Acknowledgement, ...]
+    actor: Actor,
+    inputs: AuthorizationInputs,
+    command: AuthorizationCommand,
+    acks: tuple[Acknowledgement, ...],
+    today: date | None = None,
 ) -> AuthorizationContext:
     return AuthorizationContext(
         prescriber_id=str(actor.prescriber_id),
@@ -135,7 +140,7 @@ def _context(
         patient=inputs.facts,
         last_survey_at=inputs.last_survey_at,
         request=command.as_request(),
-        clinical=clinical_facts(inputs.clinical, acks, command.strength_mg),
+        clinical=clinical_facts(inputs.clinical, acks, command.strength_mg, inputs.patient, today),
     )
 
 
@@ -154,7 +159,7 @@ def _decide(
         if inputs is None:
             raise NotFound(patients.NOT_FOUND)
         acks = acknowledgements(command.acknowledgements, now)
-        ctx = _context(actor, inputs, command, acks)
+        ctx = _context(actor, inputs, command, acks, local_date(now, version.tz))
         decision = decide_authorization(ctx, version, now)
         clinical, audit_only = clinical_details(decision, acks, actor, now)
         patient, decision_id = inputs.patient, uuid.uuid4()

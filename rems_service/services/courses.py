@@ -96,6 +96,7 @@ class NewCourse:
     dose_every_days: int = 1
     thromboprophylaxis: str | None = None
     on_dialysis: bool = False
+    weight_kg: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class CourseView:
             "cycle_length_days": c.cycle_length_days,
             "thromboprophylaxis": c.thromboprophylaxis,
             "on_dialysis": c.on_dialysis,
+            "weight_kg": c.weight_kg,
             "status": c.status.value,
             "status_changed_at": c.status_changed_at,
             "status_reason_code": c.status_reason_code,
@@ -195,6 +197,7 @@ def start(
             cycle_length_days=new.cycle_length_days or schedule.cycle_length_days,
             thromboprophylaxis=new.thromboprophylaxis,
             on_dialysis=new.on_dialysis,
+            weight_kg=new.weight_kg,
             status=CourseStatus.ACTIVE,
             status_changed_at=now,
             holds=[],
@@ -216,6 +219,7 @@ def start(
         repo.add(
             TreatmentCourseEvent(
                 course_id=row.id,
+                seq=1,
                 event="treatment.started",
                 at=now,
                 to_state=CourseStatus.ACTIVE.value,
@@ -286,6 +290,7 @@ def _change(
         repo.add(
             TreatmentCourseEvent(
                 course_id=row.id,
+                seq=len(repo.course_events(row.id)) + 1,
                 event=change.event,
                 at=change.at,
                 from_state=change.from_state,

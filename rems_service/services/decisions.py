@@ -15,10 +15,10 @@ import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense
+from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense, Patient
 from rems_service.db.repository import DECISION_ACTIONS, ClinicalInputs
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor
@@ -141,12 +141,31 @@ def acknowledgements(raw: Sequence[Mapping[str, Any]] | None, now: datetime) -> 
 
 
 def clinical_facts(
-    inputs: ClinicalInputs | None, acks: tuple[Acknowledgement, ...], strength_mg: float | None
+    inputs: ClinicalInputs | None,
+    acks: tuple[Acknowledgement, ...],
+    strength_mg: float | None,
+    patient: Patient | None = None,
+    today: date | None = None,
 ) -> ClinicalFacts | None:
-    """The clinical part of a decision's snapshot; None for a patient without a course."""
+    """The clinical part of a decision's snapshot; None for a patient without a course.
+
+    Age (whole years) and sex are read only when the course records a weight, for the
+    Cockcroft-Gault estimate of R-RENAL-1; the snapshot never holds the date of birth."""
     if inputs is None:
         return None
-    return ClinicalFacts(course=inputs.facts, labs=inputs.labs, acknowledgements=acks, strength_mg=strength_mg)
+    age = female = None
+    if inputs.facts.weight_kg is not None and patient is not None and today is not None:
+        born = patient.date_of_birth
+        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        female = not patient.risk_category.value.startswith("MALE")
+    return ClinicalFacts(
+        course=inputs.facts,
+        labs=inputs.labs,
+        acknowledgements=acks,
+        strength_mg=strength_mg,
+        age_years=age,
+        female=female,
+    )
 
 
 def warning_bodies(decision: Decision) -> tuple[dict[str, Any], ...]:

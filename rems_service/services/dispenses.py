@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from rems_service.db.models import Authorization, Dispense, Patient
@@ -30,6 +30,7 @@ from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
 from workflows.advisories import Acknowledgement
 from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
+from workflows.calendar import local_date
 from workflows.decisions import Decision
 from workflows.dispenses import (
     NUMBER_PREFIX,
@@ -124,7 +125,10 @@ def request(
 
 
 def _context(
-    inputs: DispenseInputs, dispense_request: DispenseRequest, acks: tuple[Acknowledgement, ...] = ()
+    inputs: DispenseInputs,
+    dispense_request: DispenseRequest,
+    acks: tuple[Acknowledgement, ...] = (),
+    today: date | None = None,
 ) -> DispenseContext:
     auth, holding = inputs.authorization, inputs.holding
     return DispenseContext(
@@ -146,7 +150,9 @@ def _context(
         ),
         patient=inputs.facts,
         prior_dispense=inputs.prior,
-        clinical=clinical_facts(inputs.clinical, acks, auth.strength_mg if auth is not None else None),
+        clinical=clinical_facts(
+            inputs.clinical, acks, auth.strength_mg if auth is not None else None, inputs.patient, today
+        ),
     )
 
 
@@ -166,7 +172,7 @@ def _decide(
         inputs = repo.dispense_inputs(
             dispense_request.authorization_number, dispense_request.rems_patient_id, actor.pharmacy_id, actor.user_id
         )
-        ctx = _context(inputs, dispense_request, acks)
+        ctx = _context(inputs, dispense_request, acks, local_date(now, version.tz))
         decision = decide_dispense(ctx, version, now)
         clinical, audit_only = clinical_details(decision, acks, actor, now)
         decision_id = uuid.uuid4()

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import select
 
-from rems_service.db.models import AuditEntry, OutboxEvent, PregnancyTestRecord
+from rems_service.db.models import AuditEntry, DecisionRecord, OutboxEvent, PregnancyTestRecord
 from rems_service.services import decisions
 from tests.helpers import ADULT_FRP, ADULT_MALE, NOW, authorize, dispense, enrolled, ready_patient
 
@@ -292,3 +292,23 @@ def test_summary_and_charts(world):
     assert (
         _api(world, world.other_prescriber_token).get(f"/api/v1/patients/{patient['id']}/treatment").status_code == 404
     )
+
+
+def test_renal_advice_from_creatinine_and_the_recorded_weight(world):
+    """R-RENAL-1 through the API: Cockcroft-Gault from serum creatinine (µmol/L converted to
+    mg/dL), the course's weight, and the age in whole years; the snapshot never holds the
+    date of birth."""
+    patient = ready_patient(world, ADULT_MALE)  # born 1960-04-02: 66 on 2026-06-15
+    start_course(world, patient, weight_kg=60)
+    lab_id(world, patient, "751-8", 2.0, "10*3/uL")
+    lab_id(world, patient, "777-3", 150, "10*3/uL")
+    lab_id(world, patient, "2160-0", 132.6, "umol/L")  # 1.5 mg/dL: (140-66)*60/(72*1.5) = 41.1 mL/min
+    r = authorize(world, patient, quantity=21)
+    assert r.json["decision"] == "approved"
+    renal = warning(r.json, "R-RENAL-1")
+    assert "Cockcroft-Gault" in renal["message"] and renal["evidence"][0]["loinc"] == "2160-0"
+    with world.runtime.session() as s:
+        snapshot = s.exec(select(DecisionRecord).where(DecisionRecord.audit_seq == r.json["audit_seq"])).one().snapshot
+    assert snapshot["clinical"]["age_years"] == 66 and snapshot["clinical"]["female"] is False
+    assert "1960" not in json.dumps(snapshot)
+    assert replay(world, r.json["audit_seq"]).matches

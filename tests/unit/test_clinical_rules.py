@@ -491,3 +491,34 @@ def test_warnings_never_deny_an_approval_except_through_r_cycle_3_or_r_ack_1(c, 
     }
     unacknowledged = {w.rule for w in decision.warnings if w.severity is Severity.CRITICAL} - set(acked)
     assert decision.approved is (c.status is CourseStatus.ACTIVE and not unacknowledged)
+
+
+@pytest.mark.parametrize(
+    "weight, age, female, creatinine, warns",
+    [
+        pytest.param(60.0, 60, False, 1.0, False, id="male-66.7-mL/min"),
+        pytest.param(60.0, 60, True, 1.0, True, id="female-56.7-mL/min"),
+        pytest.param(70.0, 70, False, 1.5, True, id="male-45.4-mL/min"),
+        pytest.param(None, 70, False, 3.0, False, id="weight-unknown"),
+    ],
+)
+def test_r_renal_1_estimates_the_clearance_from_creatinine_when_weight_is_known(weight, age, female, creatinine, warns):
+    f = replace(
+        facts(course(weight_kg=weight), normal_cbc() + (lab("2160-0", creatinine),)),
+        age_years=age,
+        female=female,
+    )
+    result = warnings_of(f)
+    renal = [w for w in result if w.rule is Rule.R_RENAL_1]
+    assert bool(renal) is warns
+    if warns:
+        assert "Cockcroft-Gault" in renal[0].message and renal[0].evidence[0].loinc == "2160-0"
+
+
+def test_r_renal_1_a_measured_clearance_wins_over_the_estimate():
+    f = replace(
+        facts(course(weight_kg=70.0), normal_cbc() + (lab("2160-0", 1.5), lab(CRCL, 80.0))),
+        age_years=70,
+        female=False,
+    )
+    assert found(f, Rule.R_RENAL_1) == NONE

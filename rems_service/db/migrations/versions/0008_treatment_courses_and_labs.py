@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("cycle_length_days", sa.Integer(), nullable=False),
         sa.Column("thromboprophylaxis", sa.String(length=200), nullable=True),
         sa.Column("on_dialysis", sa.Boolean(), nullable=False),
+        sa.Column("weight_kg", sa.Float(), nullable=True),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("status_changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status_reason", sa.String(length=500), nullable=True),
@@ -60,6 +61,7 @@ def upgrade() -> None:
         "treatment_course_events",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("course_id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("event", sa.String(length=40), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("from_state", sa.String(length=16), nullable=True),
@@ -74,6 +76,7 @@ def upgrade() -> None:
             ["course_id"], ["treatment_courses.id"], name=op.f("fk_treatment_course_events_course_id_treatment_courses")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_treatment_course_events")),
+        sa.UniqueConstraint("course_id", "seq", name="uq_treatment_course_events_course_seq"),
     )
     with op.batch_alter_table("treatment_course_events", schema=None) as batch_op:
         batch_op.create_index("ix_treatment_course_events_course_at", ["course_id", "at"], unique=False)
