@@ -59,6 +59,10 @@ class ClinicalFacts:
     labs: tuple[LabValue, ...]
     acknowledgements: tuple[Acknowledgement, ...]
     strength_mg: float | None
+    #: For Cockcroft-Gault (R-RENAL-1): whole years of age today and sex from the risk
+    #: category; None when not known. Never the date of birth.
+    age_years: int | None = None
+    female: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -264,12 +268,33 @@ def renal_band(clearance: float, on_dialysis: bool, params: ClinicalParams) -> R
     return None
 
 
+def cockcroft_gault(creatinine_mg_dl: float, age_years: int, weight_kg: float, female: bool) -> float:
+    """Estimated creatinine clearance (mL/min): (140 − age) × weight / (72 × serum creatinine),
+    × 0.85 for women (Cockcroft & Gault, 1976)."""
+    estimate = (140 - age_years) * weight_kg / (72.0 * creatinine_mg_dl)
+    return round(estimate * (0.85 if female else 1.0), 1)
+
+
+def clearance(facts: ClinicalFacts) -> tuple[float, LabValue, bool] | None:
+    """R-RENAL-1: the latest measured clearance (2164-2), else Cockcroft-Gault from the latest
+    serum creatinine when the weight, age and sex are known: (mL/min, evidence, estimated)."""
+    measured = _latest(facts.labs, LabKind.CREATININE_CLEARANCE)
+    if measured is not None:
+        return measured.value, measured, False
+    creatinine = _latest(facts.labs, LabKind.CREATININE)
+    weight = facts.course.weight_kg
+    if creatinine is None or creatinine.value <= 0 or weight is None or facts.age_years is None or facts.female is None:
+        return None
+    return cockcroft_gault(creatinine.value, facts.age_years, weight, facts.female), creatinine, True
+
+
 def renal_dose(facts: ClinicalFacts, params: ClinicalParams) -> list[ClinicalWarning]:
-    """R-RENAL-1: the course dose above the band of the latest measured clearance."""
-    latest = _latest(facts.labs, LabKind.CREATININE_CLEARANCE)
-    if latest is None:
+    """R-RENAL-1: the course dose above the band of the latest clearance."""
+    found = clearance(facts)
+    if found is None:
         return []
-    band = renal_band(latest.value, facts.course.on_dialysis, params)
+    value, latest, estimated = found
+    band = renal_band(value, facts.course.on_dialysis, params)
     course = facts.course
     if band is None or (course.dose_mg <= band.dose_mg and course.dose_every_days >= band.every_days):
         return []
@@ -279,7 +304,8 @@ def renal_dose(facts: ClinicalFacts, params: ClinicalParams) -> list[ClinicalWar
             "DOSE_ABOVE_RENAL_BAND",
             Rule.R_RENAL_1,
             Severity.CAUTION,
-            f"The latest creatinine clearance calls for {_fmt(band.dose_mg)} mg {every}; the course gives "
+            f"The latest creatinine clearance{' (Cockcroft-Gault estimate)' if estimated else ''} calls for "
+            f"{_fmt(band.dose_mg)} mg {every}; the course gives "
             f"{_fmt(course.dose_mg)} mg every {course.dose_every_days} day(s).",
             (latest,),
         )

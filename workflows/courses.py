@@ -125,6 +125,8 @@ class CourseFacts:
     thromboprophylaxis: str | None
     on_dialysis: bool
     holds: tuple[HoldPeriod, ...]
+    #: R-RENAL-1: the body weight the prescriber recorded, for Cockcroft-Gault (None: unknown).
+    weight_kg: float | None = None
 
 
 @dataclass(frozen=True)
