@@ -9,11 +9,13 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
+import pytest
 from sqlmodel import select
 
 from rems_service.db.models import AuditEntry, DecisionRecord, OutboxEvent, PregnancyTestRecord
 from rems_service.services import decisions
-from tests.helpers import ADULT_FRP, ADULT_MALE, NOW, authorize, dispense, enrolled, ready_patient
+from tests.helpers import ADULT_FRP, ADULT_MALE, NOW, authorize, dispense, enrolled, ready_patient, signature_ok
+from tests.receiver import Receiver
 
 DAY = timedelta(days=1)
 #: A platelet count no other number of the scenario shares, to find it anywhere it leaks.
@@ -312,3 +314,62 @@ def test_renal_advice_from_creatinine_and_the_recorded_weight(world):
     assert snapshot["clinical"]["age_years"] == 66 and snapshot["clinical"]["female"] is False
     assert "1960" not in json.dumps(snapshot)
     assert replay(world, r.json["audit_seq"]).matches
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_clinical_events_reach_the_prescriber_s_webhook_without_values(world, make_app, receiver):
+    """treatment.held, treatment.resumed, treatment.dose_changed, lab.recorded and lab.critical go
+    through the outbox to the subscribed prescriber's webhook, signed, with ids and no lab value."""
+    app = make_app(RELAY_AFTER_REQUEST=True)
+    world.api.client = app.test_client()
+    world.runtime = app.extensions["rems"]
+    events = ["treatment.held", "treatment.resumed", "treatment.dose_changed", "lab.recorded", "lab.critical"]
+    r = world.api.as_(world.prescriber_token).post("/api/v1/webhooks", json={"url": receiver.url, "events": events})
+    assert r.status_code == 201, r.json
+    secret = r.json["secret"]
+    patient = ready_patient(world, ADULT_MALE)
+    course = start_course(world, patient)
+    lab_id(world, patient, "777-3", PLATELETS_PER_UL, "/uL")
+    path = f"/api/v1/courses/{course['id']}"
+    assert _api(world).post(path + "/hold", json={"reason_code": "hematologic"}).status_code == 200
+    assert _api(world).post(path + "/resume", json={"dose_mg": 20}).status_code == 200
+    assert _api(world).post(path + "/change-dose", json={"dose_mg": 15, "reason_code": "other"}).status_code == 200
+    assert receiver.wait_for(5)
+    got = sorted(x.body["type"] for x in receiver.received)
+    assert got == sorted(events)
+    for delivery in receiver.received:
+        assert signature_ok(secret, delivery)
+        raw = delivery.raw.decode()
+        assert str(PLATELETS_PER_UL) not in raw and "24.321" not in raw and "Quinlan" not in raw
+        assert delivery.body["data"]["prescriber_id"] == str(world.prescriber.id)
+
+
+def test_the_openapi_document_describes_the_clinical_layer(client):
+    spec = client.get("/api/v1/openapi.json").json
+    for path, method in (
+        ("/api/v1/patients/{patient_id}/courses", "post"),
+        ("/api/v1/patients/{patient_id}/courses", "get"),
+        ("/api/v1/courses/{course_id}", "get"),
+        ("/api/v1/courses/{course_id}/hold", "post"),
+        ("/api/v1/courses/{course_id}/resume", "post"),
+        ("/api/v1/courses/{course_id}/change-dose", "post"),
+        ("/api/v1/courses/{course_id}/stop", "post"),
+        ("/api/v1/patients/{patient_id}/labs", "post"),
+        ("/api/v1/patients/{patient_id}/labs", "get"),
+        ("/api/v1/patients/{patient_id}/treatment", "get"),
+        ("/api/v1/patients/{patient_id}/charts/cbc.svg", "get"),
+        ("/api/v1/patients/{patient_id}/charts/m-protein.svg", "get"),
+    ):
+        operation = spec["paths"][path][method]
+        assert operation["security"] and "404" in operation["responses"]
+    schemas = spec["components"]["schemas"]
+    assert "warnings" in schemas["Decision"]["properties"]
+    assert "acknowledgements" in schemas["AuthorizationCreate"]["properties"]
+    assert "acknowledgements" in schemas["DispenseCreate"]["properties"]
+    assert "422" in spec["paths"]["/api/v1/patients/{patient_id}/labs"]["post"]["responses"]
