@@ -10,7 +10,7 @@ else here can deny: warnings are advice. Every number comes from
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -266,6 +266,11 @@ def renal_band(clearance: float, on_dialysis: bool, params: ClinicalParams) -> R
     if clearance < params.renal_moderate_below:
         return params.renal_moderate
     return None
+
+
+def age_in_years(born: date, today: date) -> int:
+    """Whole years from ``born`` to ``today`` (what Cockcroft-Gault reads; never the date itself)."""
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
 def cockcroft_gault(creatinine_mg_dl: float, age_years: int, weight_kg: float, female: bool) -> float:

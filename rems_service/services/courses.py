@@ -19,9 +19,10 @@ from rems_service.db.models import Authorization, LabResult, Patient, TreatmentC
 from rems_service.db.repository import Duplicate, Repository, course_facts, patient_subject
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
-from workflows.advisories import ClinicalFacts, LabValue, Trend, advise, percent_change, trend
+from workflows.advisories import ClinicalFacts, LabValue, Trend, advise, age_in_years, percent_change, trend
 from workflows.audit import OUTCOME_COMPLETED
 from workflows.authorizations import OPEN_STATUSES, effective_status
+from workflows.calendar import local_date
 from workflows.clinical_params import ClinicalParams, Regimen
 from workflows.clock import isoformat_utc
 from workflows.courses import (
@@ -514,7 +515,15 @@ def summary(
     warnings: list[dict[str, Any]] = []
     calendar: list[dict[str, Any]] = []
     if facts is not None:
-        clinical = ClinicalFacts(facts, labs, (), None)
+        known = facts.weight_kg is not None
+        clinical = ClinicalFacts(
+            facts,
+            labs,
+            (),
+            None,
+            age_years=age_in_years(patient.date_of_birth, local_date(now, version.tz)) if known else None,
+            female=not patient.risk_category.value.startswith("MALE") if known else None,
+        )
         warnings = [w.as_dict() for w in advise(clinical, None, params, version.tz, now, "prescriber").warnings]
         calendar = cycle_calendar(facts, now, version.tz)
         serum = [v for v in labs if v.loinc == code_of(LabKind.SERUM_M_PROTEIN)]

@@ -22,7 +22,7 @@ from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Di
 from rems_service.db.repository import DECISION_ACTIONS, ClinicalInputs
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor
-from workflows.advisories import Acknowledgement, ClinicalFacts
+from workflows.advisories import Acknowledgement, ClinicalFacts, age_in_years
 from workflows.audit import digest
 from workflows.clock import isoformat_utc
 from workflows.decisions import Decision
@@ -155,8 +155,7 @@ def clinical_facts(
         return None
     age = female = None
     if inputs.facts.weight_kg is not None and patient is not None and today is not None:
-        born = patient.date_of_birth
-        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        age = age_in_years(patient.date_of_birth, today)
         female = not patient.risk_category.value.startswith("MALE")
     return ClinicalFacts(
         course=inputs.facts,
