@@ -6,13 +6,15 @@ authorization life cycle.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
+from .advisories import ClinicalFacts, ClinicalRequest
 from .clock import ensure_utc
-from .decisions import Decision, PatientFacts, eligibility_reasons
+from .decisions import Decision, PatientFacts, clinical_advice, eligibility_reasons
 from .lifecycle import Lifecycle, Move, StateChange, command
 from .participants import PrescriberStatus
 from .patients import RiskCategory
@@ -138,6 +140,11 @@ class AuthorizationContext:
     patient: PatientFacts
     last_survey_at: datetime | None
     request: AuthorizationRequest
+    #: CLINICAL_RULES.md: the patient's course, labs and the request's acknowledgements;
+    #: None for a patient without a course (and in snapshots stored before the layer).
+    clinical: ClinicalFacts | None = None
+
+    LEGACY_DEFAULTS: ClassVar[Mapping[str, Any]] = {"clinical": None}
 
 
 _PRESCRIBER_NEXT = {
@@ -220,4 +227,8 @@ def decide_authorization(ctx: AuthorizationContext, program: ProgramVersion, now
     reasons += prescriber_survey_reasons(patient.risk_category, dataclasses.asdict(ctx.request.prescriber_survey))
     reasons += evaluate_testing(patient.testing_inputs(), program, now, Purpose.AUTHORIZATION).reasons
     reasons += evaluate_survey(patient.risk_category, ctx.last_survey_at, program, now).reasons
-    return Decision.of(reasons, expires_at(now, patient.risk_category, program))
+    advice = clinical_advice(
+        ctx.clinical, ClinicalRequest(ctx.request.days_supply, ctx.request.quantity), program, now, "prescriber"
+    )
+    reasons += advice.reasons
+    return Decision.of(reasons, expires_at(now, patient.risk_category, program), advice.warnings)

@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from .advisories import Advice, ClinicalFacts, ClinicalRequest, ClinicalWarning, advise
 from .audit import OUTCOME_APPROVED, OUTCOME_DENIED
 from .patients import ELIGIBLE_STATUSES, MenstrualCycle, PatientStatus, RiskCategory
+from .program import ProgramVersion
 from .reasons import Reason
 from .rules import Code, Rule
 from .testing import PregnancyTest, PregnancyTestingInputs
@@ -31,17 +33,20 @@ class Decision:
     outcome: str
     reasons: tuple[Reason, ...]
     valid_until: datetime | None = None
+    #: CLINICAL_RULES.md's advisories: they never deny by themselves (R-CYCLE-3 and R-ACK-1
+    #: are reasons).
+    warnings: tuple[ClinicalWarning, ...] = ()
 
     @property
     def approved(self) -> bool:
         return self.outcome == OUTCOME_APPROVED
 
     @classmethod
-    def of(cls, reasons: list[Reason], valid_until: datetime) -> Decision:
+    def of(cls, reasons: list[Reason], valid_until: datetime, warnings: tuple[ClinicalWarning, ...] = ()) -> Decision:
         """Approve with ``valid_until`` when nothing fails; deny with every reason otherwise."""
         if reasons:
-            return cls(OUTCOME_DENIED, tuple(reasons), None)
-        return cls(OUTCOME_APPROVED, (), valid_until)
+            return cls(OUTCOME_DENIED, tuple(reasons), None, warnings)
+        return cls(OUTCOME_APPROVED, (), valid_until, warnings)
 
 
 @dataclass(frozen=True)
@@ -98,3 +103,13 @@ def eligibility_reasons(status: PatientStatus, what: str) -> list[Reason]:
     return [
         Reason(Code.PATIENT_NOT_ELIGIBLE, Rule.R_PAT_2, f"The patient is {why}; no {what} can be given.", next_step)
     ]
+
+
+def clinical_advice(
+    clinical: ClinicalFacts | None, request: ClinicalRequest, program: ProgramVersion, now: datetime, who: str
+) -> Advice:
+    """CLINICAL_RULES.md's warnings and refusals, or nothing: for a patient without a course,
+    a snapshot stored before the clinical layer, or a program version without a ``clinical`` table."""
+    if clinical is None or program.clinical is None:
+        return Advice((), ())
+    return advise(clinical, request, program.clinical, program.tz, now, who)

@@ -11,11 +11,12 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, ClassVar
 
+from .advisories import ClinicalFacts, ClinicalRequest
 from .authorizations import NUMBER_PREFIX as AUTHORIZATION_PREFIX
 from .authorizations import AuthorizationStatus, effective_status
 from .calendar import days_between, instant_text, local_date
 from .clock import ensure_utc
-from .decisions import Decision, PatientFacts, eligibility_reasons
+from .decisions import Decision, PatientFacts, clinical_advice, eligibility_reasons
 from .identifiers import number_problem
 from .lifecycle import Lifecycle, Move, StateChange, command
 from .participants import PharmacyStatus, effective_pharmacy_status
@@ -158,6 +159,11 @@ class DispenseContext:
     authorization: AuthorizationFacts | None
     patient: PatientFacts | None
     prior_dispense: PriorDispense | None
+    #: CLINICAL_RULES.md, read with the patient (so only for a matching authorization); None for a
+    #: patient without a course and in snapshots stored before the layer.
+    clinical: ClinicalFacts | None = None
+
+    LEGACY_DEFAULTS: ClassVar[Mapping[str, Any]] = {"clinical": None}
 
 
 _PHARMACY_NEXT = {
@@ -413,4 +419,8 @@ def decide_dispense(ctx: DispenseContext, program: ProgramVersion, now: datetime
         reasons += eligibility_reasons(ctx.patient.status, "dispense")
         reasons += evaluate_testing(ctx.patient.testing_inputs(), program, now, Purpose.DISPENSE).reasons
         reasons += _refill_reasons(ctx.prior_dispense, program, now)
+        advice = clinical_advice(
+            ctx.clinical, ClinicalRequest(ctx.request.days_supply, ctx.request.quantity), program, now, "pharmacist"
+        )
+        return Decision.of(reasons + list(advice.reasons), confirmation_expires_at(now, program), advice.warnings)
     return Decision.of(reasons, confirmation_expires_at(now, program))

@@ -40,4 +40,12 @@ EVENT_TYPES: tuple[str, ...] = (
     "pharmacy.certification_expiring",
     "pharmacy.certification_expired",
     "user.created",
+    # CLINICAL_RULES.md: treatment courses and labs (ids only, never a lab value).
+    "treatment.started",
+    "treatment.held",
+    "treatment.resumed",
+    "treatment.dose_changed",
+    "treatment.stopped",
+    "lab.recorded",
+    "lab.critical",
 )

@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .clinical_params import ClinicalParams, parse_clinical
 from .clock import ensure_utc
 from .errors import NoProgramInForce, ProgramDefinitionError
 
@@ -109,6 +110,8 @@ class ProgramVersion:
     adult_age_years: int
     #: The covered products (the program file's ``[products]`` table); none when it has none.
     products: Products = Products()
+    #: CLINICAL_RULES.md's parameters; None in a version without a ``clinical`` table (no advisories).
+    clinical: ClinicalParams | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -173,9 +176,10 @@ _TOP_KEYS = {
     "pharmacy_certification_days",
     "adult_age_years",
     "products",
+    "clinical",
 }
 #: Parameters of rules catalogued after the first version: absent from versions that predate them.
-_OPTIONAL_TOP_KEYS = frozenset({"max_capsules_per_day", "products"})
+_OPTIONAL_TOP_KEYS = frozenset({"max_capsules_per_day", "products", "clinical"})
 _PRODUCT_KEYS = {"rxnorm", "ndc"}
 _MONITORING_KEYS = {
     "first_phase_days",
@@ -326,6 +330,7 @@ def parse_program_version(data: Mapping[str, Any], source: str = "program") -> P
         ),
         adult_age_years=r.positive_int("adult_age_years", top.get("adult_age_years"), maximum=150),
         products=_products(r, top.get("products")),
+        clinical=None if "clinical" not in top else parse_clinical(top.get("clinical"), r.problems),
     )
     if r.problems:
         raise ProgramDefinitionError(source, r.problems)

@@ -41,17 +41,29 @@ class ReplayResult:
     replayed: dict[str, Any]
 
 
-def summary(outcome: str, reasons: Sequence[Mapping[str, Any]], valid_until: datetime | str | None) -> dict[str, Any]:
-    """The comparable part of a decision: outcome, reason codes and rules in order, validity."""
+def summary(
+    outcome: str,
+    reasons: Sequence[Mapping[str, Any]],
+    valid_until: datetime | str | None,
+    warnings: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The comparable part of a decision: outcome, reason codes and rules in order, validity,
+    and the warnings' codes, rules and severities in order (none before the clinical layer)."""
     if isinstance(valid_until, datetime):
         valid_until = isoformat_utc(valid_until)
     return {
         "outcome": outcome,
         "reasons": [{"code": r["code"], "rule": r["rule"]} for r in reasons],
         "valid_until": valid_until,
+        "warnings": [{"code": w["code"], "rule": w["rule"], "severity": w["severity"]} for w in warnings],
     }
 
 
 def compare(recorded: dict[str, Any], decision: Decision) -> ReplayResult:
-    replayed = summary(decision.outcome, [r.as_dict() for r in decision.reasons], decision.valid_until)
+    replayed = summary(
+        decision.outcome,
+        [r.as_dict() for r in decision.reasons],
+        decision.valid_until,
+        [w.summary() for w in decision.warnings],
+    )
     return ReplayResult(recorded == replayed, recorded, replayed)

@@ -20,7 +20,7 @@ import dataclasses
 import json
 import types
 import typing
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -77,6 +77,8 @@ def _convert(tp: Any, value: Any) -> Any:
         if parsed.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}")
         return parsed
+    if tp is date:
+        return date.fromisoformat(value)
     if isinstance(tp, type) and issubclass(tp, Enum):
         return tp(value)
     if tp is bool:

@@ -10,6 +10,7 @@ from rems_service.auth import SECURITY_SCHEME
 from . import (
     audit,
     authorizations,
+    clinical,
     dispenses,
     errors,
     health,
@@ -33,6 +34,7 @@ BLUEPRINTS = (
     dispenses.blp,
     audit.blp,
     webhooks.blp,
+    clinical.blp,
 )
 
 

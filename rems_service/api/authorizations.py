@@ -43,7 +43,13 @@ def create(args: dict[str, Any]) -> Response:
     c = ctx()
     command = authorizations.AuthorizationCommand.of(**args)
     answer = authorizations.request(
-        c.uow, c.actor, c.now, c.program, command, idempotency_key=decisions.idempotency_key(), request_body=args
+        c.uow,
+        c.actor,
+        c.now,
+        c.program,
+        command,
+        idempotency_key=decisions.idempotency_key(),
+        request_body=decisions.guarded_body(args),
     )
     return decisions.respond(answer)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, current_app, request
 
 from rems_service.services import idempotency
@@ -17,6 +19,12 @@ IDEMPOTENCY_PARAMETER = {
     "`Idempotent-Replayed: true`) and does nothing else; another body is a 422; a replay while the "
     "first is still running is a 409. Keys are scoped to the caller's prescriber or pharmacy.",
 }
+
+
+def guarded_body(args: dict[str, Any]) -> dict[str, Any]:
+    """The body an ``Idempotency-Key`` guards: as sent, with no ``acknowledgements`` when none
+    were sent (so a request's digest is the one it had before acknowledgements existed)."""
+    return {k: v for k, v in args.items() if not (k == "acknowledgements" and not v)}
 
 
 def idempotency_key() -> str | None:

@@ -43,14 +43,16 @@ def create(args: dict[str, Any]) -> Response:
     Always 201 with a Decision when the request is well formed: a denial
     lists every failing reason."""
     c = ctx()
+    fields = {k: v for k, v in args.items() if k != "acknowledgements"}
     answer = dispenses.request(
         c.uow,
         c.actor,
         c.now,
         c.program,
-        dispenses.command(**args),
+        dispenses.command(**fields),
         idempotency_key=decisions.idempotency_key(),
-        request_body=args,
+        request_body=decisions.guarded_body(args),
+        acknowledgements_sent=args.get("acknowledgements"),
     )
     return decisions.respond(answer)
 

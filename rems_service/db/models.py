@@ -28,6 +28,8 @@ from sqlmodel import Field, SQLModel
 
 from workflows.actors import UserRole
 from workflows.authorizations import AuthorizationStatus
+from workflows.clinical_params import Regimen
+from workflows.courses import CourseStatus
 from workflows.dispenses import DispenseStatus
 from workflows.participants import PharmacyStatus, PrescriberStatus
 from workflows.patients import FnrpReason, MenstrualCycle, PatientStatus, RiskCategory
@@ -478,3 +480,101 @@ class WebhookAttempt(SQLModel, table=True):
     status_code: int | None = Field(default=None, nullable=True)
     error: str | None = Field(default=None, sa_type=Text, nullable=True)
     duration_ms: int = Field(default=0, nullable=False)
+
+
+# -- CLINICAL_RULES.md: treatment courses and lab results ---------------------------------------
+
+#: A patient has at most one course that is not stopped.
+_LIVE_COURSE = "status != 'stopped'"
+
+
+class TreatmentCourse(SQLModel, table=True):
+    """A patient's lenalidomide course, set by the prescriber (CLINICAL_RULES.md).
+
+    ``holds`` lists every hold as ``{"start", "end"}`` (ISO instants, ``end`` null while it
+    lasts): the decision reads the cycle position from this row alone.
+    """
+
+    __tablename__ = "treatment_courses"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    patient_id: uuid.UUID = Field(sa_column=Column(ForeignKey("patients.id"), nullable=False))
+    prescriber_id: uuid.UUID = Field(sa_column=Column(ForeignKey("prescribers.id"), nullable=False, index=True))
+    regimen: Regimen = Field(sa_type=EnumText(Regimen), nullable=False)
+    start_date: date = Field(sa_type=Date, nullable=False)
+    dose_mg: float = Field(nullable=False)
+    dose_every_days: int = Field(sa_type=Integer, nullable=False, default=1)
+    days_on: int = Field(sa_type=Integer, nullable=False)
+    cycle_length_days: int = Field(sa_type=Integer, nullable=False)
+    thromboprophylaxis: str | None = Field(default=None, sa_type=String(200), nullable=True)
+    on_dialysis: bool = Field(default=False, nullable=False)
+    weight_kg: float | None = Field(default=None, nullable=True)
+    status: CourseStatus = Field(sa_type=EnumText(CourseStatus), nullable=False)
+    status_changed_at: datetime = _utc()
+    status_reason: str | None = Field(default=None, sa_type=String(500), nullable=True)
+    status_reason_code: str | None = Field(default=None, sa_type=String(32), nullable=True)
+    holds: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    created_at: datetime = _utc()
+    created_by: uuid.UUID | None = Field(default=None, nullable=True)
+
+    __table_args__ = (
+        Index(
+            "uq_treatment_courses_one_live_per_patient",
+            "patient_id",
+            unique=True,
+            sqlite_where=text(_LIVE_COURSE),
+            postgresql_where=text(_LIVE_COURSE),
+        ),
+        Index("ix_treatment_courses_patient_created", "patient_id", "created_at"),
+    )
+
+
+class TreatmentCourseEvent(SQLModel, table=True):
+    """One change of a course: started, held, resumed, dose changed, stopped, with its coded
+    reason and the lab results behind it (the audit entry records the same change)."""
+
+    __tablename__ = "treatment_course_events"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    course_id: uuid.UUID = Field(sa_column=Column(ForeignKey("treatment_courses.id"), nullable=False))
+    #: 1, 2, … within the course (written under the course's row lock): the order of changes
+    #: made at the same instant.
+    seq: int = Field(sa_type=Integer, nullable=False)
+    event: str = Field(sa_type=String(40), nullable=False)
+    at: datetime = _utc()
+    from_state: str | None = Field(default=None, sa_type=String(16), nullable=True)
+    to_state: str = Field(sa_type=String(16), nullable=False)
+    reason_code: str | None = Field(default=None, sa_type=String(32), nullable=True)
+    reason: str | None = Field(default=None, sa_type=String(500), nullable=True)
+    from_dose_mg: float | None = Field(default=None, nullable=True)
+    to_dose_mg: float | None = Field(default=None, nullable=True)
+    lab_result_ids: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    actor_user_id: uuid.UUID | None = Field(default=None, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("course_id", "seq", name="uq_treatment_course_events_course_seq"),
+        Index("ix_treatment_course_events_course_at", "course_id", "at"),
+    )
+
+
+class LabResult(SQLModel, table=True):
+    """A lab result by LOINC code: as sent (``value``, ``unit``) and in the code's canonical unit,
+    which the advisories read. Values stay out of logs, events and audit entries."""
+
+    __tablename__ = "lab_results"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    patient_id: uuid.UUID = Field(sa_column=Column(ForeignKey("patients.id"), nullable=False))
+    loinc: str = Field(sa_type=String(16), nullable=False)
+    value: float = Field(nullable=False)
+    unit: str = Field(sa_type=String(40), nullable=False)
+    canonical_value: float = Field(nullable=False)
+    canonical_unit: str = Field(sa_type=String(40), nullable=False)
+    collected_at: datetime = _utc()
+    reference_low: float | None = Field(default=None, nullable=True)
+    reference_high: float | None = Field(default=None, nullable=True)
+    source: str | None = Field(default=None, sa_type=String(200), nullable=True)
+    recorded_at: datetime = _utc()
+    recorded_by: uuid.UUID | None = Field(default=None, nullable=True)
+
+    __table_args__ = (Index("ix_lab_results_patient_loinc_collected", "patient_id", "loinc", "collected_at"),)

@@ -18,24 +18,28 @@ sees one object and its unit of work.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, and_, delete, false, insert, or_, true, update
+from sqlalchemy import CursorResult, and_, delete, false, func, insert, or_, true, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
 from workflows.actors import Actor
+from workflows.advisories import LabValue
 from workflows.audit import API_ORIGIN, OUTCOME_COMPLETED, Origin
 from workflows.authorizations import OPEN_STATUSES, AuthorizationStatus
+from workflows.courses import CourseFacts, CourseStatus, HoldPeriod
 from workflows.decisions import Decision, PatientFacts
 from workflows.dispenses import DispenseStatus, PharmacistFacts, PharmacyFacts, PriorDispense
 from workflows.identifiers import normalize_reference_number
+from workflows.labs import ADVISORY_CODES, RESPONSE_CODES
 from workflows.lifecycle import StateChange
 from workflows.participants import PharmacyStatus, PrescriberStatus
 from workflows.patients import PatientStatus, RiskCategory
@@ -51,12 +55,15 @@ from .models import (
     DecisionRecord,
     Dispense,
     IdempotencyKey,
+    LabResult,
     Notice,
     Patient,
     PatientSurvey,
     Pharmacy,
     PregnancyTestRecord,
     Prescriber,
+    TreatmentCourse,
+    TreatmentCourseEvent,
     User,
     table_of,
 )
@@ -132,6 +139,39 @@ def patient_facts(row: Patient, tests: Sequence[Any]) -> PatientFacts:
     )
 
 
+def course_facts(row: TreatmentCourse) -> CourseFacts:
+    """The snapshot of a course that decisions read (no name, no lab value)."""
+    return CourseFacts(
+        course_id=str(row.id),
+        regimen=row.regimen,
+        start_date=row.start_date,
+        dose_mg=float(row.dose_mg),
+        dose_every_days=row.dose_every_days,
+        days_on=row.days_on,
+        cycle_length_days=row.cycle_length_days,
+        status=row.status,
+        status_reason_code=row.status_reason_code,
+        status_changed_at=row.status_changed_at,
+        thromboprophylaxis=row.thromboprophylaxis,
+        on_dialysis=bool(row.on_dialysis),
+        weight_kg=row.weight_kg,
+        holds=tuple(
+            HoldPeriod(datetime.fromisoformat(h["start"]), datetime.fromisoformat(h["end"]) if h.get("end") else None)
+            for h in row.holds
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ClinicalInputs:
+    """What the clinical advisories read: the patient's course that is not stopped (else the
+    newest stopped one, which still refuses under R-CYCLE-3) and the latest relevant labs."""
+
+    course: TreatmentCourse
+    facts: CourseFacts
+    labs: tuple[LabValue, ...]
+
+
 @dataclass(frozen=True)
 class AuthorizationInputs:
     """What an authorization decision reads, with the patient row locked."""
@@ -140,6 +180,8 @@ class AuthorizationInputs:
     prescriber_status: PrescriberStatus
     facts: PatientFacts
     last_survey_at: datetime | None
+    #: None for a patient without a treatment course (the REMS decides as before).
+    clinical: ClinicalInputs | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +201,7 @@ class DispenseInputs:
     patient: Patient | None
     facts: PatientFacts | None
     prior: PriorDispense | None
+    clinical: ClinicalInputs | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +233,8 @@ class DecisionWrite:
     details: Mapping[str, Any]
     #: The front the request came through (INTEROP.md), and its message's digest.
     origin: Origin = API_ORIGIN
+    #: Details for the audit entry alone, not the event (R-ACK-1's acknowledgements).
+    audit_only: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(
@@ -204,6 +249,7 @@ class DecisionWrite:
         subject: Mapping[str, Any],
         details: Mapping[str, Any],
         origin: Origin = API_ORIGIN,
+        audit_only: Mapping[str, Any] | None = None,
     ) -> DecisionWrite:
         reasons = [r.as_dict() for r in decision.reasons]
         return cls(
@@ -218,6 +264,7 @@ class DecisionWrite:
             subject,
             details,
             origin,
+            dict(audit_only or {}),
         )
 
     def audit_entry(self) -> dict[str, Any]:
@@ -237,6 +284,7 @@ class DecisionWrite:
                 "valid_until": self.decision.valid_until,
                 **self.details,
                 **self.origin.as_details(),
+                **self.audit_only,
             },
         }
 
@@ -355,6 +403,7 @@ class Repository:
             prescriber_status=PrescriberStatus(status) if status else PrescriberStatus.DECERTIFIED,
             facts=patient_facts(patient, self.pregnancy_tests(patient.id)),
             last_survey_at=self.last_survey_at(patient.id),
+            clinical=self.clinical_inputs(patient.id),
         )
 
     def dispense_inputs(
@@ -375,7 +424,98 @@ class Repository:
             patient=patient if matches else None,
             facts=patient_facts(patient, self.pregnancy_tests(patient.id)) if matches and patient else None,
             prior=self.prior_dispense(patient.id) if matches and patient else None,
+            clinical=self.clinical_inputs(patient.id) if matches and patient else None,
         )
+
+    def current_course(self, patient_id: uuid.UUID, lock: bool = False) -> TreatmentCourse | None:
+        """The patient's course that is not stopped, else its newest stopped one; None without a course."""
+        query = (
+            select(TreatmentCourse)
+            .where(TreatmentCourse.patient_id == patient_id)
+            .order_by(
+                (col(TreatmentCourse.status) == CourseStatus.STOPPED.value).asc(),
+                col(TreatmentCourse.created_at).desc(),
+            )
+            .limit(1)
+        )
+        if lock:
+            query = query.with_for_update()
+        return self.session.exec(query).first()
+
+    def clinical_inputs(self, patient_id: uuid.UUID) -> ClinicalInputs | None:
+        """The course (one statement) and, for a patient with one, the latest result of each
+        advisory code plus every M-protein result (one statement, a window function)."""
+        course = self.current_course(patient_id)
+        if course is None:
+            return None
+        return ClinicalInputs(course, course_facts(course), self.advisory_labs(patient_id))
+
+    def courses_of(self, patient_id: uuid.UUID) -> Sequence[TreatmentCourse]:
+        """Every course of the patient, newest first."""
+        return self.session.exec(
+            select(TreatmentCourse)
+            .where(TreatmentCourse.patient_id == patient_id)
+            .order_by(col(TreatmentCourse.created_at).desc())
+        ).all()
+
+    def course_events(self, course_id: uuid.UUID) -> Sequence[TreatmentCourseEvent]:
+        """The course's events, oldest first."""
+        return self.session.exec(
+            select(TreatmentCourseEvent)
+            .where(TreatmentCourseEvent.course_id == course_id)
+            .order_by(col(TreatmentCourseEvent.seq))
+        ).all()
+
+    def course_events_of_patient(self, patient_id: uuid.UUID) -> Sequence[TreatmentCourseEvent]:
+        """Every course event of the patient, oldest first (one statement)."""
+        return self.session.exec(
+            select(TreatmentCourseEvent)
+            .join(TreatmentCourse, col(TreatmentCourse.id) == col(TreatmentCourseEvent.course_id))
+            .where(TreatmentCourse.patient_id == patient_id)
+            .order_by(col(TreatmentCourseEvent.at), col(TreatmentCourse.created_at), col(TreatmentCourseEvent.seq))
+        ).all()
+
+    def lab_ids_of(self, patient_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of ``ids`` are lab results of the patient."""
+        return set(
+            self.session.exec(
+                select(LabResult.id).where(LabResult.patient_id == patient_id, col(LabResult.id).in_(list(ids)))
+            ).all()
+        )
+
+    def lab_results(self, patient_id: uuid.UUID, loinc: str | None = None) -> Sequence[LabResult]:
+        """The patient's lab results (of one code if given), oldest first."""
+        query = select(LabResult).where(LabResult.patient_id == patient_id)
+        if loinc is not None:
+            query = query.where(LabResult.loinc == loinc)
+        return self.session.exec(query.order_by(col(LabResult.collected_at), col(LabResult.recorded_at))).all()
+
+    def advisory_labs(self, patient_id: uuid.UUID) -> tuple[LabValue, ...]:
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=col(LabResult.loinc),
+                order_by=(col(LabResult.collected_at).desc(), col(LabResult.recorded_at).desc()),
+            )
+            .label("rank")
+        )
+        ranked = (
+            select_columns(
+                col(LabResult.loinc),
+                col(LabResult.canonical_value),
+                col(LabResult.canonical_unit),
+                col(LabResult.collected_at),
+                rank,
+            )
+            .where(col(LabResult.patient_id) == patient_id, col(LabResult.loinc).in_(ADVISORY_CODES))
+            .subquery()
+        )
+        rows = self.session.execute(
+            select_columns(ranked.c.loinc, ranked.c.canonical_value, ranked.c.canonical_unit, ranked.c.collected_at)
+            .where(or_(ranked.c.rank == 1, ranked.c.loinc.in_(RESPONSE_CODES)))
+            .order_by(ranked.c.collected_at, ranked.c.loinc)
+        ).all()
+        return tuple(LabValue(r.loinc, float(r.canonical_value), r.canonical_unit, r.collected_at) for r in rows)
 
     def pharmacy_facts(
         self, pharmacy_id: uuid.UUID | None, user_id: uuid.UUID | None

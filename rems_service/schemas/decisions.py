@@ -41,6 +41,35 @@ class PrescriberSurveySchema(RequestSchema):
     )
 
 
+class AcknowledgementSchema(RequestSchema):
+    """R-ACK-1: proceeding despite a critical warning, and why."""
+
+    rule = fields.String(
+        required=True,
+        validate=validate.OneOf([r.value for r in Rule]),
+        metadata={"description": "The rule ID of the critical warning acknowledged (e.g. `R-CBC-2`)."},
+    )
+    reason = text(1000, metadata={"description": "Why the request goes ahead despite the warning."})
+    prescriber_contacted_at = fields.AwareDateTime(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "When the pharmacist reached the prescriber (not in the future)."},
+    )
+
+
+def _acknowledgements() -> fields.List:
+    return fields.List(
+        fields.Nested(AcknowledgementSchema),
+        load_default=list,
+        validate=validate.Length(max=20),
+        metadata={
+            "description": f"{Rule.R_ACK_1.value}: one per critical warning the request goes ahead despite; "
+            "recorded with who and when in the decision's audit entry. Without it a critical warning is a "
+            "denial with `CLINICAL_ALERT_UNACKNOWLEDGED`."
+        },
+    )
+
+
 class AuthorizationCreateSchema(RequestSchema):
     patient_id = fields.UUID(required=True)
     days_supply = _days_supply()
@@ -49,6 +78,7 @@ class AuthorizationCreateSchema(RequestSchema):
         required=True, validate=validate.OneOf(STRENGTHS_MG), metadata={"description": "Capsule strength."}
     )
     prescriber_survey = fields.Nested(PrescriberSurveySchema, required=True)
+    acknowledgements = _acknowledgements()
 
 
 class CounselingSchema(RequestSchema):
@@ -64,6 +94,7 @@ class DispenseCreateSchema(RequestSchema):
     counseling = fields.Nested(
         CounselingSchema, required=True, metadata={"description": f"{Rule.R_COUNSEL_1.value}; `false` is a denial."}
     )
+    acknowledgements = _acknowledgements()
 
 
 class DecisionReasonSchema(Schema):
@@ -79,6 +110,25 @@ class DecisionReasonSchema(Schema):
     )
 
 
+class EvidenceSchema(Schema):
+    loinc = fields.String()
+    value = fields.Float(metadata={"description": "In the code's canonical unit."})
+    unit = fields.String()
+    collected_at = fields.String(metadata={"description": "ISO 8601, UTC."})
+
+
+class WarningSchema(Schema):
+    """A clinical advisory (CLINICAL_RULES.md): never a denial by itself."""
+
+    code = fields.String(
+        metadata={"description": "What the advisory is about (e.g. `PLATELETS_BELOW_HOLD_THRESHOLD`)."}
+    )
+    rule = fields.String(metadata={"description": "The rule ID of CLINICAL_RULES.md."})
+    severity = fields.String(metadata={"description": "info | caution | critical (critical needs an acknowledgement)."})
+    message = fields.String()
+    evidence = fields.List(fields.Nested(EvidenceSchema), metadata={"description": "The lab results behind it."})
+
+
 class DecisionSchema(Schema):
     """A recorded decision. Approved authorizations add ``authorization_number``,
     ``risk_category`` and ``expires_at``; approved dispenses add
@@ -87,6 +137,13 @@ class DecisionSchema(Schema):
     id = fields.UUID()
     decision = fields.String(metadata={"description": "approved | denied"})
     reasons = fields.List(fields.Nested(DecisionReasonSchema))
+    warnings = fields.List(
+        fields.Nested(WarningSchema),
+        metadata={
+            "description": "Clinical advisories with their evidence; present only for a patient with a "
+            "treatment course."
+        },
+    )
     evaluated_at = fields.AwareDateTime()
     program_version = fields.String()
     audit_seq = fields.Integer()

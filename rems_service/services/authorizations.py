@@ -11,13 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from rems_service.db.models import Authorization, Patient
 from rems_service.db.repository import AuthorizationInputs, AuthorizationListFilter, DecisionWrite
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
+from workflows.advisories import Acknowledgement
 from workflows.audit import API_ORIGIN, Origin
 from workflows.authorizations import (
     NUMBER_PREFIX,
@@ -28,6 +29,7 @@ from workflows.authorizations import (
     decide_authorization,
     effective_status,
 )
+from workflows.calendar import local_date
 from workflows.decisions import Decision
 from workflows.errors import DomainError
 from workflows.identifiers import new_reference_number
@@ -35,7 +37,15 @@ from workflows.program import Program, ProgramVersion
 
 from . import idempotency, patients
 from .authorization_states import effective, void_locked
-from .decisions import DecisionAnswer, DecisionResult, encode
+from .decisions import (
+    DecisionAnswer,
+    DecisionResult,
+    acknowledgements,
+    clinical_details,
+    clinical_facts,
+    encode,
+    warning_bodies,
+)
 from .errors import NotFound, from_domain_error
 from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of, prescriber_owner
 from .versions import version_at
@@ -54,6 +64,8 @@ class AuthorizationCommand:
     quantity: int
     strength_mg: float
     prescriber_survey: PrescriberSurvey
+    #: R-ACK-1: as sent ({rule, reason, prescriber_contacted_at?}); checked by ``request``.
+    acknowledgements: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def of(
@@ -64,6 +76,7 @@ class AuthorizationCommand:
         quantity: int,
         strength_mg: float,
         prescriber_survey: dict[str, Any],
+        acknowledgements: list[dict[str, Any]] | None = None,
     ) -> AuthorizationCommand:
         return cls(
             patient_id=patient_id,
@@ -74,6 +87,7 @@ class AuthorizationCommand:
                 counseled_on_risks=prescriber_survey.get("counseled_on_risks"),
                 contraception_confirmed=prescriber_survey.get("contraception_confirmed"),
             ),
+            acknowledgements=tuple(acknowledgements or ()),
         )
 
     def as_request(self) -> AuthorizationRequest:
@@ -104,8 +118,10 @@ def request(
     Raises ``NotFound`` for an unknown patient. A patient of another
     prescriber is a recorded denial (PATIENT_PRESCRIBER_MISMATCH).
     ``idempotency_key`` (with the validated ``request_body`` it guards)
-    makes a repeated request return the first answer.
+    makes a repeated request return the first answer. ``Invalid`` for an acknowledgement
+    whose prescriber contact is in the future.
     """
+    acknowledgements(command.acknowledgements, now)
     return idempotency.run(
         uow_factory,
         actor,
@@ -116,13 +132,20 @@ def request(
     )
 
 
-def _context(actor: Actor, inputs: AuthorizationInputs, command: AuthorizationCommand) -> AuthorizationContext:
+def _context(
+    actor: Actor,
+    inputs: AuthorizationInputs,
+    command: AuthorizationCommand,
+    acks: tuple[Acknowledgement, ...],
+    today: date | None = None,
+) -> AuthorizationContext:
     return AuthorizationContext(
         prescriber_id=str(actor.prescriber_id),
         prescriber_status=inputs.prescriber_status,
         patient=inputs.facts,
         last_survey_at=inputs.last_survey_at,
         request=command.as_request(),
+        clinical=clinical_facts(inputs.clinical, acks, command.strength_mg, inputs.patient, today),
     )
 
 
@@ -141,10 +164,12 @@ def _decide(
         inputs = repo.authorization_inputs(command.patient_id, actor.prescriber_id)
         if inputs is None:
             raise NotFound(patients.NOT_FOUND)
-        ctx = _context(actor, inputs, command)
+        acks = acknowledgements(command.acknowledgements, now)
+        ctx = _context(actor, inputs, command, acks, local_date(now, version.tz))
         decision = decide_authorization(ctx, version, now)
+        clinical, audit_only = clinical_details(decision, acks, actor, now)
         patient, decision_id = inputs.patient, uuid.uuid4()
-        details: dict[str, Any] = {"days_supply": command.days_supply}
+        details: dict[str, Any] = {"days_supply": command.days_supply, **clinical}
         row = None
         if decision.approved:
             row = _new_authorization(_unused_number(uow), patient, command, decision, decision_id, now)
@@ -167,6 +192,7 @@ def _decide(
             },
             details=details,
             origin=origin,
+            audit_only=audit_only,
         )
         record = repo.record_decision(
             write, event="authorization.issued" if decision.approved else "authorization.denied"
@@ -174,7 +200,7 @@ def _decide(
         if row is not None:
             repo.add(row)
         statuses = {"prescriber": inputs.prescriber_status.value, "patient": inputs.facts.status.value}
-        result = DecisionResult.of(record, row, None, statuses)
+        result = DecisionResult.of(record, row, None, statuses, warnings=warning_bodies(decision))
         body = encode(result)
         idempotency.complete(repo, claim, body)
         uow.commit()

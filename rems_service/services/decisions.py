@@ -13,22 +13,27 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense
-from rems_service.db.repository import DECISION_ACTIONS
+from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense, Patient
+from rems_service.db.repository import DECISION_ACTIONS, ClinicalInputs
 from rems_service.db.uow import UnitOfWork
 from workflows import snapshots
+from workflows.actors import Actor
+from workflows.advisories import Acknowledgement, ClinicalFacts, age_in_years
 from workflows.audit import digest
+from workflows.clock import isoformat_utc
+from workflows.decisions import Decision
 from workflows.dispenses import DispenseContext, participant_statuses
 from workflows.program import Program
 from workflows.replay import ReplayResult, compare, summary
 from workflows.replay import replay as replay_decision
+from workflows.rules import Rule
 
-from .errors import NotFound
+from .errors import Invalid, NotFound
 
 #: A reason's fields in the Decision, in order. ``next_step`` is absent from decisions
 #: recorded before it existed (their stored reasons are shown as recorded).
@@ -60,6 +65,8 @@ class DecisionResult:
     #: at its time: for fronts whose codes tell a deactivated participant from one with
     #: requirements unmet (INTEROP.md, NCPDP). Not part of the Decision body.
     statuses: tuple[tuple[str, str], ...] = ()
+    #: CLINICAL_RULES.md's warnings with their evidence (none for a patient without a course).
+    warnings: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def of(
@@ -68,6 +75,7 @@ class DecisionResult:
         authorization: Authorization | None = None,
         dispense: Dispense | None = None,
         statuses: dict[str, str] | None = None,
+        warnings: tuple[dict[str, Any], ...] = (),
     ) -> DecisionResult:
         values: dict[str, Any] = {}
         if authorization is not None:
@@ -92,6 +100,7 @@ class DecisionResult:
             program_version=record.program_version,
             audit_seq=record.audit_seq,
             statuses=tuple(sorted((statuses or {}).items())),
+            warnings=warnings,
             **values,
         )
 
@@ -105,6 +114,7 @@ class DecisionResult:
             "id": str(self.id),
             "decision": self.decision,
             "reasons": [{name: r[name] for name in REASON_FIELDS if name in r} for r in self.reasons],
+            **({"warnings": [dict(w) for w in self.warnings]} if self.warnings else {}),
             "evaluated_at": self.evaluated_at.isoformat(),
             "program_version": self.program_version,
             "audit_seq": self.audit_seq,
@@ -158,8 +168,87 @@ def replayed_result(uow: UnitOfWork, body: str) -> DecisionResult:
         program_version=data["program_version"],
         audit_seq=data["audit_seq"],
         statuses=tuple(sorted(statuses.items())),
+        warnings=tuple(data.get("warnings", ())),
         **values,
     )
+
+
+def acknowledgements(raw: Sequence[Mapping[str, Any]] | None, now: datetime) -> tuple[Acknowledgement, ...]:
+    """R-ACK-1: the request's acknowledgements; ``Invalid`` for a contact time in the future."""
+    acks = []
+    problems: dict[str, list[str]] = {}
+    for i, a in enumerate(raw or ()):
+        contacted = a.get("prescriber_contacted_at")
+        if contacted is not None and contacted > now:
+            problems[f"acknowledgements.{i}.prescriber_contacted_at"] = ["Cannot be in the future."]
+        acks.append(Acknowledgement(Rule(a["rule"]), str(a["reason"]).strip(), contacted))
+    if problems:
+        raise Invalid("The acknowledgements cannot be accepted.", problems)
+    return tuple(acks)
+
+
+def clinical_facts(
+    inputs: ClinicalInputs | None,
+    acks: tuple[Acknowledgement, ...],
+    strength_mg: float | None,
+    patient: Patient | None = None,
+    today: date | None = None,
+) -> ClinicalFacts | None:
+    """The clinical part of a decision's snapshot; None for a patient without a course.
+
+    Age (whole years) and sex are read only when the course records a weight, for the
+    Cockcroft-Gault estimate of R-RENAL-1; the snapshot never holds the date of birth."""
+    if inputs is None:
+        return None
+    age = female = None
+    if inputs.facts.weight_kg is not None and patient is not None and today is not None:
+        age = age_in_years(patient.date_of_birth, today)
+        female = not patient.risk_category.value.startswith("MALE")
+    return ClinicalFacts(
+        course=inputs.facts,
+        labs=inputs.labs,
+        acknowledgements=acks,
+        strength_mg=strength_mg,
+        age_years=age,
+        female=female,
+    )
+
+
+def warning_bodies(decision: Decision) -> tuple[dict[str, Any], ...]:
+    """The Decision's ``warnings`` with their evidence (API, portal)."""
+    return tuple(w.as_dict() for w in decision.warnings)
+
+
+def clinical_details(
+    decision: Decision, acks: tuple[Acknowledgement, ...], actor: Actor, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(details for the audit entry and the event, details for the audit entry alone).
+
+    Warnings appear by code, rule, severity and a digest of their evidence (never a lab
+    value); the acknowledgements (who, when, why) only in the audit entry. Nothing at all
+    for a decision without warnings or acknowledgements, so a patient without a course
+    records exactly what it did before."""
+    shared: dict[str, Any] = {}
+    audit_only: dict[str, Any] = {}
+    if decision.warnings:
+        shared["warnings"] = [
+            {**w.summary(), "evidence_digest": digest(w.as_dict()["evidence"])} for w in decision.warnings
+        ]
+    if acks:
+        audit_only["acknowledgements"] = [
+            {
+                "rule": a.rule.value,
+                "reason": a.reason,
+                "prescriber_contacted_at": isoformat_utc(a.prescriber_contacted_at)
+                if a.prescriber_contacted_at
+                else None,
+                "by_user_id": actor.user_id,
+                "by_role": actor.role,
+                "at": isoformat_utc(now),
+            }
+            for a in acks
+        ]
+    return shared, audit_only
 
 
 def encode(result: DecisionResult) -> str:
@@ -207,7 +296,9 @@ class Replayed:
 def _replay_row(program: Program, entry: AuditEntry, row: DecisionRecord) -> Replayed:
     version = program.version(row.program_version)
     decision = replay_decision(row.kind, row.snapshot, version, row.evaluated_at)
-    recorded = summary(entry.outcome, entry.reasons, entry.details.get("valid_until"))
+    recorded = summary(
+        entry.outcome, entry.reasons, entry.details.get("valid_until"), entry.details.get("warnings", [])
+    )
     return Replayed(
         entry.seq, row.id, row.kind, digest(row.snapshot) == entry.inputs_digest, compare(recorded, decision)
     )

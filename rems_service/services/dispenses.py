@@ -14,7 +14,7 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from rems_service.db.models import Authorization, Dispense, Patient
@@ -29,8 +29,10 @@ from rems_service.db.repository import (
 )
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
+from workflows.advisories import Acknowledgement
 from workflows.audit import API_ORIGIN, Origin
 from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
+from workflows.calendar import local_date
 from workflows.decisions import Decision
 from workflows.dispenses import (
     NUMBER_PREFIX,
@@ -54,7 +56,15 @@ from workflows.rules import Code, Rule
 
 from . import idempotency
 from .authorization_states import effective, settle
-from .decisions import DecisionAnswer, DecisionResult, encode
+from .decisions import (
+    DecisionAnswer,
+    DecisionResult,
+    acknowledgements,
+    clinical_details,
+    clinical_facts,
+    encode,
+    warning_bodies,
+)
 from .errors import Conflict, Forbidden, NotFound, Unavailable, from_domain_error
 from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of
 from .reminders import refresh_reminders
@@ -91,22 +101,26 @@ def request(
     idempotency_key: str | None = None,
     request_body: Any = None,
     origin: Origin = API_ORIGIN,
+    acknowledgements_sent: list[dict[str, Any]] | None = None,
 ) -> DecisionAnswer:
     """Decide a dispense authorization (R-DISP-1) and record it, every reason listed.
 
     ``origin`` is the front the request came through (recorded on the decision
-    and its audit entry).
+    and its audit entry). ``acknowledgements_sent`` are the pharmacist's R-ACK-1
+    acknowledgements (``Invalid`` for a prescriber contact in the future).
 
     If the decision loses a race to R-DISP-5's unique index, it is decided
     again from fresh reads (and so denied AUTHORIZATION_ALREADY_USED); a
     second loss is a 503 (``Unavailable``), never an approval.
     """
 
+    acks = acknowledgements(acknowledgements_sent, now)
+
     def decide(claim: idempotency.Claim | None) -> DecisionAnswer:
         version = version_at(program, now)  # after the claim: a replay needs no program in force
         for _attempt in range(2):
             try:
-                return _decide(uow_factory(), actor, now, version, dispense_request, claim, origin)
+                return _decide(uow_factory(), actor, now, version, dispense_request, claim, origin, acks)
             except AlreadyHeld:
                 continue  # the unit of work rolled back; decide again on what the winner wrote
         raise Unavailable(
@@ -116,7 +130,12 @@ def request(
     return idempotency.run(uow_factory, actor, ENDPOINT, idempotency_key, request_body, decide)
 
 
-def _context(inputs: DispenseInputs, dispense_request: DispenseRequest) -> DispenseContext:
+def _context(
+    inputs: DispenseInputs,
+    dispense_request: DispenseRequest,
+    acks: tuple[Acknowledgement, ...] = (),
+    today: date | None = None,
+) -> DispenseContext:
     auth, holding = inputs.authorization, inputs.holding
     return DispenseContext(
         pharmacy=inputs.pharmacy,
@@ -137,6 +156,9 @@ def _context(inputs: DispenseInputs, dispense_request: DispenseRequest) -> Dispe
         ),
         patient=inputs.facts,
         prior_dispense=inputs.prior,
+        clinical=clinical_facts(
+            inputs.clinical, acks, auth.strength_mg if auth is not None else None, inputs.patient, today
+        ),
     )
 
 
@@ -148,6 +170,7 @@ def _decide(
     dispense_request: DispenseRequest,
     claim: idempotency.Claim | None,
     origin: Origin = API_ORIGIN,
+    acks: tuple[Acknowledgement, ...] = (),
 ) -> DecisionAnswer:
     """Gather the facts, decide, record: one unit of work. ``AlreadyHeld`` when a
     concurrent confirmation won R-DISP-5's index (everything here rolls back)."""
@@ -156,8 +179,9 @@ def _decide(
         inputs = repo.dispense_inputs(
             dispense_request.authorization_number, dispense_request.rems_patient_id, actor.pharmacy_id, actor.user_id
         )
-        ctx = _context(inputs, dispense_request)
+        ctx = _context(inputs, dispense_request, acks, local_date(now, version.tz))
         decision = decide_dispense(ctx, version, now)
+        clinical, audit_only = clinical_details(decision, acks, actor, now)
         decision_id = uuid.uuid4()
         subject: dict[str, Any] = {
             "pharmacy_id": actor.pharmacy_id,
@@ -175,7 +199,7 @@ def _decide(
             subject["presented_rems_patient_id"] = dispense_request.rems_patient_id
             if inputs.authorization is not None:
                 subject["authorization_rems_patient_id"] = inputs.authorization.rems_patient_id
-        details: dict[str, Any] = {"days_supply": dispense_request.days_supply}
+        details: dict[str, Any] = {"days_supply": dispense_request.days_supply, **clinical}
         row = _confirm(uow, actor, now, version, inputs, dispense_request, decision, decision_id, details)
         write = DecisionWrite.of(
             actor=actor,
@@ -188,12 +212,19 @@ def _decide(
             subject=subject,
             details=details,
             origin=origin,
+            audit_only=audit_only,
         )
         record = repo.record_decision(write, event="dispense.approved" if decision.approved else "dispense.denied")
         if row is not None:
             repo.add_confirmation(row)  # R-DISP-5's index: AlreadyHeld if another confirmation holds it
         statuses = participant_statuses(ctx, now)
-        result = DecisionResult.of(record, inputs.authorization if row is not None else None, row, statuses)
+        result = DecisionResult.of(
+            record,
+            inputs.authorization if row is not None else None,
+            row,
+            statuses,
+            warnings=warning_bodies(decision),
+        )
         body = encode(result)
         idempotency.complete(repo, claim, body)
         uow.commit()

@@ -49,6 +49,7 @@ from rems_service.db.models import (
 from rems_service.db.repository import (
     AlreadyHeld,
     AuthorizationInputs,
+    ClinicalInputs,
     DecisionWrite,
     DispenseInputs,
     IdempotencyClaim,
@@ -126,6 +127,8 @@ class FakeStore:
     pharmacist_training: dict[uuid.UUID, datetime | None] = field(default_factory=dict)
     pregnancy_tests: dict[uuid.UUID, list[PregnancyTest]] = field(default_factory=dict)
     survey_times: dict[uuid.UUID, list[datetime]] = field(default_factory=dict)
+    #: CLINICAL_RULES.md: a patient's course and labs as the decision reads them (none: no course).
+    clinical: dict[uuid.UUID, ClinicalInputs] = field(default_factory=dict)
     decisions: list[DecisionRecord] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     events: list[OutboxEvent] = field(default_factory=list)
@@ -315,6 +318,7 @@ class FakeRepository:
             else PrescriberStatus.DECERTIFIED,
             facts=patient_facts(patient, self.store.pregnancy_tests.get(patient.id, [])),
             last_survey_at=max(surveys) if surveys else None,
+            clinical=self.store.clinical.get(patient.id),
         )
 
     def dispense_inputs(
@@ -344,6 +348,7 @@ class FakeRepository:
             if matches and patient
             else None,
             prior=self._prior_dispense(patient.id) if matches and patient else None,
+            clinical=self.store.clinical.get(patient.id) if matches and patient else None,
         )
 
     def _prior_dispense(self, patient_id: uuid.UUID) -> PriorDispense | None:

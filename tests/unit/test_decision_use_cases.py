@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from config.programs import load_program
-from rems_service.db.models import Authorization, Dispense, IdempotencyKey, Patient
-from rems_service.db.repository import AlreadyHeld
+from rems_service.db.models import Authorization, Dispense, IdempotencyKey, Patient, TreatmentCourse
+from rems_service.db.repository import AlreadyHeld, ClinicalInputs, course_facts
 from rems_service.services import authorizations, dispenses
 from rems_service.services.authorizations import AuthorizationCommand
 from rems_service.services.decisions import DecisionAnswer
@@ -31,8 +31,11 @@ from rems_service.services.errors import Conflict, Invalid, NotFound, Unavailabl
 from tests.helpers import utc
 from tests.unit.fakes import FakeStore, FakeUnitOfWork, PharmacyRecord
 from workflows.actors import Actor, UserRole
+from workflows.advisories import LabValue
 from workflows.audit import digest
 from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
+from workflows.clinical_params import Regimen
+from workflows.courses import CourseStatus
 from workflows.dispenses import DispenseStatus
 from workflows.participants import PharmacyStatus, PrescriberStatus
 from workflows.patients import MenstrualCycle, PatientStatus, RiskCategory
@@ -395,6 +398,36 @@ def _positive_newest(w: World) -> None:
     w.store.add_test(w.patient.id, pos(NOW - DAY))
 
 
+def _course(status: CourseStatus = CourseStatus.ACTIVE, platelets: float = 200.0):
+    """CLINICAL_RULES.md: a maintenance course at 10 mg with a fresh CBC (platelets as given)."""
+
+    def setup(w: World) -> None:
+        row = TreatmentCourse(
+            patient_id=w.patient.id,
+            prescriber_id=w.patient.prescriber_id,
+            regimen=Regimen.MAINTENANCE,
+            start_date=(NOW - 40 * DAY).date(),
+            dose_mg=10.0,
+            dose_every_days=1,
+            days_on=28,
+            cycle_length_days=28,
+            thromboprophylaxis="aspirin",
+            on_dialysis=False,
+            status=status,
+            status_changed_at=NOW - DAY,
+            status_reason_code=None if status is CourseStatus.ACTIVE else "hematologic",
+            holds=[] if status is CourseStatus.ACTIVE else [{"start": (NOW - DAY).isoformat(), "end": None}],
+            created_at=NOW - 40 * DAY,
+        )
+        labs = (
+            LabValue("751-8", 2.0, "10*3/uL", NOW - 2 * DAY),
+            LabValue("777-3", platelets, "10*3/uL", NOW - 2 * DAY),
+        )
+        w.store.clinical[w.patient.id] = ClinicalInputs(row, course_facts(row), labs)
+
+    return setup
+
+
 AUTHORIZATION_CASES = [
     case("prescriber-suspended", {("PRESCRIBER_NOT_CERTIFIED", "R-PRES-1")}, _prescriber(PrescriberStatus.SUSPENDED)),
     case("prescriber-pending", {("PRESCRIBER_NOT_CERTIFIED", "R-PRES-1")}, _prescriber(PrescriberStatus.PENDING)),
@@ -462,6 +495,8 @@ AUTHORIZATION_CASES = [
     case("newest-test-positive", {("PREGNANCY_TEST_POSITIVE", "R-PREG-4")}, _positive_newest),
     case("survey-overdue", {("PATIENT_SURVEY_OVERDUE", "R-SURV-1")}, world={"survey_age": SURVEY_OLD}),
     case("survey-never-done", {("PATIENT_SURVEY_OVERDUE", "R-SURV-1")}, world={"survey_age": None}),
+    case("treatment-on-hold", {("TREATMENT_ON_HOLD", "R-CYCLE-3")}, _course(CourseStatus.ON_HOLD)),
+    case("critical-unacknowledged", {("CLINICAL_ALERT_UNACKNOWLEDGED", "R-ACK-1")}, _course(platelets=25.0)),
 ]
 
 
@@ -705,6 +740,8 @@ DISPENSE_CASES = [
         "newest-test-positive", {("PREGNANCY_TEST_POSITIVE", "R-PREG-4")}, _tests(neg(NOW - 3 * DAY), pos(NOW - HOUR))
     ),
     case("early-refill", {("EARLY_REFILL", "R-DISP-3")}, _prior_dispensed(EARLY_DAYS)),
+    case("treatment-on-hold", {("TREATMENT_ON_HOLD", "R-CYCLE-3")}, _course(CourseStatus.ON_HOLD)),
+    case("critical-unacknowledged", {("CLINICAL_ALERT_UNACKNOWLEDGED", "R-ACK-1")}, _course(platelets=25.0)),
 ]
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.unit.clinical_fixtures import ANC, PLT, course, lab
+from tests.unit.clinical_fixtures import facts as clinical_facts
 from tests.unit.test_decision_rules import (
     DAY,
     HOUR,
@@ -31,6 +33,7 @@ from tests.unit.test_decision_rules import (
     with_tests,
 )
 from workflows.authorizations import AuthorizationStatus
+from workflows.courses import CourseStatus
 from workflows.dispenses import Counseling, PriorDispense
 from workflows.participants import PharmacyStatus, PrescriberStatus
 from workflows.patients import PatientStatus, RiskCategory
@@ -449,6 +452,32 @@ STEPS = [
         Rule.R_DISP_3,
         "from 2026-06-20",
         "ends on 2026-06-27",
+    ),
+    # -- CLINICAL_RULES.md: the two rules that refuse ----------------------------------------------
+    step(
+        "treatment-on-hold",
+        "authorization",
+        edit(clinical=clinical_facts(course(status=CourseStatus.ON_HOLD, status_reason_code="hematologic"))),
+        Code.TREATMENT_ON_HOLD,
+        Rule.R_CYCLE_3,
+        "resume the course",
+    ),
+    step(
+        "treatment-stopped",
+        "dispense",
+        edit(clinical=clinical_facts(course(status=CourseStatus.STOPPED, status_reason_code="other"))),
+        Code.TREATMENT_ON_HOLD,
+        Rule.R_CYCLE_3,
+        "start a new course",
+    ),
+    step(
+        "critical-unacknowledged",
+        "dispense",
+        edit(clinical=clinical_facts(labs=(lab(ANC, 2.0), lab(PLT, 25.0)))),
+        Code.CLINICAL_ALERT_UNACKNOWLEDGED,
+        Rule.R_ACK_1,
+        '"rule": "R-CBC-2"',
+        "pharmacist",
     ),
 ]
 
