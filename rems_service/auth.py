@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -42,7 +43,8 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 @auth.verify_token
 def _verify_token(token: str) -> Actor | None:
-    return users.authenticate(get_runtime().read(), token.strip())
+    # Token expiry is judged on the real clock: a sandbox X-Rems-Now never revives a token.
+    return users.authenticate(get_runtime().read(), token.strip(), datetime.now(UTC))
 
 
 @auth.error_handler
@@ -61,7 +63,7 @@ def _refuse(status: int) -> None:
     abort(
         401,
         message="The bearer token is not valid.",
-        errors={"Authorization": ["Unknown token."]},
+        errors={"Authorization": ["Unknown, replaced or expired token, or its user is disabled."]},
         headers={"WWW-Authenticate": f'{challenge}, error="invalid_token"'},
     )
 

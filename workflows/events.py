@@ -40,4 +40,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "pharmacy.certification_expiring",
     "pharmacy.certification_expired",
     "user.created",
+    "user.disabled",
+    "user.enabled",
+    "user.token_rotated",
 )
