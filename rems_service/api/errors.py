@@ -18,7 +18,7 @@ from flask_smorest import Api, Blueprint, abort
 from marshmallow import Schema, fields
 from sqlalchemy.exc import DBAPIError, OperationalError
 from webargs import core
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from rems_service.services.errors import ServiceError
 
@@ -244,10 +244,28 @@ class RemsApi(Api):
                 message = "Malformed request: " + _summary(errors)
             else:
                 message = error.description
-        return error_response(error.code or 500, message, errors, data.get("headers"))
+        headers = dict(data.get("headers") or {})
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(sorted(error.valid_methods))  # RFC 9110 15.5.6: a 405 names them
+        return error_response(error.code or 500, message, errors, headers)
+
+
+#: Responses a shared cache may keep: the public API description (no PHI, no caller data).
+CACHEABLE_PATHS = ("/api/v1/openapi.json", "/api/v1/docs")
+
+
+def _protect_response(response: Response) -> Response:
+    """Every answer may carry PHI or a caller's data (tokens, secrets): no cache keeps it, and
+    no browser guesses its type."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if not request.path.startswith(CACHEABLE_PATHS):
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def init_app(app: Flask) -> None:
+    app.after_request(_protect_response)
+
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> tuple[Response, int, Any]:
         return error_response(exc.status, exc.message, exc.field_errors or None)
