@@ -27,6 +27,7 @@ from flask_httpauth import HTTPTokenAuth
 from flask_smorest import Blueprint, abort
 
 from rems_service.context import begin, ctx
+from rems_service.ratelimit import limit_failed_authentication
 from rems_service.runtime import get_runtime
 from rems_service.services import users
 from rems_service.services.errors import Forbidden
@@ -90,9 +91,10 @@ def _authenticate() -> None:
 
 
 def protect(blp: Blueprint) -> Blueprint:
-    """Require a valid bearer token on every route of ``blp`` and build the request context."""
+    """Require a valid bearer token on every route of ``blp`` and build the request context;
+    each 401 counts against the caller's address (``ratelimit``)."""
     blp.before_request(_authenticate)
-    return blp
+    return limit_failed_authentication(blp)
 
 
 def _docstring_description(view: Callable[..., Any]) -> str:

@@ -6,6 +6,7 @@ from flask import Flask
 from flask_smorest import Blueprint
 
 from rems_service.auth import SECURITY_SCHEME
+from rems_service.ratelimit import limit_decisions
 
 from . import (
     audit,
@@ -48,6 +49,9 @@ Blueprint.ARGUMENTS_PARSER.location_loader("json")(load_json_body)
 Blueprint.ARGUMENTS_PARSER.location_loader("query")(load_query)
 for _blp in BLUEPRINTS:
     _blp.before_request(refuse_unsafe_path)
+# POST /authorizations and POST /dispenses: requests per token (issue 18).
+limit_decisions(authorizations.blp)
+limit_decisions(dispenses.blp)
 
 
 def init_app(app: Flask) -> RemsApi:

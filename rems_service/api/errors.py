@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Request, Response, jsonify, request
+from flask_limiter import RateLimitExceeded
 from flask_smorest import Api, Blueprint, abort
 from marshmallow import Schema, fields
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -263,8 +264,20 @@ def _protect_response(response: Response) -> Response:
     return response
 
 
+def too_many_requests(exc: RateLimitExceeded) -> tuple[Response, int, Any]:
+    """The only place a 429 is made (``rems_service.ratelimit``): the API's error body;
+    Flask-Limiter's after-request hook adds ``Retry-After`` (seconds) and the X-RateLimit headers."""
+    log.warning("rate limited", extra={"limit": str(exc.limit.limit), "scope": exc.limit.scope})
+    return error_response(
+        429,
+        f"{exc.description} Retry after the number of seconds in the Retry-After header.",
+        {"rate_limit": [f"At most {exc.limit.limit}."]},
+    )
+
+
 def init_app(app: Flask) -> None:
     app.after_request(_protect_response)
+    app.register_error_handler(RateLimitExceeded, too_many_requests)
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> tuple[Response, int, Any]:

@@ -7,8 +7,10 @@ they are added here as each operation is registered, never by hand in the views
 - every operation: 400 (a malformed or refused ``X-Rems-Now``) and the
   ``X-Rems-Now`` header itself (sandbox and test only);
 - a protected operation (one that declares the bearer security requirement,
-  ``auth.roles``): 401, 403, and 503 (authentication reads the database);
-- a path naming an object (``/patients/{patient_id}``): 404;
+  ``auth.roles``): 401, 403, 429 (rate limits, with ``Retry-After``) and 503
+  (authentication reads the database);
+- a path naming an object (``/patients/{patient_id}``): 404, and 422 (a control
+  character in the segment);
 - POST, PUT and PATCH of a protected operation (state changes): 409;
 - a JSON body: 400 (not valid JSON), 415 (not JSON) and 422;
 - query parameters: 422;
@@ -67,6 +69,11 @@ RESPONSES: dict[str, tuple[int, str]] = {
         422,
         "Validation failed: `errors` names each field to fix and says what to send.",
     ),
+    "TooManyRequests": (
+        429,
+        "Rate limited (failed authentications from this address, or decision requests with this token): "
+        "nothing was done. Retry after the number of seconds in `Retry-After`.",
+    ),
     "Unavailable": (503, "The database is unavailable; nothing was changed. Retry later."),
     "DecisionUnavailable": (
         503,
@@ -96,11 +103,16 @@ def register_components(api: Api) -> None:
     components = api.spec.components
     if ERROR_SCHEMA not in components.schemas:  # flask-smorest may have registered it (``RemsApi.ERROR_SCHEMA``)
         components.schema(ERROR_SCHEMA, schema=ErrorSchema)
-    for name, (_status, description) in RESPONSES.items():
-        components.response(
-            name,
-            {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}},
-        )
+    for name, (status, description) in RESPONSES.items():
+        response: dict[str, Any] = {
+            "description": description,
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+        if status == 429:
+            response["headers"] = {
+                "Retry-After": {"description": "Seconds until the limit's window ends.", "schema": {"type": "integer"}}
+            }
+        components.response(name, response)
     components.parameter(CLOCK_PARAMETER, "header", {**_CLOCK_HEADER_DOC, "name": CLOCK_HEADER})
 
 
@@ -128,9 +140,11 @@ def statuses(path: str, method: str, operation: dict[str, Any]) -> dict[int, str
     if protected:
         found[401] = "Unauthorized"
         found[403] = "Forbidden"
+        found[429] = "TooManyRequests"
         found[503] = "DecisionUnavailable" if _is_decision(operation) else "Unavailable"
     if "{" in path:
         found[404] = "NotFound"
+        found[422] = "ValidationFailed"  # a control character in a path segment
     if protected and method in _STATE_CHANGES:
         found[409] = "Conflict"
     if "requestBody" in operation:
