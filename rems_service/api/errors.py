@@ -22,6 +22,7 @@ from webargs import core
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from rems_service.services.errors import ServiceError
+from rems_service.services.versions import NotInForce
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +282,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> tuple[Response, int, Any]:
+        if isinstance(exc, NotInForce):
+            if request.headers.get("X-Rems-Now"):  # the caller chose a time before the program
+                return error_response(422, f"X-Rems-Now: {exc.message}; nothing was decided.", exc.field_errors)
+            return error_response(exc.status, exc.message)
         return error_response(exc.status, exc.message, exc.field_errors or None)
 
     @app.errorhandler(OverflowError)

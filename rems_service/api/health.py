@@ -14,7 +14,18 @@ blp = Blueprint("health", __name__, description="Process liveness and dependency
 
 
 @blp.route("/healthz", methods=["GET"])
-@blp.doc(responses={"200": {"description": "The process is up: `{status: ok}`."}})
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The process is up: `{status: ok}`.",
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}}
+                }
+            },
+        }
+    }
+)
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}

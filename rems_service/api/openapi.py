@@ -155,9 +155,9 @@ def statuses(path: str, method: str, operation: dict[str, Any]) -> dict[int, str
     return found
 
 
-def _with_error_body(response: Any) -> Any:
-    """A response a view declared without a body gets the error body."""
-    if isinstance(response, dict) and not response.get("content"):
+def _with_error_body(code: str, response: Any) -> Any:
+    """An error response a view declared without a body gets the error body."""
+    if code.startswith(("4", "5")) and isinstance(response, dict) and not response.get("content"):
         return {**response, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
     return response
 
@@ -185,7 +185,7 @@ def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
     for code, response in operation.get("responses", {}).items():
         if response == _SMOREST_422:
             continue  # flask-smorest's generic 422; replaced by the worded component below
-        declared[str(code)] = _with_error_body(response)
+        declared[str(code)] = _with_error_body(str(code), response)
     for status, component in statuses(path, method, operation).items():
         declared.setdefault(str(status), component)
     operation["responses"] = dict(sorted(declared.items(), key=lambda item: _sort_key(item[0])))

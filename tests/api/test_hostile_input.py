@@ -117,6 +117,8 @@ def test_audit_seq_beyond_bigint_is_a_404(world):
         ("9999-12-31T23:59:59+00:00", 422),  # the authorization's window passes year 9999
         ("9999-12-20T00:00:00+00:00", 422),
         ("0001-01-01T00:00:00+05:00", 400),  # before the calendar's first instant in UTC
+        ("0001-01-01T00:00:00+00:00", 422),  # before the program's first version (was a 503)
+        ("1803-11-09T14:07:39+20:45", 422),
         ("9999-12-31T23:59:59-05:00", 400),  # after its last
     ],
 )
