@@ -68,6 +68,15 @@ class Config:
     WEBHOOK_BACKOFF_CAP_SECONDS = 3600
     WEBHOOK_MAX_ATTEMPTS = 8
 
+    # Rate limits (``rems_service.ratelimit``; Flask-Limiter's notation, e.g. "20 per minute").
+    RATE_LIMITS_ENABLED = True
+    #: Failed authentications (API 401s, portal sign-ins) per client address.
+    RATE_LIMIT_FAILED_AUTH = "20 per minute"
+    #: Failed portal sign-ins per email.
+    RATE_LIMIT_FAILED_SIGN_IN = "10 per 15 minutes"
+    #: POST /authorizations and POST /dispenses per bearer token.
+    RATE_LIMIT_DECISIONS = "120 per minute"
+
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
@@ -86,6 +95,11 @@ class TestConfig(Config):
     TESTING = True
     # Tests of background work turn it on; the others should not pay for it.
     RELAY_AFTER_REQUEST = False
+    # Suites make many refused and decision requests from one address; the rate-limit
+    # tests set their own limits.
+    RATE_LIMIT_FAILED_AUTH = "100000 per minute"
+    RATE_LIMIT_FAILED_SIGN_IN = "100000 per minute"
+    RATE_LIMIT_DECISIONS = "100000 per minute"
 
 
 class ProductionConfig(Config):
@@ -120,6 +134,9 @@ def load_settings(
         ("PROGRAM_DIR", "REMS_PROGRAM_DIR"),
         ("REMS_PATIENT_ID_SYSTEM", "REMS_PATIENT_ID_SYSTEM"),
         ("PORTAL_URL", "REMS_PORTAL_URL"),
+        ("RATE_LIMIT_FAILED_AUTH", "REMS_RATE_LIMIT_FAILED_AUTH"),
+        ("RATE_LIMIT_FAILED_SIGN_IN", "REMS_RATE_LIMIT_FAILED_SIGN_IN"),
+        ("RATE_LIMIT_DECISIONS", "REMS_RATE_LIMIT_DECISIONS"),
     ):
         if environ.get(env_key):
             settings[key] = environ[env_key]

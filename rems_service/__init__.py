@@ -9,7 +9,7 @@ from flask import Flask
 
 from config.settings import load_settings
 
-from . import api, clock, interop, jobs, logs, runtime
+from . import api, clock, interop, jobs, logs, ratelimit, runtime
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -25,6 +25,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     logs.init_app(app)  # first: the request id exists before anything can fail
     clock.init_app(app)
     runtime.init_app(app)
+    ratelimit.init_app(app)  # before the API: its before-request check runs before authentication
     api.init_app(app)
     interop.init_app(app)  # NCPDP SCRIPT, FHIR and CDS Hooks (INTEROP.md)
     jobs.init_app(app)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -27,6 +28,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy.exc import DBAPIError
 
 from rems_service.context import begin, ctx
+from rems_service.ratelimit import limit_failed_authentication
 from rems_service.runtime import get_runtime
 from rems_service.services import users
 from rems_service.services.errors import Forbidden
@@ -45,15 +47,16 @@ View = TypeVar("View", bound=Callable[..., Any])
 def _verify_token(token: str) -> Actor | None:
     """The caller's actor. This is the request's first statement on its connection: if it
     finds the pooled connection dropped (a database restart, an idle timeout), it retries
-    once on a fresh one — what a pre-ping on every checkout would cost every request."""
+    once on a fresh one — what a pre-ping on every checkout would cost every request.
+    Token expiry is judged on the real clock: a sandbox X-Rems-Now never revives a token."""
     runtime = get_runtime()
     try:
-        return users.authenticate(runtime.read(), token.strip())
+        return users.authenticate(runtime.read(), token.strip(), datetime.now(UTC))
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
         runtime.release_request_connection()
-        return users.authenticate(runtime.read(), token.strip())
+        return users.authenticate(runtime.read(), token.strip(), datetime.now(UTC))
 
 
 @auth.error_handler
@@ -72,7 +75,7 @@ def _refuse(status: int) -> None:
     abort(
         401,
         message="The bearer token is not valid.",
-        errors={"Authorization": ["Unknown token."]},
+        errors={"Authorization": ["Unknown, replaced or expired token, or its user is disabled."]},
         headers={"WWW-Authenticate": f'{challenge}, error="invalid_token"'},
     )
 
@@ -99,9 +102,10 @@ def _authenticate() -> None:
 
 
 def protect(blp: Blueprint) -> Blueprint:
-    """Require a valid bearer token on every route of ``blp`` and build the request context."""
+    """Require a valid bearer token on every route of ``blp`` and build the request context;
+    each 401 counts against the caller's address (``ratelimit``)."""
     blp.before_request(_authenticate)
-    return blp
+    return limit_failed_authentication(blp)
 
 
 def _docstring_description(view: Callable[..., Any]) -> str:

@@ -33,7 +33,12 @@ def parse_clock_header(value: str) -> datetime:
         raise BadClockHeader(
             f"{CLOCK_HEADER} needs a UTC offset.", {CLOCK_HEADER: ["Needs a UTC offset, e.g. +00:00."]}
         )
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before the calendar starts in UTC
+        raise BadClockHeader(
+            f"{CLOCK_HEADER} is outside the calendar in UTC.", {CLOCK_HEADER: ["Outside years 1 to 9999 in UTC."]}
+        ) from None
 
 
 def request_now() -> datetime:

@@ -31,6 +31,22 @@ from rems_service import create_app
 from rems_service.db import migrate
 from rems_service.db.engine import build_engine
 from rems_service.services.decisions import replay_all
+from tests import logscan
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Must-show 4 of issue 18: every log line of the session is scanned for the PHI tests used.
+    logscan.configure(config)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    logscan.finish(session)
+
+
+@pytest.fixture(autouse=True)
+def _log_scan_capture() -> None:
+    logscan.ensure_handler()
+
 
 PG_URL = os.environ.get("REMS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -48,4 +48,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "treatment.stopped",
     "lab.recorded",
     "lab.critical",
+    "user.disabled",
+    "user.enabled",
+    "user.token_rotated",
 )

@@ -97,7 +97,10 @@ def enrollment_problems(
 
     if date_of_birth > enrollment_date:
         add("date_of_birth", "Cannot be after the enrollment date.")
-    adult = is_adult(date_of_birth, enrollment_date, program)
+        # No age to compare with the category (and none computable near the calendar's end).
+        adult = category.is_adult
+    else:
+        adult = is_adult(date_of_birth, enrollment_date, program)
     if adult != category.is_adult:
         band = "an adult" if adult else f"under {program.adult_age_years}"
         add(

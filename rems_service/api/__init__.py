@@ -6,6 +6,7 @@ from flask import Flask
 from flask_smorest import Blueprint
 
 from rems_service.auth import SECURITY_SCHEME
+from rems_service.ratelimit import limit_decisions
 
 from . import (
     audit,
@@ -21,7 +22,7 @@ from . import (
     users,
     webhooks,
 )
-from .errors import RemsApi, load_json_body
+from .errors import RemsApi, load_json_body, load_query, refuse_unsafe_path
 
 BLUEPRINTS = (
     health.blp,
@@ -44,6 +45,15 @@ BLUEPRINTS = (
 # parser flask-smorest's blueprints share; it runs after authentication and the role
 # check, like the rest of the body validation.
 Blueprint.ARGUMENTS_PARSER.location_loader("json")(load_json_body)
+# Query strings and path segments: a control character (NUL included) or an unpaired
+# surrogate is a 422 naming the parameter, before any view or database sees it. The
+# path check is registered after ``auth.protect``'s, so a caller is authenticated first.
+Blueprint.ARGUMENTS_PARSER.location_loader("query")(load_query)
+for _blp in BLUEPRINTS:
+    _blp.before_request(refuse_unsafe_path)
+# POST /authorizations and POST /dispenses: requests per token (issue 18).
+limit_decisions(authorizations.blp)
+limit_decisions(dispenses.blp)
 
 
 def init_app(app: Flask) -> RemsApi:

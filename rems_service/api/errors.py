@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Request, Response, jsonify
-from flask_smorest import Api, abort
+from flask import Flask, Request, Response, jsonify, request
+from flask_limiter import RateLimitExceeded
+from flask_smorest import Api, Blueprint, abort
 from marshmallow import Schema, fields
 from sqlalchemy.exc import DBAPIError, OperationalError
 from webargs import core
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from rems_service.services.errors import ServiceError
+from rems_service.services.versions import NotInForce
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +120,104 @@ def load_json_body(request: Request, schema: Schema) -> Any:
     if not request.is_json:
         _unsupported(request)
     try:
-        return json.loads(body.decode("utf-8"))
+        parsed = json.loads(body.decode("utf-8"), object_pairs_hook=_object_without_duplicates)
     except UnicodeDecodeError:
         detail = "not UTF-8 text"
     except json.JSONDecodeError as exc:
         detail = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    except _DuplicateKey as exc:
+        abort(
+            400,
+            message=f"The body names {exc.key!r} twice in one object: send each member once.",
+            errors={exc.key or "body": ["Given more than once in the same object."]},
+        )
+    except RecursionError:
+        detail = f"nested deeper than {MAX_DEPTH} levels"
+    else:
+        refuse_unsafe_text(_walk(parsed))
+        return parsed
     abort(400, message=f"The body is not valid JSON ({detail}).", errors={"body": [f"Not valid JSON: {detail}."]})
+
+
+#: How deeply a request body may nest objects and arrays (the deepest request schema uses 3).
+MAX_DEPTH = 32
+
+#: C0 controls but tab, newline and carriage return; DEL; and UTF-16 surrogates, which
+#: only appear in a decoded string as unpaired halves (``"\ud800"``): no database
+#: stores them (PostgreSQL refuses NUL; a lone surrogate cannot be encoded as UTF-8).
+UNSAFE_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a member named twice (which ``json`` would silently resolve to the last)."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _walk(value: Any) -> Iterator[tuple[str, str]]:
+    """Each string (member names included) of a parsed JSON document with its dotted field name;
+    iterative, and aborting with 400 past ``MAX_DEPTH`` levels."""
+    stack: list[tuple[str, Any, int]] = [("", value, 0)]
+    while stack:
+        path, item, depth = stack.pop()
+        if isinstance(item, str):
+            yield path or "body", item
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth >= MAX_DEPTH:
+            abort(
+                400,
+                message=f"The body nests deeper than {MAX_DEPTH} levels.",
+                errors={"body": [f"Nested deeper than {MAX_DEPTH} levels."]},
+            )
+        members = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, member in members:
+            name = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str):
+                yield name, key
+            stack.append((name, member, depth + 1))
+
+
+def _printable(name: str) -> str:
+    """A field name fit for an error message (its unsafe characters as ``\\uXXXX``)."""
+    return UNSAFE_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", name)
+
+
+def refuse_unsafe_text(strings: Iterator[tuple[str, str]] | Any) -> None:
+    """422 naming each field whose text holds a control character (NUL included) or an
+    unpaired surrogate: nothing downstream (databases, logs, CSV) can hold them safely."""
+    bad: dict[str, list[str]] = {}
+    for name, text in strings:
+        found = UNSAFE_TEXT.search(text)
+        if found:
+            bad[_printable(name)] = [
+                f"Contains the control character or unpaired surrogate U+{ord(found.group()):04X}: "
+                "send printable text (tab and line breaks are allowed)."
+            ]
+    if bad:
+        abort(422, errors=bad)
+
+
+def load_query(request: Request, schema: Schema) -> Any:
+    """The query string (webargs' "query" location), after refusing unsafe text in any name or value."""
+    refuse_unsafe_text((item for key, value in request.args.items(multi=True) for item in ((key, key), (key, value))))
+    return Blueprint.ARGUMENTS_PARSER.load_querystring(request, schema)
+
+
+def refuse_unsafe_path() -> None:
+    """A blueprint ``before_request``: unsafe text in a path segment (``/authorizations/A%00B``) is a 422."""
+    refuse_unsafe_text((name, value) for name, value in (request.view_args or {}).items() if isinstance(value, str))
 
 
 def _unsupported(request: Request) -> None:
@@ -150,13 +246,59 @@ class RemsApi(Api):
                 message = "Malformed request: " + _summary(errors)
             else:
                 message = error.description
-        return error_response(error.code or 500, message, errors, data.get("headers"))
+        headers = dict(data.get("headers") or {})
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(sorted(error.valid_methods))  # RFC 9110 15.5.6: a 405 names them
+        return error_response(error.code or 500, message, errors, headers)
+
+
+#: Responses a shared cache may keep: the public API description (no PHI, no caller data).
+CACHEABLE_PATHS = ("/api/v1/openapi.json", "/api/v1/docs")
+
+
+def _protect_response(response: Response) -> Response:
+    """Every answer may carry PHI or a caller's data (tokens, secrets): no cache keeps it, and
+    no browser guesses its type."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if not request.path.startswith(CACHEABLE_PATHS):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def too_many_requests(exc: RateLimitExceeded) -> tuple[Response, int, Any]:
+    """The only place a 429 is made (``rems_service.ratelimit``): the API's error body;
+    Flask-Limiter's after-request hook adds ``Retry-After`` (seconds) and the X-RateLimit headers."""
+    log.warning("rate limited", extra={"limit": str(exc.limit.limit), "scope": exc.limit.scope})
+    return error_response(
+        429,
+        f"{exc.description} Retry after the number of seconds in the Retry-After header.",
+        {"rate_limit": [f"At most {exc.limit.limit}."]},
+    )
 
 
 def init_app(app: Flask) -> None:
+    app.after_request(_protect_response)
+    app.register_error_handler(RateLimitExceeded, too_many_requests)
+
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> tuple[Response, int, Any]:
+        if isinstance(exc, NotInForce):
+            if request.headers.get("X-Rems-Now"):  # the caller chose a time before the program
+                return error_response(422, f"X-Rems-Now: {exc.message}; nothing was decided.", exc.field_errors)
+            return error_response(exc.status, exc.message)
         return error_response(exc.status, exc.message, exc.field_errors or None)
+
+    @app.errorhandler(OverflowError)
+    def _outside_the_calendar(exc: OverflowError) -> tuple[Response, int, Any]:
+        # A date computed from the request (a window from a far-future X-Rems-Now or body
+        # date) passed year 9999. The unit of work rolled back: nothing was decided or changed.
+        field = "X-Rems-Now" if request.headers.get("X-Rems-Now") else "body"
+        log.warning("date outside the calendar", extra={"error": type(exc).__name__})
+        return error_response(
+            422,
+            "A date this request needs falls outside the calendar (years 1 to 9999); nothing was decided or changed.",
+            {field: ["A date computed from it falls outside years 1 to 9999."]},
+        )
 
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError) -> tuple[Response, int, Any]:
@@ -169,5 +311,12 @@ def init_app(app: Flask) -> None:
         if exc.connection_invalidated:
             log.error("database connection lost", extra={"error": type(exc).__name__})
             return error_response(503, "The database connection was lost; nothing was changed. Retry later.")
-        log.exception("database error")
+        # Never the exception's text: a driver's message can quote a row's values (a unique
+        # violation's DETAIL, an invalid value's echo), and values here can be PHI. The
+        # statement's parameters are hidden by the engine (``hide_parameters``) as well.
+        orig = exc.orig
+        log.error(
+            "database error",
+            extra={"error": type(orig or exc).__name__, "sqlstate": getattr(orig, "sqlstate", None)},
+        )
         return error_response(500, "Internal error; nothing was changed.")

@@ -7,8 +7,10 @@ they are added here as each operation is registered, never by hand in the views
 - every operation: 400 (a malformed or refused ``X-Rems-Now``) and the
   ``X-Rems-Now`` header itself (sandbox and test only);
 - a protected operation (one that declares the bearer security requirement,
-  ``auth.roles``): 401, 403, and 503 (authentication reads the database);
-- a path naming an object (``/patients/{patient_id}``): 404;
+  ``auth.roles``): 401, 403, 429 (rate limits, with ``Retry-After``) and 503
+  (authentication reads the database);
+- a path naming an object (``/patients/{patient_id}``): 404, and 422 (a control
+  character in the segment);
 - POST, PUT and PATCH of a protected operation (state changes): 409;
 - a JSON body: 400 (not valid JSON), 415 (not JSON) and 422;
 - query parameters: 422;
@@ -67,6 +69,11 @@ RESPONSES: dict[str, tuple[int, str]] = {
         422,
         "Validation failed: `errors` names each field to fix and says what to send.",
     ),
+    "TooManyRequests": (
+        429,
+        "Rate limited (failed authentications from this address, or decision requests with this token): "
+        "nothing was done. Retry after the number of seconds in `Retry-After`.",
+    ),
     "Unavailable": (503, "The database is unavailable; nothing was changed. Retry later."),
     "DecisionUnavailable": (
         503,
@@ -96,11 +103,16 @@ def register_components(api: Api) -> None:
     components = api.spec.components
     if ERROR_SCHEMA not in components.schemas:  # flask-smorest may have registered it (``RemsApi.ERROR_SCHEMA``)
         components.schema(ERROR_SCHEMA, schema=ErrorSchema)
-    for name, (_status, description) in RESPONSES.items():
-        components.response(
-            name,
-            {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}},
-        )
+    for name, (status, description) in RESPONSES.items():
+        response: dict[str, Any] = {
+            "description": description,
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+        if status == 429:
+            response["headers"] = {
+                "Retry-After": {"description": "Seconds until the limit's window ends.", "schema": {"type": "integer"}}
+            }
+        components.response(name, response)
     components.parameter(CLOCK_PARAMETER, "header", {**_CLOCK_HEADER_DOC, "name": CLOCK_HEADER})
 
 
@@ -128,9 +140,11 @@ def statuses(path: str, method: str, operation: dict[str, Any]) -> dict[int, str
     if protected:
         found[401] = "Unauthorized"
         found[403] = "Forbidden"
+        found[429] = "TooManyRequests"
         found[503] = "DecisionUnavailable" if _is_decision(operation) else "Unavailable"
     if "{" in path:
         found[404] = "NotFound"
+        found[422] = "ValidationFailed"  # a control character in a path segment
     if protected and method in _STATE_CHANGES:
         found[409] = "Conflict"
     if "requestBody" in operation:
@@ -141,9 +155,9 @@ def statuses(path: str, method: str, operation: dict[str, Any]) -> dict[int, str
     return found
 
 
-def _with_error_body(response: Any) -> Any:
-    """A response a view declared without a body gets the error body."""
-    if isinstance(response, dict) and not response.get("content"):
+def _with_error_body(code: str, response: Any) -> Any:
+    """An error response a view declared without a body gets the error body."""
+    if code.startswith(("4", "5")) and isinstance(response, dict) and not response.get("content"):
         return {**response, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
     return response
 
@@ -171,7 +185,7 @@ def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
     for code, response in operation.get("responses", {}).items():
         if response == _SMOREST_422:
             continue  # flask-smorest's generic 422; replaced by the worded component below
-        declared[str(code)] = _with_error_body(response)
+        declared[str(code)] = _with_error_body(str(code), response)
     for status, component in statuses(path, method, operation).items():
         declared.setdefault(str(status), component)
     operation["responses"] = dict(sorted(declared.items(), key=lambda item: _sort_key(item[0])))

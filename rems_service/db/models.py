@@ -116,6 +116,13 @@ class User(SQLModel, table=True):
     training_completed_at: datetime | None = _utc(nullable=True)
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     created_at: datetime = _utc()
+    #: When an admin disabled the user (None: active). A disabled user's tokens and
+    #: portal sessions are refused from the next request on (``Repository.active_user``).
+    disabled_at: datetime | None = _utc(nullable=True)
+    #: When the current token stops working (None: it does not expire).
+    token_expires_at: datetime | None = _utc(nullable=True)
+    #: When an admin last replaced the token (the old one is refused from then on).
+    token_rotated_at: datetime | None = _utc(nullable=True)
 
 
 class Patient(SQLModel, table=True):

@@ -582,8 +582,9 @@ class Repository:
         """One trivial query: raises if the database cannot answer."""
         self.session.execute(select_columns(1)).one()
 
-    def actor_by_token_hash(self, token_hash: str) -> Actor | None:
-        """The actor holding the token whose hash is ``token_hash`` (five columns, one statement)."""
+    def actor_by_token_hash(self, token_hash: str, now: datetime) -> Actor | None:
+        """The actor holding the token whose hash is ``token_hash`` (five columns, one statement);
+        None when no user has it, its user is disabled, or it expired by ``now``."""
         user = self.session.execute(
             select_columns(
                 col(User.id),
@@ -591,7 +592,11 @@ class Repository:
                 col(User.prescriber_id),
                 col(User.pharmacy_id),
                 col(User.training_completed_at),
-            ).where(col(User.token_hash) == token_hash)
+            ).where(
+                col(User.token_hash) == token_hash,
+                col(User.disabled_at).is_(None),
+                or_(col(User.token_expires_at).is_(None), col(User.token_expires_at) > now),
+            )
         ).first()
         if user is None:
             return None
@@ -602,6 +607,17 @@ class Repository:
             pharmacy_id=user.pharmacy_id,
             training_completed_at=user.training_completed_at,
         )
+
+    def active_user(self, user_id: uuid.UUID, lock: bool = False) -> User | None:
+        """The user with ``user_id`` if it exists and is not disabled, else None: the one check
+        every credential (bearer token, portal session) goes through."""
+        user = self.get(User, user_id, lock=lock)
+        return user if user is not None and user.disabled_at is None else None
+
+    def users_page(self, after: tuple[datetime, uuid.UUID] | None, limit: int) -> Sequence[User]:
+        """Users, oldest first by (``created_at``, ``id``), at most ``limit`` after the key ``after``."""
+        query = _keyset(select(User), (col(User.created_at), col(User.id)), after, descending=False)
+        return self.session.exec(query.limit(limit)).all()
 
     def exists(self, row_type: type[Any], *where: Any) -> bool:
         """Whether any row of ``row_type`` matches ``where``."""

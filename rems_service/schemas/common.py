@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 #: The examples the messages show (any valid value would do; these read well).
 EXAMPLE_DATETIME = "2026-11-26T10:00:00Z"
@@ -166,11 +166,17 @@ class RequestSchema(Schema):
         explain(field_obj)
 
 
+def not_blank(value: str) -> None:
+    """Refuse text of white space only (leading or trailing spaces around words are fine)."""
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
 def text(max_length: int, required: bool = True, **kwargs: Any) -> fields.String:
-    """A trimmed, non-blank string of at most ``max_length`` characters."""
+    """A non-blank string of at most ``max_length`` characters."""
     return fields.String(
         required=required,
-        validate=[validate.Length(min=1, max=max_length), validate.Regexp(r"\S", error="Must not be blank.")],
+        validate=[validate.Length(min=1, max=max_length), not_blank],
         **kwargs,
     )
 

@@ -6,7 +6,9 @@ from marshmallow import Schema, fields
 
 
 class ReadinessSchema(Schema):
-    status = fields.String(metadata={"description": "ready | unavailable"})
+    status = fields.String(
+        metadata={"description": "ready | degraded (Redis down; decisions still work) | unavailable (database down)"}
+    )
     environment = fields.String(metadata={"description": "REMS_ENV: development, sandbox, test or production"})
     checks = fields.Dict(
         keys=fields.String(),

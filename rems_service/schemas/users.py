@@ -24,6 +24,21 @@ class UserCreateSchema(RequestSchema):
         allow_none=True,
         metadata={"description": f"Pharmacists: when REMS training was completed ({Rule.R_PHA_3.value})."},
     )
+    token_expires_at = fields.AwareDateTime(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "When the token stops working (in the future); null or absent: it does not expire."},
+    )
+
+
+class TokenRequestSchema(RequestSchema):
+    """``POST /users/{id}/token``: an optional expiry for the new token."""
+
+    expires_at = fields.AwareDateTime(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "When the new token stops working (in the future); absent: it does not expire."},
+    )
 
 
 class UserSchema(Schema):
@@ -38,3 +53,32 @@ class UserSchema(Schema):
 
 class UserCreatedSchema(UserSchema):
     token = fields.String(metadata={"description": "The bearer token. Shown only in this response."})
+    token_expires_at = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "Null: the token does not expire."}
+    )
+
+
+class UserAccountSchema(UserSchema):
+    """A user as admins manage it (``GET /users``, disable, enable): never its token."""
+
+    disabled = fields.Boolean(metadata={"description": "True: every token and portal session is refused."})
+    disabled_at = fields.AwareDateTime(allow_none=True)
+    token_expires_at = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "Null: the token does not expire."}
+    )
+    token_rotated_at = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "When the current token replaced the previous one."}
+    )
+
+
+class UserPageSchema(Schema):
+    items = fields.List(fields.Nested(UserAccountSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class TokenIssuedSchema(Schema):
+    id = fields.UUID(metadata={"description": "The user's id."})
+    token = fields.String(metadata={"description": "The new bearer token. Shown only in this response."})
+    token_expires_at = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "Null: the token does not expire."}
+    )

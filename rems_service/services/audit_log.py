@@ -174,7 +174,13 @@ def page(
         return rows, next_cursor
 
 
+#: The largest sequence number the audit table can hold (a signed 64-bit integer).
+MAX_SEQ = 2**63 - 1
+
+
 def entry(uow: UnitOfWork, actor: Actor, now: datetime, seq: int) -> AuditEntry:
+    if not 1 <= seq <= MAX_SEQ:  # no such entry can exist; the database would refuse the number
+        raise NotFound(f"Audit entry {seq} not found.")
     with uow:
         row = uow.audit_log.entry(seq)
         if row is None:

@@ -8,13 +8,15 @@ transaction, so the stored response exists if and only if the decision does.
 - Same key, other body: 422.
 - Same key while the first request is still running: 409.
 - A claim whose request failed is released, so the client may retry; one
-  left behind by a crashed process is taken over after ``STALE_AFTER``.
+  left behind by a crashed process or a cut connection is taken over after
+  ``STALE_AFTER`` (seconds).
 
 Keys are scoped to the caller's prescriber or pharmacy and to the endpoint.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -27,9 +29,14 @@ from workflows.audit import digest
 from .decisions import DecisionAnswer
 from .errors import Conflict, Invalid
 
+log = logging.getLogger(__name__)
+
 HEADER = "Idempotency-Key"
-#: An unfinished claim older than this belongs to a request that died with its process.
-STALE_AFTER = timedelta(minutes=2)
+#: An unfinished claim older than this belongs to a request that died (its process, or its
+#: database connection before the release could run). A decision takes milliseconds; a
+#: claim taken over from a request still running cannot double the decision (``complete``
+#: refuses a claim taken over meanwhile), so a short window costs nothing in safety.
+STALE_AFTER = timedelta(seconds=10)
 MAX_KEY_LENGTH = 255
 
 Claim = IdempotencyClaim
@@ -127,5 +134,8 @@ def run(
     try:
         return decide(outcome)
     except BaseException:
-        release(uow_factory(), outcome)
+        try:
+            release(uow_factory(), outcome)
+        except Exception as exc:  # the database went away: the claim expires after STALE_AFTER
+            log.warning("idempotency claim not released", extra={"error": type(exc).__name__})
         raise

@@ -3,6 +3,11 @@
 A token is 256 bits from ``secrets``; only its SHA-256 is stored, so a
 database read never yields a usable token, and the token is shown once.
 (A fast hash is right here: the token is random, not a guessable password.)
+
+Containing a leaked credential (issue 18): an admin disables a user (every
+token and portal session refused from the next request: authentication reads
+the user on each request) or replaces its token (the old hash is overwritten);
+a token may carry an expiry. Each change is an audit entry and an event.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from workflows.actors import Actor, UserRole
 from workflows.audit import OUTCOME_COMPLETED
 
 from .errors import Conflict, Invalid, NotFound
+from .paging import Page, PageRequest, page_of
 
 #: Prefix that makes a leaked token recognizable to secret scanners.
 TOKEN_PREFIX = "rems_"
@@ -75,15 +81,17 @@ def create_user(
     prescriber_id: uuid.UUID | None = None,
     pharmacy_id: uuid.UUID | None = None,
     training_completed_at: datetime | None = None,
+    token_expires_at: datetime | None = None,
 ) -> tuple[User, str]:
     """Create a user and return it with its token (the only time the token exists).
 
     Raises ``Invalid`` when the role's binding is missing, unknown or
-    inapplicable, or the training date is in the future.
+    inapplicable, the training date is in the future, or the token expiry is not.
     """
     user_role = UserRole(role)
     with uow:
         problems = _binding_problems(uow, user_role, prescriber_id, pharmacy_id, training_completed_at, now)
+        problems.update(_expiry_problems(token_expires_at, now))
         if problems:
             raise Invalid("The user cannot be created.", problems)
         token = new_token()
@@ -95,6 +103,7 @@ def create_user(
             training_completed_at=training_completed_at,
             token_hash=hash_token(token),
             created_at=now,
+            token_expires_at=token_expires_at,
         )
         uow.repo.add(user)
         subject = {"user_id": user.id, "prescriber_id": prescriber_id, "pharmacy_id": pharmacy_id}
@@ -116,12 +125,108 @@ def create_user(
         return user, token
 
 
-def authenticate(uow: UnitOfWork, token: str) -> Actor | None:
-    """Return the actor holding ``token``, or None when no user has it."""
+def authenticate(uow: UnitOfWork, token: str, now: datetime) -> Actor | None:
+    """Return the actor holding ``token``, or None when no user has it, its user is
+    disabled, or it expired by ``now`` (the real time: a sandbox clock never revives a token)."""
     if not token:
         return None
     with uow:
-        return uow.repo.actor_by_token_hash(hash_token(token))
+        return uow.repo.actor_by_token_hash(hash_token(token), now)
+
+
+def _expiry_problems(expires_at: datetime | None, now: datetime) -> dict[str, list[str]]:
+    if expires_at is not None and expires_at <= now:
+        return {"token_expires_at": ["Must be in the future."]}
+    return {}
+
+
+#: The listing name of ``GET /users`` cursors.
+USERS_LISTING = "users"
+
+
+def list_users(uow: UnitOfWork, actor: Actor, cursor: str | None, limit: int) -> Page[User]:
+    """Every user, oldest first (admins: ``auth.roles`` lets no one else call it)."""
+    request = PageRequest.of(cursor, limit, USERS_LISTING, (datetime, uuid.UUID))
+    with uow:
+        rows = uow.repo.users_page(request.after, request.fetch)
+    return page_of(rows, request.limit, USERS_LISTING, lambda u: (u.created_at, u.id))
+
+
+def _change(uow: UnitOfWork, actor: Actor, now: datetime, user: User, action: str, details: dict[str, object]) -> None:
+    """The audit entry and event of a credential change, in the change's transaction."""
+    subject = {"user_id": user.id, "prescriber_id": user.prescriber_id, "pharmacy_id": user.pharmacy_id}
+    uow.repo.add(user)
+    uow.repo.append_audit(
+        actor=actor,
+        action=action,
+        outcome=OUTCOME_COMPLETED,
+        effective_at=now,
+        subject=subject,
+        inputs={**subject, **details},
+        details=details,
+    )
+    uow.repo.record_event(action, now, {**subject, **details})
+
+
+def _locked_user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
+    user = uow.repo.get(User, user_id, lock=True)
+    if user is None:
+        raise NotFound("User not found.")
+    return user
+
+
+def disable_user(uow: UnitOfWork, actor: Actor, now: datetime, user_id: uuid.UUID) -> User:
+    """Disable a user: its tokens and portal sessions are refused from the next request.
+
+    Disabling a disabled user changes nothing (200, same ``disabled_at``). ``Conflict``
+    when an admin tries to disable itself (an admin cannot lock itself out).
+    """
+    with uow:
+        user = _locked_user(uow, user_id)
+        if actor.user_id == user.id:
+            raise Conflict("You cannot disable your own user.", {"id": ["The caller's own user."]})
+        if user.disabled_at is None:
+            user.disabled_at = now
+            _change(uow, actor, now, user, "user.disabled", {"role": user.role.value})
+            uow.commit()
+        return user
+
+
+def enable_user(uow: UnitOfWork, actor: Actor, now: datetime, user_id: uuid.UUID) -> User:
+    """Enable a disabled user again (its current token works again, unless expired). Idempotent."""
+    with uow:
+        user = _locked_user(uow, user_id)
+        if user.disabled_at is not None:
+            user.disabled_at = None
+            _change(uow, actor, now, user, "user.enabled", {"role": user.role.value})
+            uow.commit()
+        return user
+
+
+def rotate_token(
+    uow: UnitOfWork, actor: Actor, now: datetime, user_id: uuid.UUID, expires_at: datetime | None = None
+) -> tuple[User, str]:
+    """Give a user a new token (returned once) and make the old one invalid at once.
+
+    ``expires_at`` (optional, in the future) bounds the new token's life; without it
+    the new token does not expire. A disabled user stays disabled (its new token
+    works only once it is enabled).
+    """
+    problems = _expiry_problems(expires_at, now)
+    if problems:
+        raise Invalid("The token cannot be issued.", {"expires_at": problems["token_expires_at"]})
+    with uow:
+        user = _locked_user(uow, user_id)
+        token = new_token()
+        user.token_hash = hash_token(token)
+        user.token_expires_at = expires_at
+        user.token_rotated_at = now
+        _change(uow, actor, now, user, "user.token_rotated", {"expires": expires_at is not None})
+        try:
+            uow.commit()
+        except Duplicate:  # pragma: no cover - a 256-bit collision
+            raise Conflict("Token collision; retry.") from None
+        return user, token
 
 
 def any_exist(uow: UnitOfWork) -> bool:

@@ -163,9 +163,11 @@ def test_readyz_checks_redis_when_configured(make_app, redis_url):
     assert r.status_code == 200 and r.json["checks"]["redis"] == "ok"
 
 
-def test_readyz_is_503_when_redis_is_down(make_app):
+def test_readyz_reports_redis_down_as_degraded_and_stays_in(make_app):
+    """Issue 18 item 10: decisions work without Redis, so the instance stays in the pool."""
     r = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client().get("/readyz")
-    assert r.status_code == 503 and r.json["checks"]["redis"] == "unavailable"
+    assert r.status_code == 200 and r.json["checks"]["redis"] == "unavailable"
+    assert r.json["status"] == "degraded"
 
 
 def test_readyz_is_503_when_the_database_is_down(make_app):
