@@ -319,7 +319,7 @@ class AnchorSink:
 
     def write(self, record: Mapping[str, Any]) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
-        stamp = str(record["anchored_at"]).replace("-", "").replace(":", "").replace("+0000", "Z")
+        stamp = datetime.fromisoformat(str(record["anchored_at"])).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"anchor-{int(record['seq']):012d}-{stamp}.json"
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".anchor-", suffix=".tmp")
         try:
