@@ -380,6 +380,7 @@ def _mac_checked(entries: Any, key: AuditKey, state: _MacState) -> Generator[tup
     """Pass ``(seq, prev_hash, hash, content)`` on while each entry's MAC checks; stop at the
     first that does not. An entry without a MAC is accepted only before the first signed
     one (written before MACs existed, and counted); after it, a missing MAC is a forgery."""
+    matches = key.entry_checker()
     with closing(entries):
         for seq, prev_hash, stored_hash, content, mac in entries:
             if mac is None:
@@ -388,7 +389,7 @@ def _mac_checked(entries: Any, key: AuditKey, state: _MacState) -> Generator[tup
                     return
                 state.unsigned += 1
                 state.unsigned_through = seq
-            elif key.entry_mac_matches(stored_hash, mac):
+            elif matches(stored_hash, mac):
                 state.signed_seen = True
             else:
                 state.bad_seq = seq

@@ -19,7 +19,7 @@ import hashlib
 import hmac as std_hmac
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,18 @@ class AuditKey:
 
     def entry_mac_matches(self, entry_hash: str, mac: str | None) -> bool:
         return mac is not None and std_hmac.compare_digest(self.entry_mac(entry_hash), mac)
+
+    def entry_checker(self) -> Callable[[str, str], bool]:
+        """``entry_mac_matches`` for a run of entries (verification): the same MAC, without
+        the method calls per entry."""
+        keyed, label, same = self._keyed, ENTRY_LABEL, std_hmac.compare_digest
+
+        def matches(entry_hash: str, mac: str) -> bool:
+            h = keyed.copy()
+            h.update(label + entry_hash.encode("ascii"))
+            return same(h.finalize().hex(), mac)
+
+        return matches
 
     def sign_anchor(self, fields: Mapping[str, Any]) -> str:
         """The signature of an anchor: over the canonical JSON of its fields (signature left out)."""
