@@ -33,9 +33,11 @@ QUEUE = _settings["QUEUE_NAME"]
 
 logging.getLogger("rems.startup").info(banner(_settings, Flask(APP_NAME).instance_path, "cron"))
 
-rq.cron.register(tasks.run_sweeps, QUEUE, interval=60, job_timeout=600)
-rq.cron.register(tasks.relay, QUEUE, interval=1, job_timeout=120)
 # A signed anchor of the audit chain, published outside the database (README "Audit chain").
+# Registered first: at start every job is due at once and is enqueued in this order, so the
+# first anchor's audit.anchored event leaves with the first sweep's relay.
 rq.cron.register(
     tasks.publish_audit_anchor, QUEUE, interval=int(_settings["AUDIT_ANCHOR_INTERVAL_SECONDS"]), job_timeout=3600
 )
+rq.cron.register(tasks.run_sweeps, QUEUE, interval=60, job_timeout=600)
+rq.cron.register(tasks.relay, QUEUE, interval=1, job_timeout=120)
