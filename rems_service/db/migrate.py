@@ -147,7 +147,13 @@ def secure_roles(engine: Engine, service_role: str | None) -> dict[str, Any]:
     with engine.begin() as conn:
         owner, schema = conn.execute(text("SELECT current_user, current_schema()")).one()
         if not service_role or service_role == owner:
-            return {"owner": owner, "service_role": owner, "separated": False}
+            return {
+                "owner": owner,
+                "service_role": owner,
+                "separated": False,
+                "note": "the service's own role owns audit_entries and can switch its triggers off; "
+                "set REMS_DATABASE_OWNER_URL (README, Audit chain)",
+            }
         quote = conn.dialect.identifier_preparer.quote
         role = conn.execute(
             text("SELECT rolsuper, pg_has_role(oid, :owner, 'USAGE') FROM pg_roles WHERE rolname = :r"),

@@ -422,32 +422,28 @@ def _against_published(
             report.problem(anchor.name, record["seq"], "bad signature")
             continue
         signed.append((anchor.name, record["seq"], record["hash"]))
-    stored = store.hashes_at(sorted({seq for _, seq, _ in signed if 0 < seq <= check.head_seq}))
+    stored = store.hashes_at(sorted({seq for _, seq, _ in signed if seq > 0}))
     stored[0] = GENESIS_HASH
-    first_bad: int | None = None
+    bad: list[int] = []
     mismatched: list[int] = []
     for name, seq, digest in sorted(signed, key=lambda a: a[1]):
-        if seq > check.head_seq:
-            report.problem(name, seq, f"the chain ends at {check.head_seq}: entries were removed")
-            bad = check.head_seq + 1
-        elif stored.get(seq) != digest:
+        if seq not in stored:
+            report.problem(name, seq, "no entry at this seq: entries were removed")
+            bad.append(min(seq, check.head_seq + 1))
+        elif stored[seq] != digest:
             report.problem(name, seq, "the entry at this seq has another hash: entries were rewritten")
             mismatched.append(seq)
-            continue
         else:
             report.matched += 1
             report.matched_seqs.append(seq)
-            continue
-        first_bad = bad if first_bad is None else min(first_bad, bad)
     for seq in mismatched:
         # The first entry no matching anchor vouches for.
-        vouched = max((s for s in report.matched_seqs if s < seq), default=0)
-        first_bad = vouched + 1 if first_bad is None else min(first_bad, vouched + 1)
-    if report.problem_count and first_bad is None:
-        first_bad = check.head_seq + 1 if check.valid else check.first_invalid_seq  # a forged or unreadable file
+        bad.append(max((s for s in report.matched_seqs if s < seq), default=0) + 1)
     if report.problem_count:
-        earliest = first_bad if check.first_invalid_seq is None else min(first_bad or 0, check.first_invalid_seq)
-        reason = check.reason if not check.valid and earliest == check.first_invalid_seq else "anchor"
+        # An unreadable or badly signed file alone names no entry: the anchors were tampered with.
+        candidates = bad + ([check.first_invalid_seq] if check.first_invalid_seq is not None else [])
+        earliest = min(candidates) if candidates else None
+        reason = check.reason if earliest is not None and earliest == check.first_invalid_seq else "anchor"
         check = replace(check, valid=False, first_invalid_seq=earliest, reason=reason)
     return check, report
 

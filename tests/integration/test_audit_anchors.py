@@ -112,6 +112,7 @@ def test_an_anchor_file_that_does_not_check_is_a_finding(engine, tmp_path, damag
     result = _verify(engine, sink)
     report = result.as_dict()
     assert not result.check.valid and result.check.reason == "anchor", report
+    assert result.check.first_invalid_seq is None  # the chain itself is intact: the anchors were tampered with
     assert report["anchors"]["matched"] == 1 and report["anchors"]["problem_count"] == 1
     problem = report["anchors"]["problems"][0]
     assert problem["file"] == path.name

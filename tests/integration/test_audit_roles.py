@@ -343,6 +343,8 @@ def test_owner_tampering_is_caught_by_verify_with_anchors(db, monkeypatch, tmp_p
         assert code == 0 and alone["valid"], alone
     else:
         assert code == 1 and (alone["first_invalid_seq"], alone["invalid_reason"]) == (first_invalid, reason)
+    if change is edit:  # the stored hashes are untouched: every anchor still matches, and says so
+        assert after["anchors"]["matched"] == 2 and after["anchors"]["problem_count"] == 0
     if change is full_rewrite_with_recomputed_hashes:
         assert alone["unsigned"] == {"count": 15, "through_seq": 15, "anchored_by_seq": None}
         assert after["anchors"]["problems"][0]["seq"] == 12 and after["anchors"]["matched"] == 1
