@@ -45,7 +45,7 @@ from bench.measure import cpu_sample, cpu_spent, interleave, ratio_summary, raw_
 from rems_service import create_app  # noqa: E402
 from rems_service.api.audit import csv_chunks  # noqa: E402
 from rems_service.db import audit_chain as audit  # noqa: E402
-from rems_service.db import migrate  # noqa: E402
+from rems_service.db import audit_mac, migrate  # noqa: E402
 from rems_service.db.engine import build_engine  # noqa: E402
 from rems_service.db.models import (  # noqa: E402
     AuditEntry,
@@ -348,7 +348,7 @@ def seed_authorizations(
 
 
 def grow_history(engine: Engine, n: int, pharmacy_ids: list[uuid.UUID], patients: list[dict[str, Any]]) -> None:
-    """Append ``n`` chained decision entries (hashes computed exactly as the append path does)."""
+    """Append ``n`` chained decision entries (hashes and MACs computed exactly as the append path does)."""
     with engine.connect() as conn:
         head_seq, head_hash = conn.execute(text("SELECT seq, hash FROM audit_chain_head WHERE id = 1")).one()
     entries, reason_codes, subject_refs = table_of(AuditEntry), table_of(AuditReasonCode), table_of(AuditSubjectRef)
@@ -356,6 +356,7 @@ def grow_history(engine: Engine, n: int, pharmacy_ids: list[uuid.UUID], patients
     codes: list[dict[str, Any]] = []
     refs: list[dict[str, Any]] = []
     prev = head_hash
+    key = audit_mac.current_key()
     reasons_pool = [
         [],
         [],
@@ -395,6 +396,7 @@ def grow_history(engine: Engine, n: int, pharmacy_ids: list[uuid.UUID], patients
             hash="",
         )
         entry.hash = prev = chain_hash(prev, audit.entry_content(entry))
+        entry.mac = key.entry_mac(entry.hash)  # signed as the append path signs
         rows.append({c.name: getattr(entry, c.name) for c in entries.columns})
         codes.extend({"code": r["code"], "seq": seq} for r in reasons)
         refs.extend({"kind": k, "value": v, "seq": seq} for k, v in audit.subject_refs(entry.subject, entry.details))

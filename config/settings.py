@@ -77,6 +77,23 @@ class Config:
     #: POST /authorizations and POST /dispenses per bearer token.
     RATE_LIMIT_DECISIONS = "120 per minute"
 
+    # The audit chain's protection against its own database user (README "Audit chain")
+    #: The role that owns the tables and runs the migrations: ``rems db upgrade`` connects with
+    #: this URL when set (else with ``DATABASE_URL``, one role for everything).
+    DATABASE_OWNER_URL: str | None = None
+    #: The role the service connects as; ``rems db upgrade`` grants it only what it needs
+    #: (``audit_entries``: SELECT and INSERT). None: the user ``DATABASE_URL`` names.
+    DATABASE_SERVICE_ROLE: str | None = None
+    #: The key of the audit entries' MACs and the anchors' signatures (hex, 32+ bytes), or a file
+    #: holding it; neither: ``audit-mac.key`` in the instance folder, generated on first run
+    #: (not in production, which must name one).
+    AUDIT_KEY: str | None = None
+    AUDIT_KEY_FILE: str | None = None
+    #: Where ``rq cron`` publishes signed anchors (None: ``audit-anchors/`` in the instance
+    #: folder), and how often (seconds).
+    AUDIT_ANCHOR_DIR: str | None = None
+    AUDIT_ANCHOR_INTERVAL_SECONDS = 3600
+
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
@@ -137,6 +154,11 @@ def load_settings(
         ("RATE_LIMIT_FAILED_AUTH", "REMS_RATE_LIMIT_FAILED_AUTH"),
         ("RATE_LIMIT_FAILED_SIGN_IN", "REMS_RATE_LIMIT_FAILED_SIGN_IN"),
         ("RATE_LIMIT_DECISIONS", "REMS_RATE_LIMIT_DECISIONS"),
+        ("DATABASE_OWNER_URL", "REMS_DATABASE_OWNER_URL"),
+        ("DATABASE_SERVICE_ROLE", "REMS_DATABASE_SERVICE_ROLE"),
+        ("AUDIT_KEY", "REMS_AUDIT_KEY"),
+        ("AUDIT_KEY_FILE", "REMS_AUDIT_KEY_FILE"),
+        ("AUDIT_ANCHOR_DIR", "REMS_AUDIT_ANCHOR_DIR"),
     ):
         if environ.get(env_key):
             settings[key] = environ[env_key]
@@ -146,6 +168,7 @@ def load_settings(
         "WEBHOOK_BACKOFF_SECONDS",
         "WEBHOOK_BACKOFF_CAP_SECONDS",
         "WEBHOOK_MAX_ATTEMPTS",
+        "AUDIT_ANCHOR_INTERVAL_SECONDS",
     ):
         if environ.get(f"REMS_{key}"):
             settings[key] = type(settings[key])(environ[f"REMS_{key}"])

@@ -13,11 +13,13 @@ from uuid import UUID
 
 import click
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from config.settings import safe_url
 from rems_service import create_app
 from rems_service.db import migrate
+from rems_service.db.engine import build_engine, normalize_url
 from rems_service.jobs import tasks
 from rems_service.runtime import get_runtime
 from rems_service.services import audit_log, decisions, pharmacies, prescribers, reminders, users
@@ -73,21 +75,33 @@ def db() -> None:
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Create the database when it is missing (PostgreSQL: when the role may), then create
-    or migrate the schema to REVISION; prints {"database", "created", "revision"}."""
+    or migrate the schema to REVISION; prints {"database", "created", "revision", "roles"}.
+
+    PostgreSQL with REMS_DATABASE_OWNER_URL (or REMS_DATABASE_SERVICE_ROLE): the migrations
+    run as the owner, who then owns every table, and the service's role (the user of
+    DATABASE_URL, or REMS_DATABASE_SERVICE_ROLE) is granted only what it needs: on
+    audit_entries, SELECT and INSERT (README, "Audit chain")."""
     runtime = get_runtime()
     url = runtime.settings["DATABASE_URL"]
+    owner_url = runtime.settings.get("DATABASE_OWNER_URL") or url
+    service_role = runtime.settings.get("DATABASE_SERVICE_ROLE") or make_url(normalize_url(url)).username
+    engine = runtime.engine if owner_url == url else build_engine(owner_url)
     try:
-        created = migrate.ensure_database(url)
-        migrate.upgrade(runtime.engine, revision)
-        revision_now = migrate.current_revision(runtime.engine)
-    except migrate.DatabaseUnavailable as exc:
+        created = migrate.ensure_database(owner_url)
+        migrate.upgrade(engine, revision)
+        revision_now = migrate.current_revision(engine)
+        roles = migrate.secure_roles(engine, service_role)
+    except (migrate.DatabaseUnavailable, migrate.RoleSetupError) as exc:
         click.echo(json.dumps({"error": str(exc)}), err=True)
         sys.exit(1)
     except OperationalError as exc:
         detail = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
-        click.echo(json.dumps({"error": f"cannot migrate the database at {safe_url(url)}: {detail}"}), err=True)
+        click.echo(json.dumps({"error": f"cannot migrate the database at {safe_url(owner_url)}: {detail}"}), err=True)
         sys.exit(1)
-    click.echo(json.dumps({"database": safe_url(url), "created": created, "revision": revision_now}))
+    finally:
+        if engine is not runtime.engine:
+            engine.dispose()
+    click.echo(json.dumps({"database": safe_url(url), "created": created, "revision": revision_now, "roles": roles}))
 
 
 @main.group("users")
@@ -238,27 +252,64 @@ def audit_group() -> None:
     metavar="SEQ:HASH",
     help="An anchor from `rems audit anchor`: also prove nothing up to it was truncated or rewritten.",
 )
+@click.option(
+    "--anchors",
+    "anchors_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    help="A directory of signed anchors (`rems audit anchor --publish`, `rq cron`): check every one.",
+)
 @with_appcontext
 @_needs_database
-def audit_verify(incremental: bool, anchor_text: str | None) -> None:
-    """Check the chain; exit 0 when intact, 1 otherwise (JSON summary printed).
+def audit_verify(incremental: bool, anchor_text: str | None, anchors_dir: str | None) -> None:
+    """Check the chain (every entry's hash and keyed MAC); exit 0 when intact, 1 otherwise
+    (JSON summary printed). With --anchors, every published anchor's signature is checked
+    and the chain must still hold the entry each names with the hash it names.
 
     A valid run stores a checkpoint for later incremental runs."""
     try:
         anchor = audit_log.parse_anchor(anchor_text) if anchor_text else None
     except ServiceError as exc:
         _fail(exc)
-    result = audit_log.verify(get_runtime().uow(), None, _now(), incremental=incremental, anchor=anchor)
+    if anchors_dir is not None and not os.path.isdir(anchors_dir):
+        click.echo(json.dumps({"error": f"--anchors {anchors_dir!r} is not a directory"}), err=True)
+        sys.exit(2)
+    published = audit_log.AnchorSink(anchors_dir).read() if anchors_dir is not None else None
+    result = audit_log.verify(
+        get_runtime().uow(), None, _now(), incremental=incremental, anchor=anchor, anchors=published
+    )
     click.echo(json.dumps(result.as_dict()))
     sys.exit(0 if result.check.valid else 1)
 
 
 @audit_group.command("anchor")
+@click.option(
+    "--publish",
+    is_flag=True,
+    help="Verify the entries since the last anchor, sign the head and write it to the anchor directory.",
+)
+@click.option(
+    "--dir",
+    "anchors_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    help="With --publish: the directory (default REMS_AUDIT_ANCHOR_DIR, else instance/audit-anchors).",
+)
 @with_appcontext
 @_needs_database
-def audit_anchor() -> None:
-    """Print the chain head as {"seq", "hash", "anchor": "SEQ:HASH"}; keep it outside the database."""
-    click.echo(json.dumps(audit_log.anchor(get_runtime().uow())))
+def audit_anchor(publish: bool, anchors_dir: str | None) -> None:
+    """Print the chain head as {"seq", "hash", "anchor": "SEQ:HASH"}; keep it outside the database.
+
+    With --publish (what `rq cron` does every REMS_AUDIT_ANCHOR_INTERVAL_SECONDS): a signed
+    anchor {"seq", "hash", "anchored_at", "key_id", "signature"} is written to the anchor
+    directory and sent as an `audit.anchored` event; exit 1 when the chain does not verify."""
+    runtime = get_runtime()
+    if not publish:
+        click.echo(json.dumps(audit_log.anchor(runtime.uow())))
+        return
+    assert runtime.audit_key is not None
+    sink = audit_log.AnchorSink(anchors_dir or runtime.anchor_dir)
+    result = audit_log.publish_anchor(runtime.uow, runtime.audit_key, sink, _now())
+    click.echo(json.dumps(result))
+    sys.exit(1 if result.get("reason") == "chain invalid" else 0)
 
 
 @audit_group.command("replay")

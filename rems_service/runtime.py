@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from config.programs import load_program
 from config.settings import database_url, load_settings
+from rems_service.db import audit_mac
 from rems_service.db.engine import READ_ONLY, build_engine
 from rems_service.db.uow import UnitOfWork
 from workflows.program import Program
@@ -49,6 +50,10 @@ class Runtime:
     engine: Engine
     program: Program
     relay_state: RelayState = field(default_factory=RelayState)
+    #: The audit chain's key (entry MACs, anchor signatures), loaded once.
+    audit_key: audit_mac.AuditKey | None = field(default=None, repr=False)
+    #: Where signed audit anchors are published (a directory outside the database).
+    anchor_dir: str = ""
     _redis_client: redis.Redis | None = field(default=None, repr=False)
     _read_engine: Engine | None = field(default=None, repr=False)
 
@@ -140,8 +145,16 @@ def build(settings: Mapping[str, Any], instance_path: str, serves_requests: bool
     if not url:
         os.makedirs(instance_path, exist_ok=True)
         url = database_url(settings, instance_path)  # the environment's own SQLite file
-    engine = build_engine(url) if serves_requests else build_engine(url, pool_pre_ping=True)
-    return Runtime(settings={**settings, "DATABASE_URL": url}, engine=engine, program=program)
+    key = audit_mac.load_key(settings, instance_path)
+    audit_mac.use_key(key)
+    anchors = settings.get("AUDIT_ANCHOR_DIR") or os.path.join(instance_path, "audit-anchors")
+    return Runtime(
+        settings={**settings, "DATABASE_URL": url},
+        engine=build_engine(url) if serves_requests else build_engine(url, pool_pre_ping=True),
+        program=program,
+        audit_key=key,
+        anchor_dir=str(anchors),
+    )
 
 
 def build_standalone() -> Runtime:

@@ -22,6 +22,12 @@ import pytest
 os.environ["REMS_ENV"] = "test"
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("REDIS_URL", None)
+# A fixed audit key (entry MACs, anchor signatures) for every environment the tests build.
+os.environ["REMS_AUDIT_KEY"] = "7e57" * 16
+os.environ.pop("REMS_AUDIT_KEY_FILE", None)
+os.environ.pop("REMS_AUDIT_ANCHOR_DIR", None)
+os.environ.pop("REMS_DATABASE_OWNER_URL", None)
+os.environ.pop("REMS_DATABASE_SERVICE_ROLE", None)
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url

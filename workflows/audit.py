@@ -123,6 +123,14 @@ class ChainCheck:
     head_seq: int
     head_hash: str
     first_invalid_seq: int | None
+    #: Why ``first_invalid_seq`` fails: ``sequence`` (missing or extra entry), ``link``
+    #: (``prev_hash`` is not its predecessor's hash), ``hash`` (content changed), ``mac``
+    #: (the keyed MAC does not check, or is missing after signed entries), ``head`` (the
+    #: head row names another entry), ``anchor`` (a published anchor is not in the chain).
+    reason: str | None = None
+    #: Entries without a MAC (written before MACs existed): how many, and the last one.
+    unsigned: int = 0
+    unsigned_through_seq: int | None = None
 
 
 def verify_entries(
@@ -141,8 +149,17 @@ def verify_entries(
     checked = 0
     for seq, prev_hash, stored_hash, content in entries:
         expected_seq += 1
-        if seq != expected_seq or prev_hash != prev or not hash_matches(prev_hash, content, stored_hash):
-            return ChainCheck(False, checked, expected_seq - 1, prev, expected_seq)
+        reason = (
+            "sequence"
+            if seq != expected_seq
+            else "link"
+            if prev_hash != prev
+            else None
+            if hash_matches(prev_hash, content, stored_hash)
+            else "hash"
+        )
+        if reason is not None:
+            return ChainCheck(False, checked, expected_seq - 1, prev, expected_seq, reason)
         prev = stored_hash
         checked += 1
     return ChainCheck(True, checked, expected_seq, prev, None)

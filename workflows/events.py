@@ -51,4 +51,5 @@ EVENT_TYPES: tuple[str, ...] = (
     "user.disabled",
     "user.enabled",
     "user.token_rotated",
+    "audit.anchored",
 )

@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
@@ -24,6 +25,7 @@ from sqlalchemy import JSON, BigInteger, String, Uuid, insert, text
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from rems_service.db.audit_mac import AuditKey, current_key
 from rems_service.db.engine import database_now, remember_clock
 from rems_service.db.models import AuditChainHead, AuditEntry, AuditReasonCode, AuditSubjectRef, table_of
 from rems_service.db.types import UTCDateTime
@@ -106,7 +108,8 @@ def _refuse_phi(where: str, value: Any) -> None:
 
 
 def entry_content(entry: Any) -> dict[str, Any]:
-    """Every column of ``entry`` except ``hash``: what the hash covers."""
+    """Every column of ``entry`` except ``hash`` and ``mac``: what the hash covers (the MAC
+    covers the hash)."""
     return {
         "seq": entry.seq,
         "recorded_at": entry.recorded_at,
@@ -170,6 +173,7 @@ def append(
         hash="",
     )
     entry.hash = chain_hash(head_hash, entry_content(entry))
+    entry.mac = current_key().entry_mac(entry.hash)
     # Core statements: the entry is never loaded back or changed, so the ORM adds nothing.
     # Statements built once with parameters passed apart, so each compiles once per process.
     session.execute(_INSERT_ENTRY, {c.name: getattr(entry, c.name) for c in _ENTRY_TABLE.columns})
@@ -233,6 +237,10 @@ def iter_rows(session: Session, after_seq: int = 0, batch: int = 10_000) -> Iter
         last = rows[-1].seq
 
 
+#: Columns the hash does not cover: the hash itself, and the MAC over it.
+_NOT_HASHED = frozenset({"hash", "mac"})
+
+
 def _canonical_sql() -> str:
     """PostgreSQL text of an entry's canonical content, built from its columns.
 
@@ -246,7 +254,7 @@ def _canonical_sql() -> str:
     parts = []
     for column in sorted(_ENTRY_TABLE.columns, key=lambda c: c.name):
         name = column.name
-        if name == "hash":
+        if name in _NOT_HASHED:
             continue
         if isinstance(column.type, JSON):
             value = f"{name}::text"
@@ -271,15 +279,15 @@ def _canonical_sql() -> str:
 
 
 _PRESUMED = text(
-    f"SELECT seq, prev_hash, hash, {_canonical_sql()} AS canonical FROM audit_entries "
+    f"SELECT seq, prev_hash, hash, {_canonical_sql()} AS canonical, mac FROM audit_entries "
     "WHERE seq > :after ORDER BY seq LIMIT :batch"
 )
 
 
 def _presumed_canonical(
     session: Session, after_seq: int, batch: int = 2_000
-) -> Iterator[tuple[int, str, str, PresumedCanonical]]:
-    """Entries as ``(seq, prev_hash, hash, PresumedCanonical)`` from PostgreSQL, in keyset batches
+) -> Iterator[tuple[int, str, str, PresumedCanonical, str | None]]:
+    """Entries as ``(seq, prev_hash, hash, PresumedCanonical, mac)`` from PostgreSQL, in keyset batches
     read one batch ahead in a thread (the database builds the next batch's text while this
     thread hashes); an entry whose text does not hash right is read and canonicalized here.
 
@@ -307,8 +315,8 @@ def _presumed_canonical(
             yield rows
             last = rows[-1][0]
 
-    for seq, prev_hash, stored_hash, canonical in _read_ahead(batches()):
-        yield seq, prev_hash, stored_hash, PresumedCanonical(canonical, partial(full, seq))
+    for seq, prev_hash, stored_hash, canonical, mac in _read_ahead(batches()):
+        yield seq, prev_hash, stored_hash, PresumedCanonical(canonical, partial(full, seq)), mac
 
 
 def _read_ahead(batches: Generator[Sequence[Any], None, None], depth: int = 2) -> Iterator[Any]:
@@ -358,23 +366,66 @@ def _read_ahead(batches: Generator[Sequence[Any], None, None], depth: int = 2) -
         producer.join()
 
 
-def verify_chain(session: Session, after_seq: int = 0, prev_hash: str = GENESIS_HASH) -> ChainCheck:
+class _MacState:
+    """What the MAC check saw while the entries streamed past."""
+
+    def __init__(self, signed_before: bool):
+        self.signed_seen = signed_before
+        self.unsigned = 0
+        self.unsigned_through: int | None = None
+        self.bad_seq: int | None = None
+
+
+def _mac_checked(entries: Any, key: AuditKey, state: _MacState) -> Generator[tuple[Any, ...], None, None]:
+    """Pass ``(seq, prev_hash, hash, content)`` on while each entry's MAC checks; stop at the
+    first that does not. An entry without a MAC is accepted only before the first signed
+    one (written before MACs existed, and counted); after it, a missing MAC is a forgery."""
+    matches = key.entry_checker()
+    with closing(entries):
+        for seq, prev_hash, stored_hash, content, mac in entries:
+            if mac is None:
+                if state.signed_seen:
+                    state.bad_seq = seq
+                    return
+                state.unsigned += 1
+                state.unsigned_through = seq
+            elif matches(stored_hash, mac):
+                state.signed_seen = True
+            else:
+                state.bad_seq = seq
+                return
+            yield seq, prev_hash, stored_hash, content
+
+
+def verify_chain(
+    session: Session, after_seq: int = 0, prev_hash: str = GENESIS_HASH, key: AuditKey | None = None
+) -> ChainCheck:
     """Check the chain from ``(after_seq, prev_hash)`` to its end, and against the head row.
 
-    On PostgreSQL the database builds each entry's canonical text (several
-    times faster than decoding and re-encoding it here); any entry whose
-    text does not hash to its stored hash is checked again the defining way.
+    Every entry's hash is recomputed from its content and its MAC checked with ``key`` (the
+    process's audit key by default). On PostgreSQL the database builds each entry's
+    canonical text (several times faster than decoding and re-encoding it here); any
+    entry whose text does not hash to its stored hash is checked again the defining way.
     """
+    key = key or current_key()
     if session.get_bind().dialect.name == "postgresql":
         entries: Any = _presumed_canonical(session, after_seq)
     else:
-        entries = ((e.seq, e.prev_hash, e.hash, entry_content(e)) for e in iter_rows(session, after_seq))
-    with closing(entries):  # an early stop (an invalid entry) ends the read-ahead thread here
-        check = verify_entries(entries, start_seq=after_seq, start_hash=prev_hash)
+        entries = ((e.seq, e.prev_hash, e.hash, entry_content(e), e.mac) for e in iter_rows(session, after_seq))
+    signed_before = bool(
+        after_seq and session.execute(text("SELECT mac FROM audit_entries WHERE seq = :s"), {"s": after_seq}).scalar()
+    )
+    state = _MacState(signed_before)
+    macs = _mac_checked(entries, key, state)
+    with closing(macs):  # an early stop (an invalid entry) ends the read-ahead thread here
+        check = verify_entries(macs, start_seq=after_seq, start_hash=prev_hash)
+    check = replace(check, unsigned=state.unsigned, unsigned_through_seq=state.unsigned_through)
     if not check.valid:
         return check
+    if state.bad_seq is not None:
+        return replace(check, valid=False, first_invalid_seq=state.bad_seq, reason="mac")
     head = session.get(AuditChainHead, CHAIN_HEAD_ID)
     if head is None or head.seq != check.head_seq or head.hash != check.head_hash:
         # The tail was removed (or the head row forged): the first missing entry is invalid.
-        return ChainCheck(False, check.checked, check.head_seq, check.head_hash, check.head_seq + 1)
+        return replace(check, valid=False, first_invalid_seq=check.head_seq + 1, reason="head")
     return check

@@ -15,6 +15,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from . import audit_chain
+from .audit_mac import AuditKey
 from .engine import database_now
 from .models import AuditChainHead, AuditCheckpoint, AuditEntry, AuditReasonCode, AuditSubjectRef
 
@@ -128,8 +129,17 @@ class AuditLogStore:
     def add_checkpoint(self, seq: int, digest: str) -> None:
         self.session.add(AuditCheckpoint(seq=seq, hash=digest, verified_at=database_now(self.session)))
 
-    def verify_chain(self, after_seq: int, prev_hash: str) -> Any:
-        return audit_chain.verify_chain(self.session, after_seq, prev_hash)
+    def verify_chain(self, after_seq: int, prev_hash: str, key: AuditKey | None = None) -> Any:
+        return audit_chain.verify_chain(self.session, after_seq, prev_hash, key)
+
+    def hashes_at(self, seqs: Sequence[int], batch: int = 1000) -> dict[int, str]:
+        """The stored hash of each entry of ``seqs`` that exists."""
+        found: dict[int, str] = {}
+        for start in range(0, len(seqs), batch):
+            chunk = list(seqs[start : start + batch])
+            rows = self.session.exec(select(AuditEntry.seq, AuditEntry.hash).where(col(AuditEntry.seq).in_(chunk)))
+            found.update((seq, digest) for seq, digest in rows)
+        return found
 
     def chain_head(self) -> AuditChainHead:
         head = self.session.get(AuditChainHead, audit_chain.CHAIN_HEAD_ID)

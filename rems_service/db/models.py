@@ -212,6 +212,9 @@ class AuditEntry(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
     prev_hash: str = Field(sa_type=String(64), nullable=False)
     hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    #: HMAC-SHA256 of ``hash`` under the audit key, which the database never holds
+    #: (``audit_mac``); None only on entries written before revision 0011.
+    mac: str | None = Field(default=None, sa_type=String(64), nullable=True)
 
     __table_args__ = (
         # The auditor filters, newest first (seq descending within the filter).

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 
 from rems_service.runtime import Runtime
-from rems_service.services import sweeps, webhooks
+from rems_service.services import audit_log, sweeps, webhooks
 
 from .dispatch import job_runtime
 from .handlers import utcnow
@@ -39,3 +39,16 @@ def run_sweeps(runtime: Runtime | None = None, now: datetime | None = None) -> d
 def relay(runtime: Runtime | None = None) -> int:
     """Hand the unsent outbox events on (every second under cron)."""
     return relay_outbox(runtime or job_runtime())
+
+
+def publish_audit_anchor(runtime: Runtime | None = None, now: datetime | None = None) -> dict[str, object]:
+    """Sign the audit chain's head and publish it outside the database (the anchor directory)
+    with an ``audit.anchored`` event (every ``AUDIT_ANCHOR_INTERVAL_SECONDS`` under cron).
+
+    A chain that does not verify gets no anchor; the service logs an error."""
+    rt = runtime or job_runtime()
+    assert rt.audit_key is not None, "the runtime loads the audit key"
+    result = audit_log.publish_anchor(rt.uow, rt.audit_key, audit_log.AnchorSink(rt.anchor_dir), now or utcnow())
+    if result["published"]:
+        log.info("audit anchor published", extra={"seq": result["seq"], "file": result["file"]})
+    return result

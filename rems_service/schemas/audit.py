@@ -143,12 +143,27 @@ class AnchorSchema(Schema):
     matches = fields.Boolean()
 
 
+class UnsignedSchema(Schema):
+    count = fields.Integer(metadata={"description": "Entries without a MAC (written before MACs existed)."})
+    through_seq = fields.Integer(allow_none=True, metadata={"description": "The last of them."})
+    anchored_by_seq = fields.Integer(
+        allow_none=True, metadata={"description": "The first matching published anchor covering them (CLI only)."}
+    )
+
+
 class AuditVerifySchema(Schema):
     valid = fields.Boolean()
     checked = fields.Integer()
     head_seq = fields.Integer()
     head_hash = fields.String()
     first_invalid_seq = fields.Integer(allow_none=True)
+    invalid_reason = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Why the first invalid entry fails: sequence, link, hash, mac (keyed MAC), head, anchor."
+        },
+    )
     mode = fields.String()
     started_after_seq = fields.Integer()
+    unsigned = fields.Nested(UnsignedSchema)
     anchor = fields.Nested(AnchorSchema)

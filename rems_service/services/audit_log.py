@@ -11,13 +11,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from rems_service.db.audit_chain import normalize_ref, subject_refs
 from rems_service.db.audit_log_store import AUDIT_READ, AuditFilter, AuditLogStore
+from rems_service.db.audit_mac import AuditKey, current_key
 from rems_service.db.models import AuditEntry
 from rems_service.db.repository import DECISION_ACTIONS
 from rems_service.db.uow import UnitOfWork
@@ -27,6 +32,7 @@ from workflows import authorizations, dispenses, participants, patients  # noqa:
 from workflows.actors import Actor
 from workflows.audit import GENESIS_HASH, OUTCOME_COMPLETED, ChainCheck
 from workflows.calendar import start_of_day
+from workflows.clock import isoformat_utc
 from workflows.events import EVENT_TYPES
 from workflows.lifecycle import Lifecycle
 from workflows.program import Program
@@ -35,8 +41,10 @@ from .errors import Invalid, NotFound
 
 __all__ = [
     "AUDIT_ACTIONS",
+    "AnchorSink",
     "AuditFilter",
     "anchor",
+    "publish_anchor",
     "audit_filter",
     "entry",
     "page",
@@ -52,6 +60,10 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 #: Rows fetched per round trip while exporting (memory stays bounded by this).
 EXPORT_BATCH = 1000
+#: The event published with each anchor (to admin webhook subscriptions).
+ANCHORED_EVENT = "audit.anchored"
+
+log = logging.getLogger(__name__)
 
 
 def _lifecycle_events() -> set[str]:
@@ -223,19 +235,29 @@ class Verification:
     mode: str
     started_after_seq: int
     anchor: dict[str, Any] | None = None
+    #: With published anchors: what each told (see ``AnchorReport``).
+    anchors: AnchorReport | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "valid": self.check.valid,
             "checked": self.check.checked,
             "head_seq": self.check.head_seq,
             "head_hash": self.check.head_hash,
             "first_invalid_seq": self.check.first_invalid_seq,
+            "invalid_reason": self.check.reason,
             "mode": self.mode,
             "started_after_seq": self.started_after_seq,
+            "unsigned": {
+                "count": self.check.unsigned,
+                "through_seq": self.check.unsigned_through_seq,
+                "anchored_by_seq": self.anchors.covering(self.check.unsigned_through_seq) if self.anchors else None,
+            },
         }
         if self.anchor is not None:
             out["anchor"] = self.anchor
+        if self.anchors is not None:
+            out["anchors"] = self.anchors.as_dict()
         return out
 
 
@@ -261,7 +283,7 @@ def _against_anchor(
     if not check.valid:
         return check, {"seq": seq, "hash": digest, "matches": False}
     if check.head_seq < seq:
-        return ChainCheck(False, check.checked, check.head_seq, check.head_hash, check.head_seq + 1), {
+        return replace(check, valid=False, first_invalid_seq=check.head_seq + 1, reason="anchor"), {
             "seq": seq,
             "hash": digest,
             "matches": False,
@@ -269,12 +291,167 @@ def _against_anchor(
     stored = store.entry(seq) if seq > 0 else None
     stored_hash = stored.hash if stored is not None else GENESIS_HASH
     if stored_hash != digest:
-        return ChainCheck(False, check.checked, check.head_seq, check.head_hash, max(seq, 1)), {
+        return replace(check, valid=False, first_invalid_seq=max(seq, 1), reason="anchor"), {
             "seq": seq,
             "hash": digest,
             "matches": False,
         }
     return check, {"seq": seq, "hash": digest, "matches": True}
+
+
+# --- Signed anchors published outside the database ---------------------------------------
+
+#: Fields of an anchor file, in the order they are written; ``signature`` covers the others.
+ANCHOR_FIELDS = ("version", "seq", "hash", "anchored_at", "key_id")
+ANCHOR_VERSION = 1
+#: Problems listed in a verification report (the count is always complete).
+MAX_LISTED_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class PublishedAnchor:
+    """One anchor file: where it was read from and what it holds (None when unreadable)."""
+
+    name: str
+    record: dict[str, Any] | None
+
+
+class AnchorSink:
+    """A directory of anchor files, one JSON object each (``anchor-<seq>-<time>.json``),
+    written whole or not at all (a temporary file renamed into place)."""
+
+    def __init__(self, directory: str | os.PathLike[str]):
+        self.directory = Path(directory)
+
+    def write(self, record: Mapping[str, Any]) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.fromisoformat(str(record["anchored_at"])).strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"anchor-{int(record['seq']):012d}-{stamp}.json"
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".anchor-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(dict(record), indent=2) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.directory / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return name
+
+    def read(self) -> list[PublishedAnchor]:
+        """Every anchor file, oldest name first; an unreadable one has ``record`` None."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in sorted(self.directory.glob("anchor-*.json")):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                record = None
+            found.append(PublishedAnchor(path.name, record if isinstance(record, dict) else None))
+        return found
+
+
+def _anchor_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: record.get(name) for name in ANCHOR_FIELDS}
+
+
+def _well_formed(record: Mapping[str, Any] | None) -> bool:
+    if record is None:
+        return False
+    seq, digest = record.get("seq"), record.get("hash")
+    return (
+        isinstance(seq, int)
+        and not isinstance(seq, bool)
+        and seq >= 0
+        and isinstance(digest, str)
+        and len(digest) == 64
+        and all(c in "0123456789abcdef" for c in digest)
+    )
+
+
+@dataclass
+class AnchorReport:
+    """What the published anchors told: each one's signature is checked with the key, then the
+    chain must still hold the entry it names with the hash it names."""
+
+    checked: int = 0
+    matched: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    problem_count: int = 0
+    #: The seqs of the anchors whose entry is in the chain with the anchored hash.
+    matched_seqs: list[int] = field(default_factory=list)
+
+    def problem(self, name: str, seq: Any, what: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_LISTED_PROBLEMS:
+            self.problems.append({"file": name, "seq": seq, "problem": what})
+
+    def covering(self, seq: int | None) -> int | None:
+        """The first matching anchor at or after ``seq``: it vouches for every entry up to it."""
+        if seq is None:
+            return None
+        later = [s for s in self.matched_seqs if s >= seq]
+        return min(later) if later else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "matched": self.matched,
+            "latest_seq": max(self.matched_seqs) if self.matched_seqs else None,
+            "problem_count": self.problem_count,
+            "problems": self.problems,
+        }
+
+
+def _against_published(
+    store: AuditLogStore, check: ChainCheck, published: Sequence[PublishedAnchor], key: AuditKey
+) -> tuple[ChainCheck, AnchorReport]:
+    """Check every published anchor; the chain is invalid if any fails.
+
+    An anchor whose signature does not check (edited, forged, or signed with another key)
+    is itself a finding. For a valid anchor, a chain shorter than it was truncated (the
+    first missing entry is invalid); an entry at its seq with another hash means entries
+    after the last anchor that still matches were rewritten (the first of them is invalid).
+    """
+    report = AnchorReport()
+    signed: list[tuple[str, int, str]] = []
+    for anchor in published:
+        report.checked += 1
+        record = anchor.record
+        if not _well_formed(record):
+            report.problem(anchor.name, None, "unreadable")
+            continue
+        assert record is not None
+        if not key.anchor_signature_matches(_anchor_fields(record), record.get("signature")):
+            report.problem(anchor.name, record["seq"], "bad signature")
+            continue
+        signed.append((anchor.name, record["seq"], record["hash"]))
+    stored = store.hashes_at(sorted({seq for _, seq, _ in signed if seq > 0}))
+    stored[0] = GENESIS_HASH
+    bad: list[int] = []
+    mismatched: list[int] = []
+    for name, seq, digest in sorted(signed, key=lambda a: a[1]):
+        if seq not in stored:
+            report.problem(name, seq, "no entry at this seq: entries were removed")
+            bad.append(min(seq, check.head_seq + 1))
+        elif stored[seq] != digest:
+            report.problem(name, seq, "the entry at this seq has another hash: entries were rewritten")
+            mismatched.append(seq)
+        else:
+            report.matched += 1
+            report.matched_seqs.append(seq)
+    for seq in mismatched:
+        # The first entry no matching anchor vouches for.
+        bad.append(max((s for s in report.matched_seqs if s < seq), default=0) + 1)
+    if report.problem_count:
+        # An unreadable or badly signed file alone names no entry: the anchors were tampered with.
+        candidates = bad + ([check.first_invalid_seq] if check.first_invalid_seq is not None else [])
+        earliest = min(candidates) if candidates else None
+        reason = check.reason if earliest is not None and earliest == check.first_invalid_seq else "anchor"
+        check = replace(check, valid=False, first_invalid_seq=earliest, reason=reason)
+    return check, report
 
 
 def verify(
@@ -284,12 +461,16 @@ def verify(
     *,
     incremental: bool = False,
     anchor: tuple[int, str] | None = None,
+    anchors: Sequence[PublishedAnchor] | None = None,
+    key: AuditKey | None = None,
 ) -> Verification:
     """Verify the chain; record the verification (when an actor asks) and a checkpoint when valid.
 
-    ``incremental`` starts after the newest checkpoint whose entry still
-    carries the checkpointed hash (else from the start); ``anchor`` also
-    proves nothing before it was truncated or rewritten.
+    Every entry's hash and keyed MAC are checked (``key``: the process's audit key by
+    default). ``incremental`` starts after the newest checkpoint whose entry still carries
+    the checkpointed hash (else from the start); ``anchor`` also proves nothing before it
+    was truncated or rewritten; ``anchors`` (published by ``publish_anchor``) do the same
+    for each, once their signature checks.
     """
     with uow:
         store = uow.audit_log
@@ -301,10 +482,13 @@ def verify(
             at = store.entry(point.seq) if point else None
             if point is not None and at is not None and at.hash == point.hash:
                 after, prev, mode = point.seq, point.hash, "incremental"
-        check = store.verify_chain(after, prev)
+        check = store.verify_chain(after, prev, key)
         anchor_report = None
         if anchor is not None:
             check, anchor_report = _against_anchor(store, check, *anchor)
+        published = None
+        if anchors is not None:
+            check, published = _against_published(store, check, anchors, key or current_key())
         # The checkpoint and the read are recorded in a transaction of their own (locking
         # the chain head inside an old snapshot would fail once another append committed).
         store.end_snapshot()
@@ -324,7 +508,7 @@ def verify(
                 },
             )
         uow.commit()
-        return Verification(check, mode, after, anchor_report)
+        return Verification(check, mode, after, anchor_report, published)
 
 
 def anchor(uow: UnitOfWork) -> dict[str, Any]:
@@ -332,3 +516,73 @@ def anchor(uow: UnitOfWork) -> dict[str, Any]:
     with uow:
         head = uow.audit_log.chain_head()
         return {"seq": head.seq, "hash": head.hash, "anchor": f"{head.seq}:{head.hash}"}
+
+
+def _latest_valid(published: Sequence[PublishedAnchor], key: AuditKey) -> dict[str, Any] | None:
+    best: dict[str, Any] | None = None
+    for item in published:
+        record = item.record
+        if _well_formed(record) and key.anchor_signature_matches(
+            _anchor_fields(record or {}), (record or {}).get("signature")
+        ):
+            assert record is not None
+            if best is None or record["seq"] > best["seq"]:
+                best = record
+    return best
+
+
+def publish_anchor(
+    uow_factory: Callable[[], UnitOfWork], key: AuditKey, sink: AnchorSink, now: datetime
+) -> dict[str, Any]:
+    """Sign the chain head and publish it to ``sink`` (outside the database), with an
+    ``audit.anchored`` event for admin webhooks. Returns ``{"published": bool, ...}``.
+
+    An anchor only extends a chain that verifies: the entries since the newest anchor
+    already published (all of them, the first time) are checked first — hashes, MACs,
+    and that entry still holding the anchored hash. A chain that does not verify gets no
+    anchor (an error is logged and returned: run ``rems audit verify --anchors``). A head
+    that has not moved since the newest anchor is not anchored again.
+    """
+    published = sink.read()
+    latest = _latest_valid(published, key)
+    with uow_factory() as uow:
+        store = uow.audit_log
+        store.snapshot()
+        head = store.chain_head()
+        if latest is not None and latest["seq"] == head.seq and latest["hash"] == head.hash:
+            return {"published": False, "reason": "unchanged", "seq": head.seq, "hash": head.hash}
+        after, prev = 0, GENESIS_HASH
+        if latest is not None and 0 < latest["seq"] <= head.seq:
+            at = store.hashes_at([latest["seq"]]).get(latest["seq"])
+            if at == latest["hash"]:
+                after, prev = latest["seq"], latest["hash"]
+        check = store.verify_chain(after, prev, key)
+        if latest is not None and after == 0 and latest["seq"] > 0:
+            check = replace(
+                check, valid=False, first_invalid_seq=min(latest["seq"], check.head_seq + 1), reason="anchor"
+            )
+        store.end_snapshot()
+    if not check.valid:
+        log.error(
+            "audit chain does not verify: no anchor published",
+            extra={"first_invalid_seq": check.first_invalid_seq, "reason": check.reason},
+        )
+        return {
+            "published": False,
+            "reason": "chain invalid",
+            "first_invalid_seq": check.first_invalid_seq,
+            "invalid_reason": check.reason,
+        }
+    fields_ = {
+        "version": ANCHOR_VERSION,
+        "seq": check.head_seq,
+        "hash": check.head_hash,
+        "anchored_at": isoformat_utc(now),
+        "key_id": key.key_id,
+    }
+    record = {**fields_, "signature": key.sign_anchor(fields_)}
+    name = sink.write(record)
+    with uow_factory() as uow:
+        uow.repo.record_event(ANCHORED_EVENT, now, record)
+        uow.commit()
+    return {"published": True, "file": name, **record}

@@ -5,7 +5,7 @@ after it index their own references in the entry's transaction."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import MetaData, Table, insert, text
 from sqlalchemy.exc import DBAPIError
 
 from rems_service.db import audit_chain as audit
@@ -70,6 +70,12 @@ def log_before_0006(make_app, database_url, monkeypatch):
         migrate.downgrade(engine, "0005")
         with monkeypatch.context() as m:  # the append path as it was: no references to index
             m.setattr(audit, "subject_refs", lambda subject, details: set())
+            # ... and no MAC column (revision 0011 adds it): the entries stay unsigned.
+            old_table = Table(
+                "audit_entries", MetaData(), *(c._copy() for c in audit._ENTRY_TABLE.columns if c.name != "mac")
+            )
+            m.setattr(audit, "_ENTRY_TABLE", old_table)
+            m.setattr(audit, "_INSERT_ENTRY", insert(old_table))
             _append(runtime, len(WRITES))
         yield runtime, engine
     finally:
@@ -80,14 +86,16 @@ def log_before_0006(make_app, database_url, monkeypatch):
 def test_the_migration_indexes_an_older_log_and_the_chain_still_verifies(log_before_0006):
     runtime, engine = log_before_0006
     before = _hashes(engine)
-    with runtime.uow() as uow:
-        head_before = audit.verify_chain(uow.session)
-    assert head_before.valid and head_before.checked == len(WRITES) + 1  # the auditor's creation too
+    # (Verified after the upgrade only: today's verification reads the MAC column of 0011.)
+    with engine.connect() as conn:
+        head_seq, head_hash = conn.execute(text("SELECT seq, hash FROM audit_chain_head")).one()
+    assert head_seq == len(WRITES) + 1  # the auditor's creation too
     migrate.upgrade(engine)
     assert _hashes(engine) == before
     with runtime.uow() as uow:
         check = audit.verify_chain(uow.session)
-    assert (check.valid, check.head_seq, check.head_hash) == (True, head_before.head_seq, head_before.head_hash)
+    assert (check.valid, check.head_seq, check.head_hash) == (True, head_seq, head_hash)
+    assert check.unsigned == head_seq  # written before MACs existed
     first = before[0][0] + 1  # WRITES start after the user.created entry
     assert _refs(engine) == {
         ("rems_patient_id", "RP-AAAAA-BBBBB", first),

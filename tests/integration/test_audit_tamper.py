@@ -299,7 +299,7 @@ def test_postgresql_builds_each_entrys_canonical_text_as_python_does(postgres_ur
             presumed = list(audit._presumed_canonical(session, 0))
             rows = list(audit.iter_rows(session))
             assert len(presumed) == len(rows) == 3
-            for (seq, _, _, p), row in zip(presumed, rows):
+            for (seq, _, _, p, _mac), row in zip(presumed, rows):
                 assert seq == row.seq and p.text == audit.canonical_json(audit.entry_content(row))
             assert audit.verify_chain(session).valid
     finally:

@@ -347,7 +347,7 @@ def test_per_entity_jobs_are_scheduled_with_deterministic_ids_and_are_idempotent
     connection.close()
 
 
-def test_cron_jobs_are_read_and_run_by_the_worker(postgres_url, redis_url):
+def test_cron_jobs_are_read_and_run_by_the_worker(postgres_url, redis_url, monkeypatch, tmp_path):
     """rq 3.0's cron enqueues with pickle whatever ``--serializer`` says; the worker's
     JobSerializer reads those plain-values payloads and runs every registered cron job
     without a failure. Nothing in rq is patched: ``rq.cron.Queue`` is rq's own."""
@@ -367,8 +367,13 @@ def test_cron_jobs_are_read_and_run_by_the_worker(postgres_url, redis_url):
     assert {job.func_name for job in enqueued} == {
         "rems_service.jobs.tasks.run_sweeps",
         "rems_service.jobs.tasks.relay",
+        "rems_service.jobs.tasks.publish_audit_anchor",
     }
+    monkeypatch.setenv("REMS_AUDIT_ANCHOR_DIR", str(tmp_path / "anchors"))  # the worker's anchor directory
     run_burst_worker(postgres_url, redis_url)
+    # The audit anchor was published outside the database (the migrations left an empty chain).
+    (published,) = (tmp_path / "anchors").glob("anchor-000000000000-*.json")
+    assert json.loads(published.read_text())["seq"] == 0
     for job in enqueued:
         job = Job.fetch(job.id, connection=connection, serializer=JobSerializer)
         assert job.get_status() == JobStatus.FINISHED, (job.func_name, job.get_status(), job.exc_info)
