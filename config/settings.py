@@ -61,10 +61,28 @@ class Config:
     WEBHOOK_BACKOFF_SECONDS = 30
     WEBHOOK_BACKOFF_CAP_SECONDS = 3600
     WEBHOOK_MAX_ATTEMPTS = 8
+    #: Webhook hardening (issue 18): connect and total deadlines of one attempt
+    #: (``WEBHOOK_TIMEOUT_SECONDS`` is the per-read one), the most response bytes read,
+    #: live subscriptions per prescriber, pharmacy or admin user, how long a rotated-out
+    #: secret still signs, and the threads posting deliveries without a queue.
+    WEBHOOK_CONNECT_TIMEOUT_SECONDS = 3.0
+    WEBHOOK_TOTAL_TIMEOUT_SECONDS = 10.0
+    WEBHOOK_MAX_RESPONSE_BYTES = 65536
+    WEBHOOK_MAX_SUBSCRIPTIONS = 20
+    WEBHOOK_SECRET_GRACE_SECONDS = 86400
+    WEBHOOK_DELIVERY_THREADS = 4
+    #: Targets must be https (production); loopback targets are allowed only where this
+    #: is explicitly on (development and sandbox receivers on the same machine).
+    WEBHOOK_REQUIRE_HTTPS = True
+    WEBHOOK_ALLOW_LOOPBACK = False
+    #: ``/metrics`` answers admins only unless this is on (a scraper on a private network).
+    METRICS_PUBLIC = False
 
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    WEBHOOK_REQUIRE_HTTPS = False
+    WEBHOOK_ALLOW_LOOPBACK = True
 
 
 class SandboxConfig(Config):
@@ -72,6 +90,8 @@ class SandboxConfig(Config):
     ALLOW_CLOCK_HEADER = True
     SQLITE_FILE = "rems-sandbox.sqlite3"
     LOG_FORMAT = "json"
+    WEBHOOK_REQUIRE_HTTPS = False
+    WEBHOOK_ALLOW_LOOPBACK = True
 
 
 class TestConfig(Config):
@@ -80,6 +100,8 @@ class TestConfig(Config):
     TESTING = True
     # Tests of background work turn it on; the others should not pay for it.
     RELAY_AFTER_REQUEST = False
+    # http targets as in development, but loopback only where a test turns it on.
+    WEBHOOK_REQUIRE_HTTPS = False
 
 
 class ProductionConfig(Config):
@@ -121,12 +143,23 @@ def load_settings(
         "WEBHOOK_BACKOFF_SECONDS",
         "WEBHOOK_BACKOFF_CAP_SECONDS",
         "WEBHOOK_MAX_ATTEMPTS",
+        "WEBHOOK_CONNECT_TIMEOUT_SECONDS",
+        "WEBHOOK_TOTAL_TIMEOUT_SECONDS",
+        "WEBHOOK_MAX_RESPONSE_BYTES",
+        "WEBHOOK_MAX_SUBSCRIPTIONS",
+        "WEBHOOK_SECRET_GRACE_SECONDS",
+        "WEBHOOK_DELIVERY_THREADS",
     ):
         if environ.get(f"REMS_{key}"):
             settings[key] = type(settings[key])(environ[f"REMS_{key}"])
+    for key in ("WEBHOOK_REQUIRE_HTTPS", "WEBHOOK_ALLOW_LOOPBACK", "METRICS_PUBLIC"):
+        if environ.get(f"REMS_{key}"):
+            settings[key] = environ[f"REMS_{key}"].strip().lower() in ("1", "true", "yes", "on")
     settings.update(overrides or {})
     if settings["ENV_NAME"] == "production" and not settings.get("DATABASE_URL"):
         raise ConfigurationError("production needs DATABASE_URL: the embedded SQLite file is for development")
+    if settings["ENV_NAME"] == "production" and settings.get("WEBHOOK_ALLOW_LOOPBACK"):
+        raise ConfigurationError("production may not allow loopback webhook targets (REMS_WEBHOOK_ALLOW_LOOPBACK)")
     settings["LOG_FORMAT"] = str(settings["LOG_FORMAT"]).strip().lower()
     if settings["LOG_FORMAT"] not in LOG_FORMATS:
         raise ConfigurationError(f"REMS_LOG_FORMAT must be one of {list(LOG_FORMATS)}, got {settings['LOG_FORMAT']!r}")

@@ -9,7 +9,7 @@ from flask import Flask
 
 from config.settings import load_settings
 
-from . import api, clock, jobs, logs, runtime
+from . import api, clock, jobs, logs, operations, runtime
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -27,4 +27,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     runtime.init_app(app)
     api.init_app(app)
     jobs.init_app(app)
+    operations.init_app(app)
     return app

@@ -49,6 +49,8 @@ class Runtime:
     engine: Engine
     program: Program
     relay_state: RelayState = field(default_factory=RelayState)
+    #: What other modules keep per runtime (the jobs' background threads).
+    extensions: dict[str, Any] = field(default_factory=dict, repr=False)
     _redis_client: redis.Redis | None = field(default=None, repr=False)
     _read_engine: Engine | None = field(default=None, repr=False)
 

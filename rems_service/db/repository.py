@@ -188,6 +188,9 @@ class DecisionWrite:
     now: datetime
     subject: Mapping[str, Any]
     details: Mapping[str, Any]
+    #: Subject keys kept out of the outbox event (and so out of webhooks): identifiers the
+    #: caller did not send and may not learn (the audit entry still holds them).
+    withheld: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -201,10 +204,21 @@ class DecisionWrite:
         now: datetime,
         subject: Mapping[str, Any],
         details: Mapping[str, Any],
+        withheld: frozenset[str] = frozenset(),
     ) -> DecisionWrite:
         reasons = [r.as_dict() for r in decision.reasons]
         return cls(
-            actor, kind, decision_id, decision, dump_snapshot(snapshot), reasons, program_version, now, subject, details
+            actor,
+            kind,
+            decision_id,
+            decision,
+            dump_snapshot(snapshot),
+            reasons,
+            program_version,
+            now,
+            subject,
+            details,
+            withheld,
         )
 
     def audit_entry(self) -> dict[str, Any]:
@@ -247,7 +261,11 @@ class DecisionWrite:
 
     def event_data(self) -> dict[str, Any]:
         return {
-            **{k: v for k, v in self.subject.items() if k not in audit_chain.AUDIT_ONLY_SUBJECT_KEYS},
+            **{
+                k: v
+                for k, v in self.subject.items()
+                if k not in audit_chain.AUDIT_ONLY_SUBJECT_KEYS and k not in self.withheld
+            },
             "decision_id": self.decision_id,
             "outcome": self.decision.outcome,
             "reasons": self.reasons,

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, false, or_
+from sqlalchemy import and_, false, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -35,6 +35,30 @@ class WebhookStore:
 
     def live_subscriptions(self) -> Sequence[WebhookSubscription]:
         return self.session.exec(select(WebhookSubscription).where(col(WebhookSubscription.deleted_at).is_(None))).all()
+
+    def live_count(
+        self,
+        *,
+        prescriber_id: uuid.UUID | None = None,
+        pharmacy_id: uuid.UUID | None = None,
+        created_by: uuid.UUID | None = None,
+    ) -> int:
+        """How many live subscriptions one owner has: a prescriber's, a pharmacy's, or those an
+        admin user created without either."""
+        query = (
+            select(func.count()).select_from(WebhookSubscription).where(col(WebhookSubscription.deleted_at).is_(None))
+        )
+        if prescriber_id is not None:
+            query = query.where(WebhookSubscription.prescriber_id == prescriber_id)
+        elif pharmacy_id is not None:
+            query = query.where(WebhookSubscription.pharmacy_id == pharmacy_id)
+        else:
+            query = query.where(
+                WebhookSubscription.created_by == created_by,
+                col(WebhookSubscription.prescriber_id).is_(None),
+                col(WebhookSubscription.pharmacy_id).is_(None),
+            )
+        return int(self.session.exec(query).one())
 
     def pending_deliveries(self, subscription_id: uuid.UUID) -> Sequence[WebhookDelivery]:
         return self.session.exec(

@@ -50,7 +50,7 @@ from workflows.rules import Code, Rule
 
 from . import idempotency
 from .authorization_states import effective, settle
-from .decisions import DecisionAnswer, DecisionResult, encode
+from .decisions import DecisionAnswer, DecisionResult, counted, encode
 from .errors import Conflict, Forbidden, NotFound, Unavailable, from_domain_error
 from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of
 from .reminders import refresh_reminders
@@ -105,7 +105,9 @@ def request(
             "The dispense could not be decided safely under concurrent requests; nothing was recorded. Retry."
         )
 
-    return idempotency.run(uow_factory, actor, ENDPOINT, idempotency_key, request_body, decide)
+    return counted(
+        ENDPOINT, lambda: idempotency.run(uow_factory, actor, ENDPOINT, idempotency_key, request_body, decide)
+    )
 
 
 def _context(inputs: DispenseInputs, dispense_request: DispenseRequest) -> DispenseContext:

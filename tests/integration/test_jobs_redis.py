@@ -17,6 +17,7 @@ from sqlmodel import select
 from rems_service import create_app
 from rems_service.db.models import OutboxEvent, ProcessedEvent, WebhookAttempt, WebhookDelivery
 from rems_service.jobs import tasks
+from rems_service.jobs.dispatch import background_for
 from rems_service.jobs.relay import relay_outbox
 from tests.helpers import TRAINED, Api, make_pharmacy, make_prescriber, make_user, signature_ok
 from tests.integration.server import BIN, ROOT
@@ -52,6 +53,7 @@ def receiver():
 
 def worker_env(database_url: str, redis_url: str) -> dict[str, str]:
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "REMS_ENV": "development", **WORKER_ENV}
+    env["REMS_WEBHOOK_ALLOW_LOOPBACK"] = "1"  # the tests' receivers listen on loopback
     return env
 
 
@@ -87,6 +89,7 @@ class Program:
                 "DATABASE_URL": database_url,
                 "REDIS_URL": redis_url,
                 "RELAY_AFTER_REQUEST": True,
+                "WEBHOOK_ALLOW_LOOPBACK": True,  # the tests' receivers listen on loopback
                 **{k.removeprefix("REMS_"): float(v) if "TIMEOUT" in k else int(v) for k, v in WORKER_ENV.items()},
             }
         )
@@ -130,6 +133,8 @@ class Program:
         }
         disp = self.api.as_(self.pharmacist_token).at(at).post("/api/v1/dispenses", json=body).json
         assert disp["decision"] == "approved", disp
+        # The relay after each request runs on a background thread: wait for it.
+        assert background_for(self.runtime).wait_idle(30)
         return auth, disp
 
     def close(self) -> None:
