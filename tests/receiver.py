@@ -23,10 +23,14 @@ class Received:
 
 @dataclass
 class Receiver:
-    """``statuses`` are answered in order (then 200 for ever); ``stall`` seconds before answering."""
+    """``statuses`` are answered in order (then 200 for ever); ``stall`` seconds before answering;
+    ``trickle`` > 0: the answer is sent one byte every ``trickle`` seconds (a hostile receiver);
+    ``reply_headers`` are added to every answer (a ``Location`` to try redirects)."""
 
     statuses: list[int] = field(default_factory=list)
     stall: float = 0.0
+    trickle: float = 0.0
+    reply_headers: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
 
@@ -41,7 +45,20 @@ class Receiver:
                 if receiver.stall:
                     time.sleep(receiver.stall)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if receiver.trickle:
+                    answer = f"HTTP/1.1 {status} OK\r\nContent-Length: 0\r\n\r\n".encode()
+                    try:
+                        for byte in answer:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(receiver.trickle)
+                    except OSError:
+                        pass  # the client hung up: what a deadline is for
+                    self.close_connection = True
+                    return
                 self.send_response(status)
+                for name, value in receiver.reply_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

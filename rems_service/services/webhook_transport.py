@@ -30,6 +30,7 @@ from typing import Any
 import certifi
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from . import webhook_targets
@@ -136,6 +137,8 @@ def post(
                 if not chunk:
                     break
                 remaining -= len(chunk)
+    except NewConnectionError as exc:  # refused or unroutable (urllib3 derives it from its connect timeout)
+        return result(UNREACHABLE, error=f"{type(exc).__name__}: {exc}"[:500])
     except (TimeoutError, Urllib3Timeout) as exc:
         return result(TIMED_OUT, error=f"{type(exc).__name__}: {exc}"[:500])
     except (OSError, ssl.SSLError, http.client.HTTPException, Urllib3Error, ValueError) as exc:
