@@ -75,6 +75,8 @@ class Config:
     #: is explicitly on (development and sandbox receivers on the same machine).
     WEBHOOK_REQUIRE_HTTPS = True
     WEBHOOK_ALLOW_LOOPBACK = False
+    #: The CA certificates https targets are verified against (a PEM file); None: certifi's.
+    WEBHOOK_CA_BUNDLE: str | None = None
     #: ``/metrics`` answers admins only unless this is on (a scraper on a private network).
     METRICS_PUBLIC = False
 
@@ -134,6 +136,7 @@ def load_settings(
         ("LOG_LEVEL", "REMS_LOG_LEVEL"),
         ("LOG_FORMAT", "REMS_LOG_FORMAT"),
         ("PROGRAM_DIR", "REMS_PROGRAM_DIR"),
+        ("WEBHOOK_CA_BUNDLE", "REMS_WEBHOOK_CA_BUNDLE"),
     ):
         if environ.get(env_key):
             settings[key] = environ[env_key]

@@ -4,6 +4,7 @@ what it was sent and answers with a scripted status (or stalls)."""
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,12 +26,16 @@ class Received:
 class Receiver:
     """``statuses`` are answered in order (then 200 for ever); ``stall`` seconds before answering;
     ``trickle`` > 0: the answer is sent one byte every ``trickle`` seconds (a hostile receiver);
-    ``reply_headers`` are added to every answer (a ``Location`` to try redirects)."""
+    ``reply_headers`` are added to every answer (a ``Location`` to try redirects);
+    ``tls`` (a certificate and key PEM file): serve https, recording the TLS server names
+    (SNI) clients asked for in ``server_names``."""
 
     statuses: list[int] = field(default_factory=list)
     stall: float = 0.0
     trickle: float = 0.0
     reply_headers: dict[str, str] = field(default_factory=dict)
+    tls: tuple[str, str] | None = None
+    server_names: list[str | None] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
 
@@ -66,12 +71,18 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            context.sni_callback = lambda _sock, name, _ctx: receiver.server_names.append(name)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def close(self) -> None:
         self.server.shutdown()

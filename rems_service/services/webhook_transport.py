@@ -46,6 +46,8 @@ class Limits:
     read_seconds: float
     total_seconds: float
     max_response_bytes: int
+    #: PEM file of the CAs https targets are verified against (None: certifi's bundle).
+    ca_bundle: str | None = None
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> Limits:
@@ -54,6 +56,7 @@ class Limits:
             read_seconds=float(settings["WEBHOOK_TIMEOUT_SECONDS"]),
             total_seconds=float(settings["WEBHOOK_TOTAL_TIMEOUT_SECONDS"]),
             max_response_bytes=int(settings["WEBHOOK_MAX_RESPONSE_BYTES"]),
+            ca_bundle=settings.get("WEBHOOK_CA_BUNDLE") or None,
         )
 
 
@@ -98,7 +101,7 @@ def _connection(target: webhook_targets.Target, limits: Limits) -> HTTPConnectio
             server_hostname=target.host,
             assert_hostname=target.host,
             cert_reqs="CERT_REQUIRED",
-            ca_certs=certifi.where(),
+            ca_certs=limits.ca_bundle or certifi.where(),
         )
     return HTTPConnection(target.address, target.port, timeout=limits.connect_seconds)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import shutil
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -203,6 +205,56 @@ def test_the_connection_goes_to_the_checked_address_with_the_name_as_host(world,
     approved_authorization(world)
     assert receiver.wait_for(1)
     assert receiver.received[0].headers["Host"] == f"hooks.partner.example:{port}"
+
+
+def _openssl(*args: str, cwd) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    """A test CA, and a certificate it signed for ``hooks.partner.example`` (openssl's CLI)."""
+    if shutil.which("openssl") is None:  # pragma: no cover - Debian images have it
+        pytest.skip("openssl is not installed")
+    (tmp_path / "san.ext").write_text("subjectAltName=DNS:hooks.partner.example\n")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "2", "-subj", "/CN=REMS test CA", cwd=tmp_path)  # fmt: skip
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+             "-subj", "/CN=hooks.partner.example", cwd=tmp_path)  # fmt: skip
+    _openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "srv.pem", "-days", "2", "-extfile", "san.ext", cwd=tmp_path)  # fmt: skip
+    return tmp_path
+
+
+def test_https_is_pinned_to_the_checked_address_and_verifies_the_name(world, make_app, fake_dns, tls_files):
+    """Over https the connection goes to the checked address, asks for the URL's name (SNI)
+    and verifies the certificate against it: a certificate for another name is refused."""
+    world = hooks_app(
+        world,
+        make_app,
+        WEBHOOK_ALLOW_LOOPBACK=True,
+        WEBHOOK_REQUIRE_HTTPS=True,
+        WEBHOOK_CA_BUNDLE=str(tls_files / "ca.pem"),
+    )
+    tls = Receiver(tls=(str(tls_files / "srv.pem"), str(tls_files / "srv.key")))
+    try:
+        port = tls.server.server_address[1]
+        fake_dns["hooks.partner.example"] = ["127.0.0.1"]
+        fake_dns["other.partner.example"] = ["127.0.0.1"]
+        good = subscribe(world, world.prescriber_token, f"https://hooks.partner.example:{port}/in")
+        wrong = subscribe(world, world.prescriber_token, f"https://other.partner.example:{port}/in")
+        approved_authorization(world)
+        settle(world)
+        assert len(tls.received) == 1 and tls.received[0].headers["Host"] == f"hooks.partner.example:{port}"
+        assert "hooks.partner.example" in tls.server_names
+        outcomes = {}
+        for hook in (good, wrong):
+            (d,) = world.api.as_(world.admin).get(f"/api/v1/webhooks/{hook['id']}/deliveries").json["items"]
+            outcomes[hook["id"]] = (d["last_outcome"], d["last_error"] or "")
+        assert outcomes[good["id"]][0] == "delivered"
+        assert outcomes[wrong["id"]][0] == "unreachable" and "other.partner.example" in outcomes[wrong["id"]][1]
+    finally:
+        tls.close()
 
 
 def test_redirects_are_not_followed(world, make_app, receiver):
