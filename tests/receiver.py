@@ -35,6 +35,10 @@ class Receiver:
     trickle: float = 0.0
     reply_headers: dict[str, str] = field(default_factory=dict)
     tls: tuple[str, str] | None = None
+    #: Bytes of response body to send (0: an empty body), in 64 KiB writes.
+    reply_bytes: int = 0
+    #: How many body bytes were written before the client went away.
+    sent_bytes: int = 0
     server_names: list[str | None] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
@@ -64,8 +68,15 @@ class Receiver:
                 self.send_response(status)
                 for name, value in receiver.reply_headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(receiver.reply_bytes))
                 self.end_headers()
+                chunk = b"x" * 65536
+                try:
+                    while receiver.sent_bytes < receiver.reply_bytes:
+                        self.wfile.write(chunk)
+                        receiver.sent_bytes += len(chunk)
+                except OSError:
+                    pass  # the client stopped reading
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -131,12 +131,14 @@ def post(
                 body=body,
                 headers={**headers, "Host": target.host_header, "Content-Length": str(len(body))},
                 chunked=False,
+                preload_content=False,  # never the whole body: at most the cap is read below
+                decode_content=False,  # nor a decompression bomb
             )
             response = connection.getresponse()
             status = response.status
             remaining = limits.max_response_bytes
             while remaining > 0:  # read (and drop) at most the cap; the rest is never read
-                chunk = response.read(min(remaining, 8192))
+                chunk = response.read(min(remaining, 8192), decode_content=False)
                 if not chunk:
                     break
                 remaining -= len(chunk)

@@ -257,6 +257,18 @@ def test_https_is_pinned_to_the_checked_address_and_verifies_the_name(world, mak
         tls.close()
 
 
+def test_a_huge_answer_is_read_up_to_the_cap_only(world, make_app, receiver):
+    world = hooks_app(world, make_app, WEBHOOK_ALLOW_LOOPBACK=True, WEBHOOK_MAX_RESPONSE_BYTES=65536)
+    receiver.reply_bytes = 512 * 1024 * 1024  # half a gigabyte announced and offered
+    hook = subscribe(world, world.prescriber_token, receiver.url)
+    approved_authorization(world)
+    settle(world)
+    (delivery,) = world.api.as_(world.prescriber_token).get(f"/api/v1/webhooks/{hook['id']}/deliveries").json["items"]
+    assert delivery["last_outcome"] == "delivered"
+    # The connection was closed after the cap: the receiver could not push it all.
+    assert receiver.sent_bytes < receiver.reply_bytes / 8
+
+
 def test_redirects_are_not_followed(world, make_app, receiver):
     world = hooks_app(world, make_app, WEBHOOK_ALLOW_LOOPBACK=True)
     inside = Receiver()
