@@ -6,7 +6,8 @@ role) unless ``METRICS_PUBLIC`` opens ``/metrics`` to a scraper on a private net
 service's own (``rems_service.metrics``): decisions by endpoint, outcome and reason
 code, decision latency histograms, the outbox's backlog and lag (read when scraped),
 webhook delivery outcomes and rate-limit refusals. ``/admin/queues`` reads RQ's own
-registries (queued, started, scheduled, deferred, failed, finished) and workers.
+registries (queued, started, scheduled, deferred, failed, finished), its workers and
+the newest failed jobs (function, id arguments, exception type).
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ from typing import Any
 
 from flask import Flask, current_app, jsonify
 from prometheus_flask_exporter import PrometheusMetrics
-from rq import Queue, Worker
+from rq import Worker
+from rq.job import Job
 
 from rems_service import metrics
 from rems_service.auth import auth
+from rems_service.jobs.dispatch import JSONQueue
 from rems_service.runtime import get_runtime
 from rems_service.services import operations
 from rems_service.services.errors import Forbidden
 
 METRICS_PATH = "/metrics"
+#: The newest failed jobs listed by ``/admin/queues``.
+FAILED_SHOWN = 20
 QUEUES_PATH = "/admin/queues"
 
 
@@ -67,8 +72,8 @@ def queue_state(runtime: Any) -> dict[str, Any]:
     """RQ's view of the service's queue, or that there is none (jobs run in-process)."""
     client = runtime.redis()
     if client is None:
-        return {"mode": "inline", "queues": [], "workers": []}
-    queue = Queue(runtime.settings["QUEUE_NAME"], connection=client)
+        return {"mode": "inline", "queues": [], "workers": [], "failed_jobs": []}
+    queue = JSONQueue(runtime.settings["QUEUE_NAME"], connection=client)
     registries = {
         "started": queue.started_job_registry,
         "scheduled": queue.scheduled_job_registry,
@@ -87,7 +92,26 @@ def queue_state(runtime: Any) -> dict[str, Any]:
         }
         for worker in Worker.all(queue=queue)
     ]
-    return {"mode": "rq", "queues": [{"name": queue.name, **counts}], "workers": workers}
+    failed_ids = queue.failed_job_registry.get_job_ids(0, FAILED_SHOWN - 1)
+    failed = [
+        {
+            "id": job.id,
+            "function": job.func_name,
+            "args": list(job.args),  # ids only: jobs take nothing else
+            "ended_at": job.ended_at.isoformat() if job.ended_at else None,
+            "error": _error_type(job),
+        }
+        for job in Job.fetch_many(failed_ids, connection=client, serializer=queue.serializer)
+        if job is not None
+    ]
+    return {"mode": "rq", "queues": [{"name": queue.name, **counts}], "workers": workers, "failed_jobs": failed}
+
+
+def _error_type(job: Job) -> str | None:
+    """The failed job's exception type only (its message could quote data)."""
+    result = job.latest_result()
+    text = ((result.exc_string if result is not None else None) or "").strip()
+    return text.splitlines()[-1].split(":", 1)[0] if text else None
 
 
 def init_app(app: Flask) -> None:

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from rq import SimpleWorker
 
 from rems_service import create_app, metrics
 from rems_service.jobs.dispatch import RQDispatcher
 from rems_service.jobs.handlers import handle_event
+from rems_service.jobs.serialization import JobSerializer
 from rems_service.services import users
 from tests.helpers import ADULT_MALE, approved_authorization, authorize, dispense, enrolled
 from workflows.actors import SYSTEM
@@ -103,7 +105,7 @@ def test_the_queue_page_is_for_admins(world):
     assert world.api.get("/admin/queues").status_code == 401
     assert world.api.as_(world.pharmacist_token).get("/admin/queues").status_code == 403
     r = world.api.as_(world.admin).get("/admin/queues")
-    assert r.status_code == 200 and r.json == {"mode": "inline", "queues": [], "workers": []}
+    assert r.status_code == 200 and r.json == {"mode": "inline", "queues": [], "workers": [], "failed_jobs": []}
 
 
 @pytest.mark.postgres_only
@@ -112,10 +114,18 @@ def test_the_queue_page_reads_rq(postgres_url, redis_url):
     try:
         runtime = app.extensions["rems"]
         _, admin = users.create_user(runtime.uow(), SYSTEM, datetime.now(UTC), name="ops", role="admin")
-        RQDispatcher.for_runtime(runtime).enqueue(handle_event, "00000000-0000-0000-0000-000000000000", job_id="q1")
+        dispatcher = RQDispatcher.for_runtime(runtime)
+        # A job that fails: run by a worker with no runtime installed ("no runtime for this job").
+        dispatcher.enqueue(handle_event, "00000000-0000-0000-0000-000000000001", job_id="fails")
+        SimpleWorker([dispatcher.queue], connection=runtime.redis(), serializer=JobSerializer).work(burst=True)
+        dispatcher.enqueue(handle_event, "00000000-0000-0000-0000-000000000000", job_id="q1")
         r = app.test_client().get("/admin/queues", headers={"Authorization": f"Bearer {admin}"})
         assert r.status_code == 200, r.json
         (queue,) = r.json["queues"]
-        assert r.json["mode"] == "rq" and queue["name"] == runtime.settings["QUEUE_NAME"] and queue["queued"] == 1
+        assert r.json["mode"] == "rq" and queue["name"] == runtime.settings["QUEUE_NAME"]
+        assert (queue["queued"], queue["failed"]) == (1, 1)
+        (failed,) = r.json["failed_jobs"]
+        assert failed["id"] == "fails" and failed["function"].endswith("handle_event")
+        assert failed["args"] == ["00000000-0000-0000-0000-000000000001"] and failed["error"] == "RuntimeError"
     finally:
         app.extensions["rems"].engine.dispose()
