@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from .engine import database_now
-from .models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from .models import OutboxEvent, Pharmacy, Prescriber, User, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 #: Delivery statuses.
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
@@ -35,6 +35,22 @@ class WebhookStore:
 
     def live_subscriptions(self) -> Sequence[WebhookSubscription]:
         return self.session.exec(select(WebhookSubscription).where(col(WebhookSubscription.deleted_at).is_(None))).all()
+
+    def lock_owner(
+        self,
+        *,
+        prescriber_id: uuid.UUID | None = None,
+        pharmacy_id: uuid.UUID | None = None,
+        created_by: uuid.UUID | None = None,
+    ) -> None:
+        """Lock the subscriptions' owner row (its prescriber, pharmacy, or the admin user), so
+        that concurrent subscriptions of one owner are counted one after the other."""
+        if prescriber_id is not None:
+            self.session.get(Prescriber, prescriber_id, with_for_update=True)
+        elif pharmacy_id is not None:
+            self.session.get(Pharmacy, pharmacy_id, with_for_update=True)
+        elif created_by is not None:
+            self.session.get(User, created_by, with_for_update=True)
 
     def live_count(
         self,

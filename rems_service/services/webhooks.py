@@ -90,6 +90,7 @@ def create(
     cap = int(settings["WEBHOOK_MAX_SUBSCRIPTIONS"])
     with uow:
         owner = scope or {"created_by": actor.user_id}
+        uow.webhooks.lock_owner(**owner)  # the cap holds under concurrent subscriptions
         if uow.webhooks.live_count(**owner) >= cap:
             raise Conflict(
                 f"At most {cap} live webhook subscriptions per owner: delete one first.",
