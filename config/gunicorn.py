@@ -10,6 +10,7 @@ import logging
 import os
 
 from flask import Flask
+from prometheus_client import multiprocess
 
 from config.settings import banner, load_settings
 from rems_service.logs import dict_config
@@ -40,3 +41,10 @@ preload_app = False
 def on_starting(server: object) -> None:
     """Once, in the master: which environment, database and queue this service uses."""
     logging.getLogger("rems.startup").info(banner(_settings, Flask(APP_NAME).instance_path, f"web on {bind}"))
+
+
+def child_exit(server: object, worker: object) -> None:
+    """With ``PROMETHEUS_MULTIPROC_DIR`` (several workers' metrics added up), drop an exited
+    worker's live gauges (prometheus_client's multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(getattr(worker, "pid", 0))

@@ -67,6 +67,24 @@ class Config:
     WEBHOOK_BACKOFF_SECONDS = 30
     WEBHOOK_BACKOFF_CAP_SECONDS = 3600
     WEBHOOK_MAX_ATTEMPTS = 8
+    #: Webhook hardening (issue 18): connect and total deadlines of one attempt
+    #: (``WEBHOOK_TIMEOUT_SECONDS`` is the per-read one), the most response bytes read,
+    #: live subscriptions per prescriber, pharmacy or admin user, how long a rotated-out
+    #: secret still signs, and the threads posting deliveries without a queue.
+    WEBHOOK_CONNECT_TIMEOUT_SECONDS = 3.0
+    WEBHOOK_TOTAL_TIMEOUT_SECONDS = 10.0
+    WEBHOOK_MAX_RESPONSE_BYTES = 65536
+    WEBHOOK_MAX_SUBSCRIPTIONS = 20
+    WEBHOOK_SECRET_GRACE_SECONDS = 86400
+    WEBHOOK_DELIVERY_THREADS = 4
+    #: Targets must be https (production); loopback targets are allowed only where this
+    #: is explicitly on (development and sandbox receivers on the same machine).
+    WEBHOOK_REQUIRE_HTTPS = True
+    WEBHOOK_ALLOW_LOOPBACK = False
+    #: The CA certificates https targets are verified against (a PEM file); None: certifi's.
+    WEBHOOK_CA_BUNDLE: str | None = None
+    #: ``/metrics`` answers admins only unless this is on (a scraper on a private network).
+    METRICS_PUBLIC = False
 
     # Rate limits (``rems_service.ratelimit``; Flask-Limiter's notation, e.g. "20 per minute").
     RATE_LIMITS_ENABLED = True
@@ -97,6 +115,8 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    WEBHOOK_REQUIRE_HTTPS = False
+    WEBHOOK_ALLOW_LOOPBACK = True
 
 
 class SandboxConfig(Config):
@@ -104,6 +124,8 @@ class SandboxConfig(Config):
     ALLOW_CLOCK_HEADER = True
     SQLITE_FILE = "rems-sandbox.sqlite3"
     LOG_FORMAT = "json"
+    WEBHOOK_REQUIRE_HTTPS = False
+    WEBHOOK_ALLOW_LOOPBACK = True
 
 
 class TestConfig(Config):
@@ -117,6 +139,8 @@ class TestConfig(Config):
     RATE_LIMIT_FAILED_AUTH = "100000 per minute"
     RATE_LIMIT_FAILED_SIGN_IN = "100000 per minute"
     RATE_LIMIT_DECISIONS = "100000 per minute"
+    # http targets as in development, but loopback only where a test turns it on.
+    WEBHOOK_REQUIRE_HTTPS = False
 
 
 class ProductionConfig(Config):
@@ -159,6 +183,7 @@ def load_settings(
         ("AUDIT_KEY", "REMS_AUDIT_KEY"),
         ("AUDIT_KEY_FILE", "REMS_AUDIT_KEY_FILE"),
         ("AUDIT_ANCHOR_DIR", "REMS_AUDIT_ANCHOR_DIR"),
+        ("WEBHOOK_CA_BUNDLE", "REMS_WEBHOOK_CA_BUNDLE"),
     ):
         if environ.get(env_key):
             settings[key] = environ[env_key]
@@ -169,12 +194,23 @@ def load_settings(
         "WEBHOOK_BACKOFF_CAP_SECONDS",
         "WEBHOOK_MAX_ATTEMPTS",
         "AUDIT_ANCHOR_INTERVAL_SECONDS",
+        "WEBHOOK_CONNECT_TIMEOUT_SECONDS",
+        "WEBHOOK_TOTAL_TIMEOUT_SECONDS",
+        "WEBHOOK_MAX_RESPONSE_BYTES",
+        "WEBHOOK_MAX_SUBSCRIPTIONS",
+        "WEBHOOK_SECRET_GRACE_SECONDS",
+        "WEBHOOK_DELIVERY_THREADS",
     ):
         if environ.get(f"REMS_{key}"):
             settings[key] = type(settings[key])(environ[f"REMS_{key}"])
+    for key in ("WEBHOOK_REQUIRE_HTTPS", "WEBHOOK_ALLOW_LOOPBACK", "METRICS_PUBLIC"):
+        if environ.get(f"REMS_{key}"):
+            settings[key] = environ[f"REMS_{key}"].strip().lower() in ("1", "true", "yes", "on")
     settings.update(overrides or {})
     if settings["ENV_NAME"] == "production" and not settings.get("DATABASE_URL"):
         raise ConfigurationError("production needs DATABASE_URL: the embedded SQLite file is for development")
+    if settings["ENV_NAME"] == "production" and settings.get("WEBHOOK_ALLOW_LOOPBACK"):
+        raise ConfigurationError("production may not allow loopback webhook targets (REMS_WEBHOOK_ALLOW_LOOPBACK)")
     settings["LOG_FORMAT"] = str(settings["LOG_FORMAT"]).strip().lower()
     if settings["LOG_FORMAT"] not in LOG_FORMATS:
         raise ConfigurationError(f"REMS_LOG_FORMAT must be one of {list(LOG_FORMATS)}, got {settings['LOG_FORMAT']!r}")

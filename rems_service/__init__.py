@@ -9,7 +9,7 @@ from flask import Flask
 
 from config.settings import load_settings
 
-from . import api, clock, interop, jobs, logs, ratelimit, runtime
+from . import api, clock, interop, jobs, logs, operations, ratelimit, runtime
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -29,4 +29,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app)
     interop.init_app(app)  # NCPDP SCRIPT, FHIR and CDS Hooks (INTEROP.md)
     jobs.init_app(app)
+    operations.init_app(app)
     return app

@@ -43,8 +43,7 @@ auth = HTTPTokenAuth(scheme="Bearer", realm="Lenalidomide REMS")
 View = TypeVar("View", bound=Callable[..., Any])
 
 
-@auth.verify_token
-def _verify_token(token: str) -> Actor | None:
+def actor_for_token(token: str) -> Actor | None:
     """The caller's actor. This is the request's first statement on its connection: if it
     finds the pooled connection dropped (a database restart, an idle timeout), it retries
     once on a fresh one — what a pre-ping on every checkout would cost every request.
@@ -57,6 +56,11 @@ def _verify_token(token: str) -> Actor | None:
             raise
         runtime.release_request_connection()
         return users.authenticate(runtime.read(), token.strip(), datetime.now(UTC))
+
+
+@auth.verify_token
+def _verify_token(token: str) -> Actor | None:
+    return actor_for_token(token)
 
 
 @auth.error_handler

@@ -54,6 +54,8 @@ class Runtime:
     audit_key: audit_mac.AuditKey | None = field(default=None, repr=False)
     #: Where signed audit anchors are published (a directory outside the database).
     anchor_dir: str = ""
+    #: What other modules keep per runtime (the jobs' background threads).
+    extensions: dict[str, Any] = field(default_factory=dict, repr=False)
     _redis_client: redis.Redis | None = field(default=None, repr=False)
     _read_engine: Engine | None = field(default=None, repr=False)
 

@@ -26,7 +26,7 @@ blp = protect(
 
 
 def _present(view: authorizations.AuthorizationView) -> dict[str, Any]:
-    return {**view.authorization.model_dump(), "status": view.status}
+    return view.as_dict()
 
 
 @blp.route("", methods=["POST"])
@@ -80,7 +80,12 @@ def list_authorizations(args: dict[str, Any]) -> dict[str, Any]:
 @roles(UserRole.ADMIN, UserRole.PRESCRIBER, UserRole.PHARMACIST)
 @blp.response(200, AuthorizationSchema)
 def get(number: str) -> dict[str, Any]:
-    """The authorization and its status now (its prescriber, any pharmacist, admins)."""
+    """The authorization and its status now (its prescriber, any pharmacist, admins).
+
+    A pharmacist sees what dispensing needs only (minimum necessary): `number`,
+    `status`, `rems_patient_id`, `risk_category`, `days_supply`, `quantity`,
+    `strength_mg`, `issued_at` and `expires_at` — never `status_reason` (a clinical
+    reason or the prescriber's free text) nor the prescriber."""
     c = ctx()
     return _present(authorizations.get(c.uow(), c.actor, c.now, number))
 

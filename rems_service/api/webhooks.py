@@ -10,8 +10,15 @@ from marshmallow import RAISE
 
 from rems_service.auth import protect, roles
 from rems_service.context import ctx
+from rems_service.runtime import get_runtime
 from rems_service.schemas.lists import WebhookListQuerySchema, WebhookPageSchema
-from rems_service.schemas.webhooks import WebhookCreatedSchema, WebhookCreateSchema, WebhookDeliveriesSchema
+from rems_service.schemas.webhooks import (
+    WebhookCreatedSchema,
+    WebhookCreateSchema,
+    WebhookDeliveriesSchema,
+    WebhookSecretRotateSchema,
+    WebhookSecretSchema,
+)
 from rems_service.services import webhooks
 from workflows.actors import UserRole
 
@@ -26,10 +33,18 @@ SUBSCRIBERS = (UserRole.ADMIN, UserRole.PRESCRIBER, UserRole.PHARMACIST)
 @blp.response(201, WebhookCreatedSchema)
 def create(args: dict[str, Any]) -> Any:
     """Subscribe a URL to events. A prescriber's or pharmacist's subscription receives
-    only events about its own patients or pharmacy. Each delivery is signed:
-    `X-Rems-Signature: sha256=<hex HMAC-SHA256 of the raw body with the secret>`."""
+    only events about its own patients or pharmacy. Each delivery is signed twice:
+    `X-Rems-Signature: sha256=<hex HMAC-SHA256 of the raw body with the secret>` and
+    `X-Rems-Timestamped-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`
+    (refuse a delivery whose `t` is too old: a replay).
+
+    The target must be `https` in production and resolve only to public addresses
+    (never loopback, link-local, private, unique-local, unspecified, multicast or
+    reserved; loopback only where `REMS_WEBHOOK_ALLOW_LOOPBACK` allows it); it may not
+    carry credentials. It is checked again before each delivery, redirects are not
+    followed, and each owner has a limited number of live subscriptions (409 beyond)."""
     c = ctx()
-    return webhooks.create(c.uow(), c.actor, c.now, **args)
+    return webhooks.create(c.uow(), c.actor, c.now, get_runtime().settings, **args)
 
 
 @blp.route("", methods=["GET"])
@@ -48,10 +63,27 @@ def list_webhooks(args: dict[str, Any]) -> dict[str, Any]:
 @roles(*SUBSCRIBERS)
 @blp.response(200, WebhookDeliveriesSchema)
 def deliveries(webhook_id: UUID) -> dict[str, Any]:
-    """The newest deliveries with every attempt (status code or error, duration)."""
+    """The newest deliveries with every attempt: its outcome (`delivered`, `refused` with the
+    receiver's status code, `unreachable`, `timed_out`) and duration. The raw error of an
+    attempt is shown to admins only."""
     c = ctx()
     views = webhooks.deliveries(c.uow(), c.actor, webhook_id)
-    return {"items": [{**v.delivery.model_dump(), "log": [a.model_dump() for a in v.attempts]} for v in views]}
+    return {"items": [v.as_dict() for v in views]}
+
+
+@blp.route("/<uuid:webhook_id>/secret", methods=["POST"])
+@roles(*SUBSCRIBERS)
+@blp.arguments(WebhookSecretRotateSchema, required=False)
+@blp.response(200, WebhookSecretSchema)
+def rotate_secret(args: dict[str, Any], webhook_id: UUID) -> Any:
+    """Rotate the subscription's secret; the new one is shown only here.
+
+    `X-Rems-Signature` uses the new secret from the next attempt on. The old secret
+    still signs a second `v1=` of `X-Rems-Timestamped-Signature` for
+    `previous_valid_seconds` (default: the service's grace period; `0` after a leak)."""
+    c = ctx()
+    grace = args.get("previous_valid_seconds", get_runtime().settings["WEBHOOK_SECRET_GRACE_SECONDS"])
+    return webhooks.rotate_secret(c.uow(), c.actor, c.now, webhook_id, int(grace))
 
 
 @blp.route("/<uuid:webhook_id>", methods=["DELETE"])

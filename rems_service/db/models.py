@@ -449,6 +449,10 @@ class WebhookSubscription(SQLModel, table=True):
     created_by: uuid.UUID | None = Field(default=None, nullable=True)
     created_at: datetime = _utc()
     deleted_at: datetime | None = _utc(nullable=True)
+    #: A rotated-out secret still signing ``X-Rems-Timestamped-Signature`` until it expires.
+    previous_secret: str | None = Field(default=None, sa_type=String(100), nullable=True)
+    previous_secret_expires_at: datetime | None = _utc(nullable=True)
+    secret_rotated_at: datetime | None = _utc(nullable=True)
 
 
 class WebhookDelivery(SQLModel, table=True):
@@ -469,6 +473,8 @@ class WebhookDelivery(SQLModel, table=True):
     last_status_code: int | None = Field(default=None, nullable=True)
     last_error: str | None = Field(default=None, sa_type=Text, nullable=True)
     created_at: datetime = _utc()
+    #: The last attempt's coarse outcome (``webhook_transport.OUTCOMES``), what subscribers see.
+    last_outcome: str | None = Field(default=None, sa_type=String(16), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_subscription_event"),
@@ -490,6 +496,8 @@ class WebhookAttempt(SQLModel, table=True):
     status_code: int | None = Field(default=None, nullable=True)
     error: str | None = Field(default=None, sa_type=Text, nullable=True)
     duration_ms: int = Field(default=0, nullable=False)
+    #: The coarse outcome (``webhook_transport.OUTCOMES``); ``error`` is for operators only.
+    outcome: str | None = Field(default=None, sa_type=String(16), nullable=True)
 
 
 # -- CLINICAL_RULES.md: treatment courses and lab results ---------------------------------------

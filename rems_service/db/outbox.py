@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -91,3 +91,11 @@ class OutboxStore:
             return False
         row.sent_at = database_now(self.session)
         return True
+
+    def unsent_state(self) -> tuple[int, datetime | None]:
+        """How many events wait to be relayed, and when the oldest of them was written
+        (the ``ix_outbox_events_unsent`` index answers both)."""
+        count, oldest = self.session.exec(
+            select(func.count(), func.min(OutboxEvent.created_at)).where(col(OutboxEvent.sent_at).is_(None))
+        ).one()
+        return int(count), oldest

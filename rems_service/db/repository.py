@@ -235,6 +235,9 @@ class DecisionWrite:
     origin: Origin = API_ORIGIN
     #: Details for the audit entry alone, not the event (R-ACK-1's acknowledgements).
     audit_only: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: Subject keys kept out of the outbox event (and so out of webhooks): identifiers the
+    #: caller did not send and may not learn (the audit entry still holds them).
+    withheld: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -250,6 +253,7 @@ class DecisionWrite:
         details: Mapping[str, Any],
         origin: Origin = API_ORIGIN,
         audit_only: Mapping[str, Any] | None = None,
+        withheld: frozenset[str] = frozenset(),
     ) -> DecisionWrite:
         reasons = [r.as_dict() for r in decision.reasons]
         return cls(
@@ -265,6 +269,7 @@ class DecisionWrite:
             details,
             origin,
             dict(audit_only or {}),
+            withheld,
         )
 
     def audit_entry(self) -> dict[str, Any]:
@@ -311,7 +316,11 @@ class DecisionWrite:
 
     def event_data(self) -> dict[str, Any]:
         return {
-            **{k: v for k, v in self.subject.items() if k not in audit_chain.AUDIT_ONLY_SUBJECT_KEYS},
+            **{
+                k: v
+                for k, v in self.subject.items()
+                if k not in audit_chain.AUDIT_ONLY_SUBJECT_KEYS and k not in self.withheld
+            },
             "decision_id": self.decision_id,
             "outcome": self.decision.outcome,
             "reasons": self.reasons,

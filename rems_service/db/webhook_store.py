@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, false, or_
+from sqlalchemy import and_, false, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from .engine import database_now
-from .models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from .models import OutboxEvent, Pharmacy, Prescriber, User, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 #: Delivery statuses.
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
@@ -35,6 +35,46 @@ class WebhookStore:
 
     def live_subscriptions(self) -> Sequence[WebhookSubscription]:
         return self.session.exec(select(WebhookSubscription).where(col(WebhookSubscription.deleted_at).is_(None))).all()
+
+    def lock_owner(
+        self,
+        *,
+        prescriber_id: uuid.UUID | None = None,
+        pharmacy_id: uuid.UUID | None = None,
+        created_by: uuid.UUID | None = None,
+    ) -> None:
+        """Lock the subscriptions' owner row (its prescriber, pharmacy, or the admin user), so
+        that concurrent subscriptions of one owner are counted one after the other."""
+        if prescriber_id is not None:
+            self.session.get(Prescriber, prescriber_id, with_for_update=True)
+        elif pharmacy_id is not None:
+            self.session.get(Pharmacy, pharmacy_id, with_for_update=True)
+        elif created_by is not None:
+            self.session.get(User, created_by, with_for_update=True)
+
+    def live_count(
+        self,
+        *,
+        prescriber_id: uuid.UUID | None = None,
+        pharmacy_id: uuid.UUID | None = None,
+        created_by: uuid.UUID | None = None,
+    ) -> int:
+        """How many live subscriptions one owner has: a prescriber's, a pharmacy's, or those an
+        admin user created without either."""
+        query = (
+            select(func.count()).select_from(WebhookSubscription).where(col(WebhookSubscription.deleted_at).is_(None))
+        )
+        if prescriber_id is not None:
+            query = query.where(WebhookSubscription.prescriber_id == prescriber_id)
+        elif pharmacy_id is not None:
+            query = query.where(WebhookSubscription.pharmacy_id == pharmacy_id)
+        else:
+            query = query.where(
+                WebhookSubscription.created_by == created_by,
+                col(WebhookSubscription.prescriber_id).is_(None),
+                col(WebhookSubscription.pharmacy_id).is_(None),
+            )
+        return int(self.session.exec(query).one())
 
     def pending_deliveries(self, subscription_id: uuid.UUID) -> Sequence[WebhookDelivery]:
         return self.session.exec(

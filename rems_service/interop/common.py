@@ -7,9 +7,8 @@ import hashlib
 
 from flask import request
 
+from rems_service.auth import actor_for_token
 from rems_service.context import begin
-from rems_service.runtime import get_runtime
-from rems_service.services import users
 from workflows.actors import Actor
 from workflows.audit import Origin
 
@@ -43,7 +42,7 @@ def authenticate() -> Actor | None:
     presented = request.authorization
     if presented is None or presented.type.lower() != "bearer" or not (presented.token or "").strip():
         return None
-    actor = users.authenticate(get_runtime().read(), (presented.token or "").strip())
+    actor = actor_for_token(presented.token or "")
     if actor is not None:
         begin(actor)
     return actor

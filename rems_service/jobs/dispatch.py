@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
@@ -94,11 +96,101 @@ def run_now(func: Job, *args: str) -> object:
     return func(*args)
 
 
+#: Jobs that may run on a background thread of their own (``detachable``).
+_DETACHABLE: set[Job] = set()
+
+
+def detachable(func: Job) -> Job:
+    """Mark a job whose obligation lives in the database (a webhook attempt: its row and
+    lease), so that without a queue it may run on the background delivery threads."""
+    _DETACHABLE.add(func)
+    return func
+
+
+class Background:
+    """Without a queue, the work that follows a write request runs on threads of this
+    process, never in the request's path (issue 18: a receiver trickling a byte a second
+    once stalled every caller): one thread relays the outbox (a relay asked for while one
+    runs is coalesced into a single next run) and ``threads`` threads post webhook
+    deliveries, so a slow receiver holds one delivery thread, for at most the attempt's
+    total deadline. The obligations stay in the database: a process that exits with work
+    queued here leaves it to the sweeps."""
+
+    def __init__(self, runtime: Runtime, threads: int):
+        self.runtime = runtime
+        self.relays = ThreadPoolExecutor(1, thread_name_prefix="rems-relay")
+        self.deliveries = ThreadPoolExecutor(max(1, threads), thread_name_prefix="rems-webhook")
+        self._lock = threading.Condition()
+        self._relay_waiting = False
+        self._busy = 0
+
+    def relay(self, relay: Callable[[], object]) -> None:
+        """Run ``relay`` on the relay thread (unless a run is already waiting to start)."""
+        with self._lock:
+            if self._relay_waiting:
+                return
+            self._relay_waiting = True
+            self._busy += 1
+        self.relays.submit(self._run_relay, relay).add_done_callback(self._done)
+
+    def _run_relay(self, relay: Callable[[], object]) -> None:
+        with self._lock:
+            self._relay_waiting = False
+        token = _detach_to.set(self)
+        try:
+            with bound(self.runtime):
+                relay()
+        except Exception as exc:  # the events stay in the outbox; the sweeps relay them
+            log.warning("background relay failed", extra={"error": type(exc).__name__})
+        finally:
+            _detach_to.reset(token)
+
+    def detach(self, func: Job, *args: str) -> None:
+        with self._lock:
+            self._busy += 1
+        self.deliveries.submit(self._run_job, func, args).add_done_callback(self._done)
+
+    def _run_job(self, func: Job, args: tuple[str, ...]) -> None:
+        try:
+            with bound(self.runtime):
+                func(*args)
+        except Exception as exc:  # the delivery row keeps the obligation; the sweeps retry it
+            log.warning("background job failed", extra={"job": func.__name__, "error": type(exc).__name__})
+
+    def _done(self, _future: Future[None]) -> None:
+        with self._lock:
+            self._busy -= 1
+            self._lock.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is queued or running here; False if ``timeout`` passed first."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._busy == 0, timeout)
+
+
+_detach_to: ContextVar[Background | None] = ContextVar("rems_background", default=None)
+_backgrounds_lock = threading.Lock()
+
+
+def background_for(runtime: Runtime) -> Background:
+    """The runtime's background threads (created on first use, in the process using them:
+    after gunicorn's fork, never before)."""
+    with _backgrounds_lock:
+        found = runtime.extensions.get("background")
+        if not isinstance(found, Background):
+            found = runtime.extensions["background"] = Background(
+                runtime, int(runtime.settings.get("WEBHOOK_DELIVERY_THREADS", 4))
+            )
+        return found
+
+
 class InlineDispatcher:
     """No queue: ``enqueue`` runs the job now, in this process, with ``runtime`` bound
-    for ``job_runtime()``; its exceptions reach the caller. ``enqueue_at`` does
-    nothing: RQ's synchronous queue ignores scheduled jobs too (and still needs a
-    Redis connection), and the sweeps carry every scheduled obligation anyway."""
+    for ``job_runtime()``; its exceptions reach the caller. On the background relay
+    thread a ``detachable`` job (a webhook attempt) is handed to the delivery threads
+    instead. ``enqueue_at`` does nothing: RQ's synchronous queue ignores scheduled jobs
+    too (and still needs a Redis connection), and the sweeps carry every scheduled
+    obligation anyway."""
 
     inline = True
 
@@ -107,6 +199,10 @@ class InlineDispatcher:
         self.runner = runner
 
     def enqueue(self, func: Job, *args: str, job_id: str) -> None:
+        background = _detach_to.get()
+        if background is not None and func in _DETACHABLE:
+            background.detach(func, *args)
+            return
         with bound(self.runtime):
             self.runner(func, *args)
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from rems_service.services import events, sweeps, webhooks
 from rems_service.services.events import HandledEvent
 
-from .dispatch import Job, dispatcher_for, job_runtime
+from .dispatch import Job, detachable, dispatcher_for, job_runtime
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def remind_patient(patient_id: str) -> list[str]:
     return sweeps.remind_patient(job_runtime().uow(), utcnow(), uuid.UUID(patient_id))
 
 
+@detachable
 def deliver_webhook(delivery_id: str) -> bool | None:
     """One attempt; on failure the next is scheduled (and the retry sweep is the backstop)."""
     rt = job_runtime()

@@ -13,19 +13,31 @@ from datetime import datetime
 from rems_service.runtime import Runtime
 from rems_service.services import audit_log, sweeps, webhooks
 
-from .dispatch import job_runtime
-from .handlers import utcnow
+from .dispatch import dispatcher_for, job_runtime
+from .handlers import deliver_webhook, utcnow
 from .relay import relay_outbox
 
 log = logging.getLogger(__name__)
 
 
 def run_sweeps(runtime: Runtime | None = None, now: datetime | None = None) -> dict[str, int]:
-    """Every periodic sweep once, then due webhook retries, then the outbox relay."""
+    """Every periodic sweep once, then due webhook retries (handed to the queue when there is
+    one, posted here otherwise), then the outbox relay."""
     rt = runtime or job_runtime()
     now = now or utcnow()
     report = sweeps.run(rt.uow, rt.program, now)
+    dispatcher = dispatcher_for(rt)
     for delivery_id in webhooks.due(rt.uow(), now):
+        if not dispatcher.inline:
+            # With a queue, the worker posts it: a slow receiver never holds up the sweeps
+            # and the relay after them (an attempt already queued or running is claimed once).
+            try:
+                dispatcher.enqueue(deliver_webhook, str(delivery_id), job_id=f"webhook-{delivery_id}-due")
+            except Exception as exc:
+                log.warning("could not queue due webhook deliveries", extra={"error": type(exc).__name__})
+                break
+            report.add("webhook_attempts_queued", 1)
+            continue
         outcome = webhooks.attempt(rt.uow, rt.settings, delivery_id, lambda: max(now, utcnow()))
         if outcome is not None:
             report.add("webhook_attempts", 1)

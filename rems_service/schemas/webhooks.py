@@ -29,14 +29,41 @@ class WebhookSchema(Schema):
 
 
 class WebhookCreatedSchema(WebhookSchema):
-    secret = fields.String(metadata={"description": "HMAC-SHA256 key of `X-Rems-Signature`; shown only here."})
+    secret = fields.String(
+        metadata={
+            "description": "HMAC-SHA256 key of `X-Rems-Signature` and `X-Rems-Timestamped-Signature`; shown only here."
+        }
+    )
+
+
+#: The coarse outcomes of a delivery attempt (``webhook_transport.OUTCOMES``).
+OUTCOME_DESCRIPTION = (
+    "`delivered` (2xx), `refused` (the receiver answered another status: see `status_code`), "
+    "`unreachable` (the target could not be reached or may not receive webhooks) or `timed_out`."
+)
+
+
+class WebhookSecretRotateSchema(RequestSchema):
+    previous_valid_seconds = fields.Integer(
+        validate=validate.Range(min=0, max=7 * 86400),
+        metadata={
+            "description": "How long the old secret still signs a second `v1=` of "
+            "`X-Rems-Timestamped-Signature` (0: at once no more, after a leak)."
+        },
+    )
+
+
+class WebhookSecretSchema(WebhookCreatedSchema):
+    secret_rotated_at = fields.AwareDateTime()
+    previous_secret_expires_at = fields.AwareDateTime(allow_none=True)
 
 
 class WebhookAttemptSchema(Schema):
     attempt = fields.Integer()
     attempted_at = fields.AwareDateTime()
+    outcome = fields.String(allow_none=True, metadata={"description": OUTCOME_DESCRIPTION})
     status_code = fields.Integer(allow_none=True)
-    error = fields.String(allow_none=True)
+    error = fields.String(allow_none=True, metadata={"description": "The raw error; admins only."})
     duration_ms = fields.Integer()
 
 
@@ -49,7 +76,8 @@ class WebhookDeliverySchema(Schema):
     next_attempt_at = fields.AwareDateTime(allow_none=True)
     delivered_at = fields.AwareDateTime(allow_none=True)
     last_status_code = fields.Integer(allow_none=True)
-    last_error = fields.String(allow_none=True)
+    last_outcome = fields.String(allow_none=True, metadata={"description": OUTCOME_DESCRIPTION})
+    last_error = fields.String(allow_none=True, metadata={"description": "The raw error; admins only."})
     created_at = fields.AwareDateTime()
     log = fields.List(fields.Nested(WebhookAttemptSchema))
 

@@ -34,6 +34,7 @@ from workflows.decisions import Decision
 from workflows.errors import DomainError
 from workflows.identifiers import new_reference_number
 from workflows.program import Program, ProgramVersion
+from workflows.rules import Code
 
 from . import idempotency, patients
 from .authorization_states import effective, void_locked
@@ -43,6 +44,7 @@ from .decisions import (
     acknowledgements,
     clinical_details,
     clinical_facts,
+    counted,
     encode,
     warning_bodies,
 )
@@ -122,13 +124,16 @@ def request(
     whose prescriber contact is in the future.
     """
     acknowledgements(command.acknowledgements, now)
-    return idempotency.run(
-        uow_factory,
-        actor,
+    return counted(
         ENDPOINT,
-        idempotency_key,
-        request_body,
-        lambda claim: _decide(uow_factory(), actor, now, version_at(program, now), command, claim, origin),
+        lambda: idempotency.run(
+            uow_factory,
+            actor,
+            ENDPOINT,
+            idempotency_key,
+            request_body,
+            lambda claim: _decide(uow_factory(), actor, now, version_at(program, now), command, claim, origin),
+        ),
     )
 
 
@@ -193,6 +198,9 @@ def _decide(
             details=details,
             origin=origin,
             audit_only=audit_only,
+            # Minimum necessary: after trying another prescriber's patient, the caller's
+            # event names only what the caller sent (the patient_id), never the REMS id.
+            withheld=frozenset({"rems_patient_id"}) if _mismatched(decision) else frozenset(),
         )
         record = repo.record_decision(
             write, event="authorization.issued" if decision.approved else "authorization.denied"
@@ -205,6 +213,10 @@ def _decide(
         idempotency.complete(repo, claim, body)
         uow.commit()
         return DecisionAnswer(body=body, result=result)
+
+
+def _mismatched(decision: Decision) -> bool:
+    return any(reason.code == Code.PATIENT_PRESCRIBER_MISMATCH for reason in decision.reasons)
 
 
 def _new_authorization(
@@ -242,10 +254,35 @@ def _unused_number(uow: UnitOfWork) -> str:
             return number
 
 
+#: What a pharmacist sees of an authorization (minimum necessary, HIPAA 45 CFR 164.502(b)):
+#: what dispensing needs — its number, status and validity, the patient's REMS id and risk
+#: category, and the supply — never a clinical reason or the prescriber's free text.
+PHARMACIST_FIELDS = (
+    "number",
+    "status",
+    "rems_patient_id",
+    "risk_category",
+    "days_supply",
+    "quantity",
+    "strength_mg",
+    "issued_at",
+    "expires_at",
+)
+
+
 @dataclass(frozen=True)
 class AuthorizationView:
     authorization: Authorization
     status: AuthorizationStatus
+    #: Only ``PHARMACIST_FIELDS`` may be shown (the caller is a pharmacist).
+    minimal: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The authorization as the caller may see it, with its status now."""
+        found = {**self.authorization.model_dump(), "status": self.status}
+        if self.minimal:
+            return {key: found[key] for key in PHARMACIST_FIELDS}
+        return found
 
 
 def _visible(actor: Actor, row: Authorization | None) -> bool:
@@ -263,7 +300,11 @@ def get(uow: UnitOfWork, actor: Actor, now: datetime, number: str) -> Authorizat
         row = uow.repo.find_authorization(number)
         if row is None or not _visible(actor, row):
             raise NotFound(NOT_FOUND)
-        return AuthorizationView(row, effective(row, uow.repo.holding_dispense(row.id), now))
+        return AuthorizationView(
+            row,
+            effective(row, uow.repo.holding_dispense(row.id), now),
+            minimal=actor.role == UserRole.PHARMACIST.value,
+        )
 
 
 def void(

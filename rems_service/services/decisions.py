@@ -12,12 +12,14 @@ program version and says whether the outcome is the same.
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from rems_service import metrics
 from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense, Patient
 from rems_service.db.repository import DECISION_ACTIONS, ClinicalInputs
 from rems_service.db.uow import UnitOfWork
@@ -267,6 +269,19 @@ class DecisionAnswer:
     replayed: bool = False
     result: DecisionResult | None = None
     status: int = 201
+
+
+def counted(endpoint: str, decide: Callable[[], DecisionAnswer]) -> DecisionAnswer:
+    """Run ``decide`` and count the decision it records in the metrics (outcome, reason
+    codes, duration); an idempotent replay recorded nothing and counts nothing."""
+    started = time.perf_counter()
+    answer = decide()
+    if not answer.replayed and answer.result is not None:
+        result = answer.result
+        metrics.decision_recorded(
+            endpoint, result.decision, [r["code"] for r in result.reasons], time.perf_counter() - started
+        )
+    return answer
 
 
 @dataclass(frozen=True)

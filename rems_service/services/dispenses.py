@@ -62,6 +62,7 @@ from .decisions import (
     acknowledgements,
     clinical_details,
     clinical_facts,
+    counted,
     encode,
     warning_bodies,
 )
@@ -127,7 +128,9 @@ def request(
             "The dispense could not be decided safely under concurrent requests; nothing was recorded. Retry."
         )
 
-    return idempotency.run(uow_factory, actor, ENDPOINT, idempotency_key, request_body, decide)
+    return counted(
+        ENDPOINT, lambda: idempotency.run(uow_factory, actor, ENDPOINT, idempotency_key, request_body, decide)
+    )
 
 
 def _context(

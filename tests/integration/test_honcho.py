@@ -21,6 +21,7 @@ def test_honcho_brings_up_web_worker_and_cron_and_delivers_a_webhook(postgres_ur
         "DATABASE_URL": postgres_url,
         "REDIS_URL": redis_url,
         "REMS_ENV": "development",
+        "REMS_WEBHOOK_ALLOW_LOOPBACK": "1",  # the receiver listens on loopback
         "PORT": str(port),
         "REMS_BIND": f"127.0.0.1:{port}",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
