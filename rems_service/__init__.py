@@ -9,7 +9,7 @@ from flask import Flask
 
 from config.settings import load_settings
 
-from . import api, clock, jobs, logs, runtime
+from . import api, clock, jobs, logs, runtime, web
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -27,4 +27,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     runtime.init_app(app)
     api.init_app(app)
     jobs.init_app(app)
+    web.init_app(app)
     return app

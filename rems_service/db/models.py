@@ -114,6 +114,10 @@ class User(SQLModel, table=True):
     training_completed_at: datetime | None = _utc(nullable=True)
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     created_at: datetime = _utc()
+    #: Portal sign-in (UI.md): stored trimmed and lower-cased, so unique case-insensitively.
+    email: str | None = Field(default=None, sa_column=Column(String(254), nullable=True, unique=True, index=True))
+    #: An Argon2id hash (salt and parameters inside); None for token-only API clients.
+    password_hash: str | None = Field(default=None, sa_type=String(255), nullable=True)
 
 
 class Patient(SQLModel, table=True):

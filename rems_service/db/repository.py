@@ -447,6 +447,35 @@ class Repository:
             training_completed_at=user.training_completed_at,
         )
 
+    def actor_by_user_id(self, user_id: uuid.UUID) -> tuple[Actor, str] | None:
+        """The actor of the user ``user_id`` as stored now, with the user's name; None when
+        no such user exists. The one read behind a portal session (``users.load_active``):
+        a check that a user may still act (for example, not disabled) belongs here, once."""
+        user = self.session.execute(
+            select_columns(
+                col(User.id),
+                col(User.role),
+                col(User.prescriber_id),
+                col(User.pharmacy_id),
+                col(User.training_completed_at),
+                col(User.name),
+            ).where(col(User.id) == user_id)
+        ).first()
+        if user is None:
+            return None
+        actor = Actor(
+            user_id=user.id,
+            role=user.role.value,
+            prescriber_id=user.prescriber_id,
+            pharmacy_id=user.pharmacy_id,
+            training_completed_at=user.training_completed_at,
+        )
+        return actor, user.name
+
+    def user_by_email(self, email: str) -> User | None:
+        """The user whose normalized email is ``email``."""
+        return self.session.exec(select(User).where(col(User.email) == email)).first()
+
     def exists(self, row_type: type[Any], *where: Any) -> bool:
         """Whether any row of ``row_type`` matches ``where``."""
         return self.session.exec(select(row_type).where(*where).limit(1)).first() is not None
