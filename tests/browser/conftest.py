@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from rems_service import create_app
 from rems_service.db import migrate
@@ -127,6 +127,13 @@ def _seed(runtime: Any, client: Any) -> World:
     return world
 
 
+class QuietHandler(WSGIRequestHandler):
+    """The app logs each request itself (``rems.access``); werkzeug's second line is noise."""
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        pass
+
+
 @pytest.fixture(scope="session")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     """The app served on a free local port by a thread, on a migrated SQLite file, seeded."""
@@ -136,7 +143,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     engine.dispose()
     app = create_app({"DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "browser-tests"})
     world = _seed(app.extensions["rems"], app.test_client())
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="portal-server", daemon=True)
     thread.start()
     try:
