@@ -21,6 +21,7 @@ from wtforms import (
     SelectField,
     StringField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from rems_service.api.errors import flatten_errors
@@ -29,9 +30,13 @@ from workflows.patients import FnrpReason, MenstrualCycle, RiskCategory
 from workflows.testing import PregnancyResult
 
 
-def _choices(enum: Any, labels: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+def _choices(enum: Any, labels: Mapping[str, str] | None = None, blank: str = "Choose…") -> list[SelectChoice]:
+    """A select's options: a blank first one, then the enum's values with readable labels."""
     labels = labels or {}
-    return [(e.value, labels.get(e.value, e.value.replace("_", " ").capitalize())) for e in enum]
+    return [
+        SelectChoice("", blank),
+        *(SelectChoice(e.value, labels.get(e.value, e.value.replace("_", " ").capitalize())) for e in enum),
+    ]
 
 
 def load(schema: Schema, data: dict[str, Any], form: FlaskForm, fields: Mapping[str, str] | None = None) -> Any:
@@ -112,15 +117,15 @@ class EnrollForm(FlaskForm):
     date_of_birth = DateField("Date of birth", validators=[InputRequired("Enter the date of birth.")])
     risk_category = SelectField(
         "Risk category",
-        choices=[("", "Choose…"), *_choices(RiskCategory, RISK_LABELS)],
+        choices=_choices(RiskCategory, RISK_LABELS),
         validators=[DataRequired("Choose the risk category.")],
     )
     menstrual_cycle = SelectField(
-        "Menstrual cycle", choices=[("", "Not applicable"), *_choices(MenstrualCycle)], validators=[Optional()]
+        "Menstrual cycle", choices=_choices(MenstrualCycle, blank="Not applicable"), validators=[Optional()]
     )
     fnrp_reason = SelectField(
         "Reason not of reproductive potential",
-        choices=[("", "Not applicable"), *_choices(FnrpReason)],
+        choices=_choices(FnrpReason, blank="Not applicable"),
         validators=[Optional()],
     )
     guardian_name = StringField("Guardian name", validators=[Optional(), Length(max=200)])
@@ -146,9 +151,7 @@ class PregnancyTestForm(FlaskForm):
     collected_at = DateTimeLocalField(
         "Collected at", format="%Y-%m-%dT%H:%M", validators=[InputRequired("Enter when the sample was collected.")]
     )
-    result = SelectField(
-        "Result", choices=[("", "Choose…"), *_choices(PregnancyResult)], validators=[DataRequired("Choose the result.")]
-    )
+    result = SelectField("Result", choices=_choices(PregnancyResult), validators=[DataRequired("Choose the result.")])
     sensitivity_miu_ml = IntegerField("Sensitivity (mIU/mL)", validators=_whole("Enter the test's sensitivity."))
 
 
@@ -157,8 +160,34 @@ class AuthorizationRequestForm(FlaskForm):
     quantity = IntegerField("Quantity", validators=_whole("Enter the quantity (capsules)."))
     strength_mg = SelectField(
         "Strength (mg)",
-        choices=[("", "Choose…"), *((f"{s:g}", f"{s:g} mg") for s in STRENGTHS_MG)],
+        choices=[SelectChoice("", "Choose…"), *(SelectChoice(f"{s:g}", f"{s:g} mg") for s in STRENGTHS_MG)],
         validators=[DataRequired("Choose the capsule strength.")],
     )
     counseled_on_risks = BooleanField("Counseled on risks")
     contraception_confirmed = BooleanField("Contraception confirmed")
+
+
+#: The survey questions as a person reads them (workflows.surveys names them).
+SURVEY_QUESTIONS = {
+    "missed_period": "Missed a period or had unusual bleeding",
+    "unprotected_intercourse": "Had unprotected sexual intercourse",
+    "missed_contraception": "Missed a contraceptive method",
+    "shared_capsules": "Shared capsules with anyone",
+    "donated_blood": "Donated blood",
+}
+
+
+def survey_form(questions: tuple[str, ...], **kwargs: Any) -> FlaskForm:
+    """The **Record survey** form: one checkbox per question of the patient's category
+    (checked: the patient answered yes), and **Completed at**."""
+
+    class SurveyForm(FlaskForm):
+        completed_at = DateTimeLocalField(
+            "Completed at", format="%Y-%m-%dT%H:%M", validators=[InputRequired("Enter when the survey was completed.")]
+        )
+
+    for name in questions:
+        setattr(SurveyForm, name, BooleanField(SURVEY_QUESTIONS.get(name, name.replace("_", " ").capitalize())))
+    form = SurveyForm(**kwargs)
+    form.question_names = questions
+    return form
