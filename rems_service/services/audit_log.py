@@ -428,3 +428,21 @@ def charts(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, f: Au
         truncated=truncated,
         denial_reasons=reasons,
     )
+
+
+#: The most entries a participant's history shows.
+HISTORY_LIMIT = 100
+
+
+def participant_history(
+    uow: UnitOfWork, actor: Actor, now: datetime, kind: str, participant_id: Any
+) -> list[AuditEntry]:
+    """The audit entries of a prescriber's or a pharmacy's life cycle (``kind``), newest
+    first (program staff's participant page). A read of the log, recorded as such."""
+    if kind not in ("prescriber", "pharmacy"):
+        raise ValueError(kind)
+    with uow:
+        rows = list(uow.directory.history(kind, participant_id, HISTORY_LIMIT))
+        record_read(uow, actor, now, "history", {f"{kind}_id": participant_id, "returned": len(rows)})
+        uow.commit()
+        return rows

@@ -92,7 +92,15 @@ def _common(colours: Sequence[str], title: str) -> dict[str, object]:
         "min_scale": 2,
         "max_scale": 6,
         "margin": 12,
+        "truncate_label": -1,
+        "truncate_legend": -1,
     }
+
+
+def integer_ticks(largest: int, most: int = 6) -> list[int]:
+    """Whole-number axis ticks from 0 past ``largest`` (counts have no fractions), at most ``most``+1."""
+    step = max(1, -(-largest // most))
+    return list(range(0, largest + step + 1, step)) if largest else [0, 1]
 
 
 def outcomes_of(charts: Charts) -> list[str]:
@@ -123,6 +131,7 @@ def decisions_per_day_svg(charts: Charts) -> str:
     chart.x_labels = labels
     chart.x_labels_major = major
     if any(day.total for day in charts.days):
+        chart.y_labels = integer_ticks(max(day.total for day in charts.days))
         for outcome in outcomes:
             chart.add(outcome.capitalize(), [day.counts.get(outcome, 0) for day in charts.days])
     svg: str = chart.render(is_unicode=True)
@@ -142,6 +151,7 @@ def denial_reasons_svg(charts: Charts) -> str:
     if charts.denial_reasons:
         # pygal draws the first value at the bottom: reversed, the most frequent is on top.
         ranked = list(reversed(charts.denial_reasons))
+        chart.y_labels = integer_ticks(max(count for _code, count in ranked))
         chart.x_labels = [code for code, _count in ranked]
         chart.add("Denials", [count for _code, count in ranked])
     svg: str = chart.render(is_unicode=True)

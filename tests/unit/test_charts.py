@@ -97,3 +97,14 @@ def test_text_alternatives_carry_the_numbers():
     assert charts.denial_reasons_text(c) == (
         "Most frequent denial reasons, most frequent first: PREGNANCY_TEST_MISSING 3, AUTHORIZATION_EXPIRED 1."
     )
+
+
+def test_counts_are_labelled_in_whole_numbers():
+    assert charts.integer_ticks(1) == [0, 1, 2]
+    assert charts.integer_ticks(5) == [0, 1, 2, 3, 4, 5, 6]
+    assert charts.integer_ticks(40) == [0, 7, 14, 21, 28, 35, 42]
+    assert charts.integer_ticks(0) == [0, 1]
+    root = ET.fromstring(charts.decisions_per_day_svg(sample()))
+    axis = next(g for g in root.iter(f"{SVG}g") if (g.get("class") or "").startswith("axis y"))
+    labels = [t.text for t in axis.iter(f"{SVG}text") if t.text]
+    assert labels and all(label.isdigit() for label in labels)
