@@ -16,13 +16,14 @@ guessing cannot lock a person out for good.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, flash, g, redirect, render_template, request, session, url_for
-from flask_limiter import Limiter, RequestLimit
+from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -157,8 +158,12 @@ def _limit_address() -> str:
     return str(current_app.config["PORTAL_SIGN_IN_LIMIT_PER_ADDRESS"])
 
 
-def _throttled(limit: RequestLimit) -> Response:
-    seconds = max(1, int(limit.reset_at - datetime.now().timestamp()))
+@bp.errorhandler(429)
+def _throttled(_exc: Exception) -> Response:
+    """The 429 page of a throttled sign-in: how long to wait, and a ``Retry-After`` header."""
+    limiter: Limiter = current_app.extensions["rems_sign_in_limiter"]
+    current = limiter.current_limit
+    seconds = max(1, int(current.reset_at - time.time())) if current is not None else 60
     minutes = max(1, (seconds + 59) // 60)
     body, status = error_page(
         429,
