@@ -248,13 +248,15 @@ def _seeded_text(out: dict[str, Any], url: str) -> str:
     return _framed(
         [
             f"Demo program seeded in {safe_url(url)}.",
-            "Its users (shown this once: keep them). Portal sign-in at "
-            f"http://127.0.0.1:{os.environ.get('PORT') or 8000}/login with the email and password;",
-            "API clients send the bearer token.",
+            "Its users' credentials, shown this once: keep them.",
             "",
-            *(f"  {label:<11} {user['email']:<32} password {user['password']}" for label, user in seeded_users.items()),
+            f"Portal: sign in at http://127.0.0.1:{os.environ.get('PORT') or 8000}/login with an email and password:",
             "",
-            *(f"  {label:<11} token {user['token']}" for label, user in seeded_users.items()),
+            *(f"  {user['email']:<30} password {user['password']}" for user in seeded_users.values()),
+            "",
+            "API: bearer tokens (Authorization: Bearer <token>):",
+            "",
+            *(f"  {label:<11} {user['token']}" for label, user in seeded_users.items()),
             "",
             f"  prescriber_id {out['prescriber_id']}",
             f"  pharmacy_id   {out['pharmacy_id']}",
