@@ -768,6 +768,16 @@ class Repository:
             query = _keyset(query, (col(Dispense.confirmed_at), col(Dispense.id)), after, descending=True)
         return [(row, number) for row, number in self.session.exec(query.limit(limit)).all()]
 
+    def recent_decisions(self, kind: str, pharmacy_id: uuid.UUID, limit: int) -> Sequence[DecisionRecord]:
+        """The newest ``limit`` decisions of ``kind`` made for ``pharmacy_id``, newest first."""
+        query = (
+            select(DecisionRecord)
+            .where(col(DecisionRecord.kind) == kind, col(DecisionRecord.pharmacy_id) == pharmacy_id)
+            .order_by(col(DecisionRecord.audit_seq).desc())
+            .limit(limit)
+        )
+        return self.session.exec(query).all()
+
 
 _INSERT_DECISION = insert(table_of(DecisionRecord))
 _DECISION_COLUMNS = tuple(table_of(DecisionRecord).columns)

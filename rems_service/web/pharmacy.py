@@ -47,6 +47,7 @@ def _home(form: DispenseCheckForm, result: DecisionResult | None = None, status:
     c = ctx()
     queue = dispenses.listing(c.uow(), c.actor, c.now, status=DispenseStatus.CONFIRMED.value, limit=QUEUE)
     recent = dispenses.listing(c.uow(), c.actor, c.now, limit=RECENT)
+    checks = dispenses.recent_decisions(c.uow(), c.actor, limit=RECENT)
     return (
         render_template(
             "pharmacy/home.html",
@@ -55,6 +56,7 @@ def _home(form: DispenseCheckForm, result: DecisionResult | None = None, status:
             result=result,
             queue=queue.items,
             recent=recent.items,
+            checks=checks,
             now=c.now,
             time_left=time_left,
         ),

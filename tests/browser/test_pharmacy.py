@@ -70,18 +70,25 @@ def test_denied_check_shows_every_reason_with_its_next_step(portal, page, sign_i
         expect(shown.nth(item).locator(".reason-rule")).to_have_text(reason["rule"])
         expect(shown.nth(item).locator(".reason-message")).to_have_text(reason["message"])
         expect(shown.nth(item).locator(".reason-next-step")).to_have_text(f"Next step: {reason['next_step']}")
-    # The form keeps what was entered.
+    # The form keeps what was entered, and the check is listed among the pharmacy's recent ones.
+    expect(page.locator("#checks-table tbody tr").first).to_contain_text("denied")
+    expect(page.locator("#checks-table tbody tr").first).to_contain_text(f"#{recorded.audit_seq}")
     expect(page.get_by_label("Authorization number")).to_have_value(auth["authorization_number"])
     expect(page.get_by_label("Days' supply")).to_have_value("40")
     assert_accessible(page)
 
 
-def test_reverse_frees_the_authorization(portal, page, sign_in):
+def test_reverse_frees_the_authorization(portal, page, sign_in, assert_accessible):
     _patient, auth = approved_authorization(portal.world)
     r = dispense(portal.world, auth["authorization_number"], auth["rems_patient_id"])
     assert r.json["decision"] == "approved", r.json
     number = r.json["confirmation_number"]
     sign_in(page, "pharmacist")
+    page.goto(f"/pharmacy/dispenses/{number}")
+    expect(page.get_by_role("heading", name=f"Confirmation {number}")).to_be_visible()
+    expect(page.locator("#dispense-status")).to_have_text("confirmed")
+    assert_accessible(page)
+    page.goto("/pharmacy")
     page.locator(f"#confirmation-{number}").get_by_role("button", name="Reverse").click()
     expect(page.get_by_role("status")).to_contain_text(f"Confirmation {number} reversed")
     expect(page.locator(f"#confirmation-{number}")).to_have_count(0)
@@ -128,7 +135,7 @@ def test_check_and_hand_over_with_the_keyboard_alone(portal, page, sign_in):
     expect(page.get_by_role("status")).to_contain_text(f"Hand-over of {number} recorded.")
 
 
-def test_another_pharmacys_confirmation_is_404_and_a_prescriber_page_403(portal, page, sign_in):
+def test_another_pharmacys_confirmation_is_404_and_a_prescriber_page_403(portal, page, sign_in, assert_accessible):
     _patient, auth = approved_authorization(portal.world)
     r = dispense(
         portal.world,
@@ -141,7 +148,9 @@ def test_another_pharmacys_confirmation_is_404_and_a_prescriber_page_403(portal,
     response = page.goto(f"/pharmacy/dispenses/{number}")
     assert response.status == 404
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    assert_accessible(page)
     response = page.goto("/prescriber")
     assert response.status == 403
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    assert_accessible(page)
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
