@@ -20,10 +20,12 @@ the security headers of ``SECURITY_HEADERS``: a CSP without inline script or sty
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import secrets
+import tempfile
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -171,15 +173,19 @@ def _secret_key(app: Flask) -> str:
         return str(configured)
     os.makedirs(app.instance_path, exist_ok=True)
     path = os.path.join(app.instance_path, f"secret-key-{app.config.get('ENV_NAME', 'development')}")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        with open(path, encoding="ascii") as existing:
-            return existing.read().strip()
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(secrets.token_urlsafe(48))
-    with open(path, encoding="ascii") as written:
-        return written.read().strip()
+    if not os.path.exists(path):
+        # Written whole to a private temporary file, then linked into place: a concurrent
+        # worker either links first or reads the complete key, never an empty file.
+        fd, temporary = tempfile.mkstemp(dir=app.instance_path, prefix=".secret-key-")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    with open(path, encoding="ascii") as stored:
+        return stored.read().strip()
 
 
 def _add_security_headers(response: Response) -> Response:
