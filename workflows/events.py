@@ -40,4 +40,5 @@ EVENT_TYPES: tuple[str, ...] = (
     "pharmacy.certification_expiring",
     "pharmacy.certification_expired",
     "user.created",
+    "user.disabled",
 )

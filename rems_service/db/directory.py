@@ -22,6 +22,8 @@ MAX_TERMS = 5
 
 def _matching(columns: Sequence[Any], terms: Sequence[str]) -> Any:
     """Every term in one of ``columns``, in any case (LIKE wildcards in a term are literal)."""
+    if not terms:
+        return true()
     return and_(*(or_(*(c.icontains(term, autoescape=True) for c in columns)) for term in terms))
 
 

@@ -17,9 +17,11 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import col
 
 from rems_service.db.models import Pharmacy, Prescriber, User
 from rems_service.db.repository import Duplicate
@@ -27,7 +29,7 @@ from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
 from workflows.audit import OUTCOME_COMPLETED
 
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Forbidden, Invalid, NotFound
 
 #: Prefix that makes a leaked token recognizable to secret scanners.
 TOKEN_PREFIX = "rems_"
@@ -199,6 +201,8 @@ def load_active(uow: UnitOfWork, user_id: uuid.UUID) -> ActiveUser | None:
     longer act is signed out at its next request."""
     with uow:
         found = uow.repo.actor_by_user_id(user_id)
+        if found is not None and uow.repo.exists(User, User.id == user_id, _disabled()):
+            found = None
     return None if found is None else ActiveUser(actor=found[0], name=found[1])
 
 
@@ -235,3 +239,50 @@ def me(uow: UnitOfWork, actor: Actor, now: datetime) -> Me:
     if user.role is UserRole.PHARMACIST:
         trained = user.training_completed_at is not None and user.training_completed_at <= now
     return Me(user, trained)
+
+
+# -- disabling a user (UI.md, Program staff: "Disable user") -----------------------------------
+# INTERIM, for the integrator to reconcile: another branch adds user disable/enable to the API
+# and services with a column of its own. Until then a disabled user is marked in ``token_hash``
+# itself: ``DISABLED_MARK`` and random hex, which no SHA-256 hex digest equals, so the user's
+# bearer token stops matching at once, and ``load_active`` (every portal request) refuses it,
+# so its sessions end at their next request.
+DISABLED_MARK = "disabled:"
+
+
+def _disabled() -> Any:
+    return col(User.token_hash).startswith(DISABLED_MARK)
+
+
+def is_disabled(user: User) -> bool:
+    return user.token_hash.startswith(DISABLED_MARK)
+
+
+def disable(uow: UnitOfWork, actor: Actor, now: datetime, user_id: uuid.UUID) -> User:
+    """Disable ``user_id``: its token and sessions stop working at once. Admins only;
+    ``NotFound`` for an unknown user, ``Conflict`` for one already disabled or for oneself."""
+    if not actor.is_admin:
+        raise Forbidden(f"The {actor.role} role may not disable users.")
+    if actor.user_id == user_id:
+        raise Conflict("You cannot disable yourself: ask another administrator.")
+    with uow:
+        user = uow.repo.get(User, user_id, lock=True)
+        if user is None:
+            raise NotFound("User not found.")
+        if is_disabled(user):
+            raise Conflict("This user is already disabled.")
+        user.token_hash = DISABLED_MARK + secrets.token_hex(27)
+        subject = {"user_id": user.id, "prescriber_id": user.prescriber_id, "pharmacy_id": user.pharmacy_id}
+        details = {"role": user.role.value}
+        uow.repo.append_audit(
+            actor=actor,
+            action="user.disabled",
+            outcome=OUTCOME_COMPLETED,
+            effective_at=now,
+            subject=subject,
+            inputs={**subject, **details},
+            details=details,
+        )
+        uow.repo.record_event("user.disabled", now, {**subject, **details})
+        uow.commit()
+        return user
