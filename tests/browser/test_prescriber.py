@@ -79,7 +79,7 @@ def test_enroll_an_frp_patient_record_two_tests_and_get_an_authorization(
     expect(page.locator(f"#authorization-{number}")).to_contain_text("voided")
 
 
-def test_a_denied_authorization_lists_every_reason_and_bad_input_stays(portal, page, sign_in):
+def test_a_denied_authorization_lists_every_reason_and_bad_input_stays(portal, page, sign_in, assert_accessible):
     sign_in(page, "prescriber")
     page.get_by_role("link", name="Enroll patient").click()
     page.get_by_label("First name").fill("Ines")
@@ -90,6 +90,7 @@ def test_a_denied_authorization_lists_every_reason_and_bad_input_stays(portal, p
     # No menstrual cycle, no PPAF: the form comes back with the values kept and errors beside the fields.
     expect(page.get_by_label("First name")).to_have_value("Ines")
     expect(page.locator(".invalid-feedback").first).to_be_visible()
+    assert_accessible(page)
     page.get_by_label("Menstrual cycle").select_option("irregular")
     page.get_by_label("PPAF signed").check()
     page.get_by_label("Counseling completed").check()
@@ -102,3 +103,4 @@ def test_a_denied_authorization_lists_every_reason_and_bad_input_stays(portal, p
     assert result.locator("li.reason").count() >= 2
     for item in range(result.locator("li.reason").count()):
         expect(result.locator("li.reason").nth(item).locator(".reason-next-step")).to_contain_text("Next step:")
+    assert_accessible(page)
