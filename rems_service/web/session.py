@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,25 +97,28 @@ def require_signed_in(allowed: frozenset[str]) -> Response | None:
         unauthorized: Response = login_manager.unauthorized()
         return unauthorized
     now = request_now()
-    seen = session.get(LAST_SEEN)
     idle = current_app.config["PERMANENT_SESSION_LIFETIME"]
-    if seen is not None:
-        try:
-            last = datetime.fromisoformat(seen)
-        except ValueError:
-            last = None
-        if last is None or now - last >= idle:
-            minutes = int(idle.total_seconds() // 60)
-            _sign_out(f"You were signed out after {minutes} minutes without activity. Sign in again.")
-            return redirect(url_for("session.login", next=_local_path(request.full_path)))
-    if current_user.role not in allowed:
-        begin(current_user.actor)  # the error page shows who is signed in
-        return error_page(403, "Your role may not open this page.")  # type: ignore[return-value]
-    if seen is None or now.isoformat() > seen:
+    last = _last_seen()
+    if now - last >= idle:
+        minutes = int(idle.total_seconds() // 60)
+        _sign_out(f"You were signed out after {minutes} minutes without activity. Sign in again.")
+        return redirect(url_for("session.login", next=_local_path(request.full_path)))
+    if now > last:  # a sandbox clock set back does not move it back
         session[LAST_SEEN] = now.isoformat()
     session.permanent = True
     begin(current_user.actor)
+    if current_user.role not in allowed:
+        return error_page(403, "Your role may not open this page.")  # type: ignore[return-value]
     return None
+
+
+def _last_seen() -> datetime:
+    """The time of the session's last request; a missing or unreadable one counts as idle for ever."""
+    seen = session.get(LAST_SEEN)
+    try:
+        return datetime.fromisoformat(seen) if isinstance(seen, str) else datetime.min.replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 class SignInForm(FlaskForm):
