@@ -17,6 +17,7 @@ from wtforms import (
     BooleanField,
     DateField,
     DateTimeLocalField,
+    HiddenField,
     IntegerField,
     SelectField,
     StringField,
@@ -83,6 +84,8 @@ class DispenseCheckForm(FlaskForm):
     quantity = IntegerField("Quantity", validators=_whole("Enter the quantity (capsules)."))
     medication_guide_provided = BooleanField("Medication Guide provided")
     checklist_completed = BooleanField("Counseling checklist completed")
+    #: The idempotency key of this rendering of the form (``web.decisions``).
+    request_key = HiddenField()
 
     def api_body(self) -> dict[str, Any]:
         return {
@@ -165,6 +168,8 @@ class AuthorizationRequestForm(FlaskForm):
     )
     counseled_on_risks = BooleanField("Counseled on risks")
     contraception_confirmed = BooleanField("Contraception confirmed")
+    #: The idempotency key of this rendering of the form (``web.decisions``).
+    request_key = HiddenField()
 
 
 #: The survey questions as a person reads them (workflows.surveys names them).

@@ -16,12 +16,12 @@ from werkzeug.wrappers import Response
 from rems_service.context import ctx
 from rems_service.schemas.decisions import DispenseCreateSchema
 from rems_service.services import dispenses
-from rems_service.services.decisions import DecisionResult
 from rems_service.services.errors import Conflict
 from workflows.actors import UserRole
 from workflows.dispenses import DispenseStatus
 
 from . import page_blueprint
+from .decisions import new_request_key, request_key, shown
 from .forms import ActionForm, DispenseCheckForm, load
 
 bp = page_blueprint("pharmacy", __name__, url_prefix="/pharmacy", roles=[UserRole.PHARMACIST])
@@ -43,8 +43,9 @@ def time_left(until: datetime, now: datetime) -> str:
     return f"{minutes} min left" if minutes else "less than a minute left"
 
 
-def _home(form: DispenseCheckForm, result: DecisionResult | None = None, status: int = 200) -> tuple[str, int]:
+def _home(form: DispenseCheckForm, result: Any = None, status: int = 200) -> tuple[str, int]:
     c = ctx()
+    form.request_key.data = new_request_key()  # each rendering of the form decides at most once
     queue = dispenses.listing(c.uow(), c.actor, c.now, status=DispenseStatus.CONFIRMED.value, limit=QUEUE)
     recent = dispenses.listing(c.uow(), c.actor, c.now, limit=RECENT)
     checks = dispenses.recent_decisions(c.uow(), c.actor, limit=RECENT)
@@ -83,9 +84,16 @@ def check() -> Any:
     if args is None:
         return _home(form, status=422)
     c = ctx()
-    answer = dispenses.request(c.uow, c.actor, c.now, c.program, dispenses.command(**args), request_body=args)
-    assert answer.result is not None, "without an idempotency key every answer is decided now"
-    return _home(form, answer.result)
+    answer = dispenses.request(
+        c.uow,
+        c.actor,
+        c.now,
+        c.program,
+        dispenses.command(**args),
+        idempotency_key=request_key(form.request_key.data),
+        request_body=args,
+    )
+    return _home(form, shown(answer))
 
 
 @bp.route("/dispenses/<string:number>", methods=["GET"])

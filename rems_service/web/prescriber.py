@@ -19,13 +19,13 @@ from rems_service.context import ctx
 from rems_service.schemas.decisions import AuthorizationCreateSchema
 from rems_service.schemas.patients import PatientEnrollSchema, PregnancyTestCreateSchema, SurveyCreateSchema
 from rems_service.services import authorizations, patients
-from rems_service.services.decisions import DecisionResult
 from rems_service.services.errors import Conflict, Invalid
 from workflows.actors import UserRole
 from workflows.authorizations import OPEN_STATUSES
 from workflows.surveys import questions_for
 
 from . import page_blueprint
+from .decisions import new_request_key, request_key, shown
 from .forms import (
     RISK_LABELS,
     AuthorizationRequestForm,
@@ -103,7 +103,7 @@ def _patient_page(
     test_form: PregnancyTestForm | None = None,
     survey: Any = None,
     auth_form: AuthorizationRequestForm | None = None,
-    result: DecisionResult | None = None,
+    result: Any = None,
     status: int = 200,
 ) -> tuple[str, int]:
     c = ctx()
@@ -113,6 +113,7 @@ def _patient_page(
     test_form = test_form or PregnancyTestForm(formdata=None, prefix="test", collected_at=minute)
     survey = survey or survey_form(questions, formdata=None, prefix="survey", completed_at=minute)
     auth_form = auth_form or AuthorizationRequestForm(formdata=None, prefix="auth", days_supply=28, quantity=28)
+    auth_form.request_key.data = new_request_key()  # each rendering of the form decides at most once
     listed = authorizations.listing(c.uow(), c.actor, c.now, patient_id=patient_id, limit=20)
     return (
         render_template(
@@ -213,9 +214,10 @@ def request_authorization(patient_id: uuid.UUID) -> Any:
         return _patient_page(patient_id, auth_form=form, status=422)
     c = ctx()
     command = authorizations.AuthorizationCommand.of(**args)
-    answer = authorizations.request(c.uow, c.actor, c.now, c.program, command, request_body=args)
-    assert answer.result is not None, "without an idempotency key every answer is decided now"
-    return _patient_page(patient_id, auth_form=form, result=answer.result)
+    answer = authorizations.request(
+        c.uow, c.actor, c.now, c.program, command, idempotency_key=request_key(form.request_key.data), request_body=args
+    )
+    return _patient_page(patient_id, auth_form=form, result=shown(answer))
 
 
 @bp.route("/authorizations/<string:number>/void", methods=["POST"])

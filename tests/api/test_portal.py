@@ -354,3 +354,33 @@ def test_form_errors_sit_next_to_their_field_with_the_values_kept(world, portal,
     assert 'id="rems_patient_id-error"' in html and "Enter the REMS patient ID." in html
     assert 'id="quantity-error"' in html
     assert 'value="AZ-1"' in html and 'value="400"' in html
+
+
+REQUEST_KEY = re.compile(r'name="request_key"[^>]*value="([0-9a-f]{32})"')
+
+
+def test_a_decision_form_sent_twice_is_decided_once(world, portal, pharmacist, runtime):
+    """A double click or the browser's resend: the same rendering of the form gets the first decision back."""
+    _patient, auth = approved_authorization(world)
+    portal.sign_in("pharm@example.org")
+    home = portal.get("/pharmacy").get_data(as_text=True)
+    form = {
+        "csrf_token": CSRF.search(home).group(1),
+        "request_key": REQUEST_KEY.search(home).group(1),
+        "authorization_number": auth["authorization_number"],
+        "rems_patient_id": auth["rems_patient_id"],
+        "days_supply": "28",
+        "quantity": "28",
+        "medication_guide_provided": "y",
+        "checklist_completed": "y",
+    }
+    first = portal.post("/pharmacy/check", form).get_data(as_text=True)
+    with runtime.uow() as uow:
+        count = len(uow.session.exec(select(DecisionRecord)).all())
+    again = portal.post("/pharmacy/check", form).get_data(as_text=True)
+    number = re.search(r'id="confirmation-number">([^<]+)<', first).group(1)
+    assert ">Approved</h2>" in again and f'id="confirmation-number">{number}<' in again
+    with runtime.uow() as uow:
+        assert len(uow.session.exec(select(DecisionRecord)).all()) == count
+    # The page that answered carries a new key: the next check is a new decision.
+    assert REQUEST_KEY.search(again).group(1) != form["request_key"]
