@@ -34,6 +34,7 @@ from rems_service import create_app
 from rems_service.db import migrate
 from rems_service.db.engine import build_engine
 from rems_service.services import users
+from tests.conftest import assert_decisions_replay
 from tests.helpers import NOW, TRAINED, VALID_NPIS, Api, make_pharmacy, make_prescriber
 from workflows.actors import SYSTEM
 
@@ -151,7 +152,11 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
-        app.extensions["rems"].engine.dispose()
+        try:
+            # As after every database test: each decision the portal recorded replays.
+            assert_decisions_replay(app.extensions["rems"])
+        finally:
+            app.extensions["rems"].engine.dispose()
 
 
 @pytest.fixture(scope="session")
