@@ -46,6 +46,7 @@ bp = page_blueprint("portal_admin", __name__, url_prefix="/admin", roles=[UserRo
 #: The commands program staff run on a participant, in the order their buttons show, with
 #: the button's name (UI.md). ``expire`` is the sweep's, never a person's.
 BUTTONS = {"certify": "Certify", "suspend": "Suspend", "reinstate": "Reinstate", "decertify": "Decertify"}
+PAST = {"certify": "certified", "suspend": "suspended", "reinstate": "reinstated", "decertify": "decertified"}
 #: Patients needing an administrator: status, section heading, the button and the service call.
 REVIEW: tuple[tuple[PatientStatus, str, str, str], ...] = (
     (PatientStatus.HALTED, "Halted", "Reinstate", "reinstate"),
@@ -269,7 +270,8 @@ def _change(kind: str, participant_id: uuid.UUID, command: str) -> Response | tu
             return _participant_page(kind, participant_id, 422, reason_form=reason_form, failed=command)
         service = prescribers if kind == "prescriber" else pharmacies
         getattr(service, command)(c.uow(), c.actor, c.now, participant_id, args.get("reason"))
-    flash(f"{BUTTONS[command]}: done.", "success")
+    noun = "Prescriber" if kind == "prescriber" else "Pharmacy"
+    flash(f"{noun} {PAST[command]}.", "success")
     return redirect(page)
 
 

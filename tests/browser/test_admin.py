@@ -61,7 +61,7 @@ def test_admin_suspends_and_reinstates_a_prescriber(portal, page, sign_in, asser
     page.get_by_label("Reason to suspend").fill("License under review")
     page.get_by_role("button", name="Suspend").click()
     expect(page.locator("#participant-status")).to_have_text("suspended")
-    expect(page.get_by_role("status")).to_contain_text("Suspend: done.")
+    expect(page.get_by_role("status")).to_contain_text("Prescriber suspended.")
     assert buttons(page) == ["Reinstate", "Decertify"]
     expect(page.locator("tr.history-row").first).to_contain_text("prescriber.suspended")
     expect(page.locator("tr.history-row").first).to_contain_text("License under review")
@@ -85,6 +85,7 @@ def test_admin_certifies_a_pending_pharmacy_with_every_attestation(portal, page,
     store = make_pharmacy(world.runtime, "2345678", certified=False)
     sign_in(page, "admin")
     page.goto("/admin/pharmacies?q=2345678")
+    assert_accessible(page)
     page.get_by_role("link", name=store.name).click()
     expect(page.locator("#participant-status")).to_have_text("pending")
     assert buttons(page) == ["Certify", "Decertify"]
