@@ -202,7 +202,7 @@ def init_app(app: Flask) -> None:
     the sign-in throttle, security headers and every page blueprint."""
     from flask_bootstrap import Bootstrap5  # noqa: PLC0415
 
-    from . import session  # noqa: PLC0415
+    from . import decisions, session  # noqa: PLC0415
 
     env = app.config.get("ENV_NAME", "development")
     app.config["SECRET_KEY"] = _secret_key(app)
@@ -222,7 +222,8 @@ def init_app(app: Flask) -> None:
     )
     csrf.init_app(app)
     Bootstrap5(app)
-    app.jinja_env.globals.update(ROLE_LABELS=ROLE_LABELS, HOMES=HOMES)
+    app.jinja_env.globals.update(ROLE_LABELS=ROLE_LABELS, HOMES=HOMES, labels_of=decisions.labels_of)
+    app.jinja_env.filters["with_labels"] = decisions.with_labels
 
     static = Blueprint("portal_static", __name__, static_folder=STATIC, static_url_path="/static/portal")
     app.register_blueprint(static)

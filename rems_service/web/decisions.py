@@ -10,7 +10,9 @@ authorization being used by the first).
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -54,3 +56,32 @@ def shown(answer: DecisionAnswer) -> Any:
     values["approved"] = body.get("decision") == "approved"
     values["reasons"] = tuple(body.get("reasons", ()))
     return SimpleNamespace(**values)
+
+
+_FIELD_NAME = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)(?::\s*([^`]+))?`")
+
+
+def labels_of(form: Iterable[Any]) -> dict[str, str]:
+    """A form's field names and their labels: ``{"rems_patient_id": "REMS patient ID", ...}``."""
+    return {field.short_name: str(field.label.text) for field in form if getattr(field, "label", None)}
+
+
+def with_labels(text: str | None, labels: Mapping[str, str] | None) -> str:
+    """A rule's next step as a person at this form reads it: a request field the rule names
+    (```days_supply```, ```counseling.checklist_completed: true```) becomes its label on the form
+    (“Days' supply”, “Counseling checklist completed” checked); a name the form does not have
+    keeps its backticks."""
+    if not text or not labels:
+        return text or ""
+
+    def label(match: re.Match[str]) -> str:
+        name, value = match.group(1).rsplit(".", 1)[-1], match.group(2)
+        if name not in labels:
+            return match.group(0)
+        if value is None:
+            return f"“{labels[name]}”"
+        if value.strip() in ("true", "false"):  # a checkbox
+            return f"“{labels[name]}” {'checked' if value.strip() == 'true' else 'unchecked'}"
+        return f"“{labels[name]}” {value.strip()}"
+
+    return _FIELD_NAME.sub(label, text)

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 import time_machine
+from markupsafe import escape
 from sqlmodel import col, select
 
 from rems_service.db.models import AuditEntry, DecisionRecord, User
 from rems_service.services import decisions, users
+from rems_service.web.decisions import with_labels
 from tests.helpers import (
     ADULT_FRP,
     ADULT_MALE,
@@ -278,9 +280,21 @@ def test_a_portal_dispense_denial_is_the_apis_decision(world, portal, pharmacist
     assert from_api[0].audit_seq != from_portal[0].audit_seq
     _same_decision(runtime, from_portal, from_api)
     html = page.get_data(as_text=True)
+    labels = {"days_supply": "Days' supply", "rems_patient_id": "REMS patient ID", "quantity": "Quantity"}
+    labels |= {"checklist_completed": "Counseling checklist completed", "authorization_number": "Authorization number"}
     for reason in api.json["reasons"]:
-        for value in (reason["code"], reason["rule"], reason["next_step"]):
-            assert value.replace("'", "&#39;") in html or value in html, value
+        next_step = with_labels(reason["next_step"], labels)
+        for value in (reason["code"], reason["rule"], reason["message"], next_step):
+            assert escape(value) in html, value
+
+
+def test_a_next_step_names_the_forms_fields_by_their_labels():
+    labels = {"days_supply": "Days' supply", "checklist_completed": "Counseling checklist completed"}
+    text = "Send `days_supply` of at most 28 and `counseling.checklist_completed: true`; `strength_mg` is fine."
+    assert with_labels(text, labels) == (
+        "Send “Days' supply” of at most 28 and “Counseling checklist completed” checked; `strength_mg` is fine."
+    )
+    assert with_labels(text, None) == text
 
 
 def test_a_portal_dispense_approval_is_recorded_as_the_api_records_one(world, portal, pharmacist, runtime):

@@ -8,7 +8,17 @@ from playwright.sync_api import expect
 from sqlmodel import col, select
 
 from rems_service.db.models import DecisionRecord
+from rems_service.web.decisions import with_labels
 from tests.helpers import ADULT_FRP, approved_authorization, dispense
+
+PHARMACY_LABELS = {
+    "authorization_number": "Authorization number",
+    "rems_patient_id": "REMS patient ID",
+    "days_supply": "Days' supply",
+    "quantity": "Quantity",
+    "medication_guide_provided": "Medication Guide provided",
+    "checklist_completed": "Counseling checklist completed",
+}
 
 
 def fill_check(page, auth_number, rems_patient_id, days=28, quantity=28, counseled=True):
@@ -69,7 +79,10 @@ def test_denied_check_shows_every_reason_with_its_next_step(portal, page, sign_i
         expect(shown.nth(item).locator(".reason-code")).to_have_text(reason["code"])
         expect(shown.nth(item).locator(".reason-rule")).to_have_text(reason["rule"])
         expect(shown.nth(item).locator(".reason-message")).to_have_text(reason["message"])
-        expect(shown.nth(item).locator(".reason-next-step")).to_have_text(f"Next step: {reason['next_step']}")
+        # The rule's next step, with the request fields it names shown as this form's labels.
+        next_step = with_labels(reason["next_step"], PHARMACY_LABELS)
+        expect(shown.nth(item).locator(".reason-next-step")).to_have_text(f"Next step: {next_step}")
+        assert "`" not in next_step, next_step
     # The form keeps what was entered, and the check is listed among the pharmacy's recent ones.
     expect(page.locator("#checks-table tbody tr").first).to_contain_text("denied")
     expect(page.locator("#checks-table tbody tr").first).to_contain_text(f"#{recorded.audit_seq}")
