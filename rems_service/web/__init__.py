@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from rems_service.services.errors import ServiceError
@@ -73,6 +74,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+#: The paths under which an unknown address gets the portal's 404 page, not the API's JSON.
+PORTAL_PREFIXES = (*HOMES.values(), "/login", "/logout", "/static/portal")
 
 #: The page modules, each with a ``bp`` made by ``page_blueprint``. ``audit`` and
 #: ``admin`` are another module owner's; a missing one is skipped until it exists.
@@ -244,3 +248,21 @@ def init_app(app: Flask) -> None:
         return redirect(url_for("session.login"))
 
     app.after_request(_add_security_headers)
+
+    # A path no route matches has no blueprint, so the app's handler answers: the API's JSON
+    # error body. Under the portal's own paths a person gets the portal's page instead.
+    api_handler = app.error_handler_spec[None][None].get(HTTPException)
+
+    def _unrouted(exc: HTTPException) -> Any:
+        if request.blueprint is None and _is_portal_path(request.path):
+            return _http_error_page(exc)
+        if api_handler is not None:
+            return api_handler(exc)
+        return exc
+
+    for status in (404, 405):
+        app.register_error_handler(status, _unrouted)
+
+
+def _is_portal_path(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PORTAL_PREFIXES)

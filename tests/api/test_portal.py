@@ -398,3 +398,13 @@ def test_a_decision_form_sent_twice_is_decided_once(world, portal, pharmacist, r
         assert len(uow.session.exec(select(DecisionRecord)).all()) == count
     # The page that answered carries a new key: the next check is a new decision.
     assert REQUEST_KEY.search(again).group(1) != form["request_key"]
+
+
+def test_an_unknown_portal_address_gets_the_portal_page_and_the_api_keeps_its_json(client):
+    page = client.get("/pharmacy/no-such-page")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "Not found" in page.get_data(as_text=True)
+    assert client.delete("/login").status_code == 405
+    api = client.get("/api/v1/no-such-resource")
+    assert api.status_code == 404 and api.json["code"] == 404
+    assert client.get("/").headers["Location"] == "/login"
