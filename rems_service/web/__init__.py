@@ -28,6 +28,7 @@ import secrets
 import tempfile
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,8 +120,6 @@ def roles_required(*roles: UserRole) -> Callable[[View], View]:
     names = frozenset(r.value for r in roles)
 
     def decorator(view: View) -> View:
-        from functools import wraps  # noqa: PLC0415
-
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated or current_user.role not in names:

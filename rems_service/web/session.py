@@ -28,7 +28,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import EmailField, PasswordField, SubmitField
+from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from rems_service.clock import request_now
@@ -126,7 +126,6 @@ class SignInForm(FlaskForm):
     password = PasswordField(
         "Password", validators=[DataRequired(message="Enter your password."), Length(max=users.MAX_PASSWORD_LENGTH)]
     )
-    submit = SubmitField("Sign in")
 
 
 def _local_path(target: str | None) -> str | None:
