@@ -9,6 +9,7 @@ import re
 from urllib.parse import urlencode
 
 from playwright.sync_api import expect
+from sqlalchemy import text
 from sqlmodel import select
 
 from rems_service.db.models import AuditEntry
@@ -169,27 +170,45 @@ def test_bad_filters_are_shown_next_to_the_field_and_change_nothing(portal, page
     assert page.locator("tr.audit-row").count() == 0
 
 
+TRIGGERS = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_entries' ORDER BY name"
+
+
 def test_a_broken_chain_names_its_first_invalid_entry(portal, page, sign_in):
     world = portal.world
     denied_dispense(world)
     with world.runtime.uow() as uow:
         target = uow.session.exec(select(AuditEntry).where(AuditEntry.action == "dispense.decided")).first()
         seq, original = target.seq, target.outcome
-    try:
+        # The session's database is shared: its append-only triggers are put back afterwards.
+        triggers = (
+            uow.session.execute(
+                text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_entries'")
+            )
+            .scalars()
+            .all()
+        )
+    assert triggers
+
+    def rewrite(outcome: str) -> None:
         with world.runtime.uow() as uow:
             tamper_with_audit(uow.session)
-            row = uow.session.get(AuditEntry, seq)
-            row.outcome = "approved" if original == "denied" else "denied"
+            uow.session.get(AuditEntry, seq).outcome = outcome
             uow.commit()
+
+    try:
+        rewrite("approved" if original == "denied" else "denied")
         sign_in(page, "auditor")
         page.get_by_role("button", name="Verify chain").click()
         expect(page.get_by_role("heading", name="Chain broken")).to_be_visible()
         expect(page.locator("#first-invalid-seq")).to_have_text(str(seq))
     finally:
+        rewrite(original)
         with world.runtime.uow() as uow:
-            tamper_with_audit(uow.session)
-            uow.session.get(AuditEntry, seq).outcome = original
+            for sql in triggers:
+                uow.session.execute(text(sql))
             uow.commit()
+        with world.runtime.uow() as uow:
+            assert uow.session.execute(text(TRIGGERS)).scalars().all() == triggers
     page.goto("/audit")
     page.get_by_role("button", name="Verify chain").click()
     expect(page.get_by_role("heading", name="Chain intact")).to_be_visible()
