@@ -13,7 +13,7 @@ TEST_REDIS_URL := $(or $(REMS_TEST_REDIS_URL),redis://127.0.0.1:6379/0)
 SERVICES_REQUIRED := $(or $(filter true True TRUE,$(CI)),$(filter 1,$(REMS_REQUIRE_SERVICES)))
 HIDE_PASSWORD := sed -E 's|://([^:/@]*):[^@/]*@|://\1:***@|'
 
-.PHONY: run test lint docs bench install migrate seed clean
+.PHONY: run test lint docs bench install migrate seed clean browser
 
 $(STAMP): pyproject.toml
 	@echo "Installing the service and its tools into $(VENV)/ (first run, or pyproject.toml changed)..."
@@ -33,10 +33,22 @@ run: $(STAMP)
 
 ## Run the whole test suite (SQLite always; PostgreSQL and Redis when reachable,
 ## mandatory when CI=true or REMS_REQUIRE_SERVICES=1), after the static checks.
-test: lint
+test: lint browser
 	@echo "make test: SQLite always; PostgreSQL $(TEST_DATABASE_URL) and Redis $(TEST_REDIS_URL)" | $(HIDE_PASSWORD)
 	@echo "  $(if $(SERVICES_REQUIRED),mandatory (CI=true or REMS_REQUIRE_SERVICES=1): unreachable fails the run,optional: tests needing them are skipped when unreachable (REMS_REQUIRE_SERVICES=1 makes them mandatory)); $(PYTEST_WORKERS) xdist workers (PYTEST_WORKERS)"
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+## The browser of tests/browser (the portal in real Chromium): Debian's chromium package,
+## installed with apt-get when missing and run as root (CI); otherwise a note, and those
+## tests skip (with CI=true or REMS_REQUIRE_SERVICES=1 they fail instead).
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$REMS_CHROMIUM" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian's chromium for the browser tests (apt-get install chromium)..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "Chromium is not installed: the browser tests need Debian's chromium (sudo apt-get install chromium)."; \
+	fi
 
 ## The static checks: import contracts, lint, format, types (all configured in pyproject.toml).
 lint: $(STAMP)

@@ -41,6 +41,11 @@ preload_app = False
 def on_starting(server: object) -> None:
     """Once, in the master: which environment, database and queue this service uses."""
     logging.getLogger("rems.startup").info(banner(_settings, Flask(APP_NAME).instance_path, f"web on {bind}"))
+    host, _, port = bind.rpartition(":")
+    where = "127.0.0.1" if host in ("0.0.0.0", "", "[::]") else host
+    logging.getLogger("rems.startup").info(
+        f"portal: sign in at http://{where}:{port}/login (API under http://{where}:{port}/api/v1)"
+    )
 
 
 def child_exit(server: object, worker: object) -> None:

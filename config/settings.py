@@ -44,8 +44,9 @@ class Config:
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
-    OPENAPI_SWAGGER_UI_PATH = "docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+    # /api/v1/docs is served by ``api.openapi.docs_blp`` from local assets (flask-smorest's
+    # own Swagger UI page loads them from a CDN and starts them with an inline script).
+    OPENAPI_SWAGGER_UI_PATH = None
     JSON_SORT_KEYS = False
 
     # The standard fronts (INTEROP.md)

@@ -9,7 +9,7 @@ from flask import Flask
 
 from config.settings import load_settings
 
-from . import api, clock, interop, jobs, logs, operations, ratelimit, runtime
+from . import api, clock, interop, jobs, logs, operations, ratelimit, runtime, web
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -30,4 +30,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     interop.init_app(app)  # NCPDP SCRIPT, FHIR and CDS Hooks (INTEROP.md)
     jobs.init_app(app)
     operations.init_app(app)
+    web.init_app(app)
     return app

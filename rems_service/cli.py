@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from rems_service.db.engine import build_engine, normalize_url
 from rems_service.jobs import tasks
 from rems_service.runtime import get_runtime
 from rems_service.services import audit_log, decisions, pharmacies, prescribers, reminders, users
-from rems_service.services.errors import ServiceError
+from rems_service.services.errors import Invalid, ServiceError
 from workflows.actors import SYSTEM, UserRole
 from workflows.participants import PHARMACY_ATTESTATIONS, PRESCRIBER_ATTESTATIONS
 
@@ -115,11 +116,35 @@ def users_group() -> None:
 @click.option("--prescriber-id", type=click.UUID)
 @click.option("--pharmacy-id", type=click.UUID)
 @click.option("--trained", is_flag=True, help="Pharmacists: REMS training completed now.")
+@click.option("--email", help="Portal sign-in email (unique, case-insensitive); needs --password-stdin.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help=f"Read the portal password (at least {users.MIN_PASSWORD_LENGTH} characters) from the first line of stdin.",
+)
 @with_appcontext
 @_needs_database
-def users_create(name: str, role: str, prescriber_id: UUID | None, pharmacy_id: UUID | None, trained: bool) -> None:
-    """Create a user and print {"id", "token"} (the token is never shown again)."""
+def users_create(
+    name: str,
+    role: str,
+    prescriber_id: UUID | None,
+    pharmacy_id: UUID | None,
+    trained: bool,
+    email: str | None,
+    password_stdin: bool,
+) -> None:
+    """Create a user and print {"id", "token"} (the token is never shown again).
+
+    With --email and --password-stdin the user can also sign in to the portal:
+    `printf '%s\\n' "$PASSWORD" | rems users create ... --email a@b.org --password-stdin`."""
     now = _now()
+    password = None
+    if password_stdin:
+        password = (sys.stdin.readline() or "").rstrip("\r\n")
+        if not password:
+            _fail(Invalid("No password on stdin.", {"password": ["Give it on the first line of stdin."]}))
+    elif email is not None:
+        _fail(Invalid("--email needs --password-stdin.", {"password": ["Required with --email."]}))
     try:
         user, token = users.create_user(
             get_runtime().uow(),
@@ -130,10 +155,15 @@ def users_create(name: str, role: str, prescriber_id: UUID | None, pharmacy_id: 
             prescriber_id=prescriber_id,
             pharmacy_id=pharmacy_id,
             training_completed_at=now if trained else None,
+            email=email,
+            password=password,
         )
     except ServiceError as exc:
         _fail(exc)
-    click.echo(json.dumps({"id": str(user.id), "token": token}))
+    out = {"id": str(user.id), "token": token}
+    if user.email:
+        out["email"] = user.email
+    click.echo(json.dumps(out))
 
 
 #: A valid NPI (check digit per the CMS algorithm) and NCPDP id for the demo program.
@@ -209,8 +239,16 @@ def demo_seed(if_empty: bool, output: str) -> None:
         ("pharmacist", {"role": "pharmacist", "pharmacy_id": pharmacy.id, "training_completed_at": now}),
         ("auditor", {"role": "auditor"}),
     ):
-        user, token = users.create_user(runtime.uow(), SYSTEM, now, name=f"Demo {label}", **kwargs)
-        out["users"][label] = {"id": str(user.id), "token": token}  # type: ignore[index]
+        email, password = f"{label}@demo.example.org", secrets.token_urlsafe(12)
+        user, token = users.create_user(
+            runtime.uow(), SYSTEM, now, name=f"Demo {label}", email=email, password=password, **kwargs
+        )
+        out["users"][label] = {  # type: ignore[index]
+            "id": str(user.id),
+            "token": token,
+            "email": email,
+            "password": password,
+        }
     click.echo(_seeded_text(out, runtime.settings["DATABASE_URL"]) if output == "text" else json.dumps(out, indent=2))
 
 
@@ -224,7 +262,13 @@ def _seeded_text(out: dict[str, Any], url: str) -> str:
     return _framed(
         [
             f"Demo program seeded in {safe_url(url)}.",
-            "Bearer tokens of its users (shown this once: keep them):",
+            "Its users' credentials, shown this once: keep them.",
+            "",
+            f"Portal: sign in at http://127.0.0.1:{os.environ.get('PORT') or 8000}/login with an email and password:",
+            "",
+            *(f"  {user['email']:<30} password {user['password']}" for user in seeded_users.values()),
+            "",
+            "API: bearer tokens (Authorization: Bearer <token>):",
             "",
             *(f"  {label:<11} {user['token']}" for label, user in seeded_users.items()),
             "",

@@ -84,5 +84,6 @@ def init_app(app: Flask) -> RemsApi:
     )
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
+    app.register_blueprint(openapi.docs_blp)  # /api/v1/docs, Swagger UI from local assets
     errors.init_app(app)
     return api

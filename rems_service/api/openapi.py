@@ -23,9 +23,13 @@ no body schema, it gets the error body. The error body is one component
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from importlib.resources import files
 from typing import Any
 
 from apispec import APISpec, BasePlugin
+from flask import Blueprint, Response, render_template_string, send_from_directory, url_for
 from flask_smorest import Api
 
 from rems_service.clock import CLOCK_HEADER
@@ -192,3 +196,101 @@ def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
     parameters = operation.setdefault("parameters", [])
     if CLOCK_PARAMETER not in parameters:
         parameters.append(CLOCK_PARAMETER)
+
+
+# -- the interactive documentation (Swagger UI), served from this service ----------------------
+
+#: Where the docs page is; its assets are under ``DOCS_PATH/assets/``.
+DOCS_PATH = "/api/v1/docs"
+#: Swagger UI's distribution as the flask-swagger-ui package ships it (the ``dist`` folder
+#: of swagger-ui-dist, kept current with it): served from here, never from a CDN, so the
+#: docs work with no internet. Only the files, not the package's blueprint, whose page
+#: starts Swagger UI with an inline script that the CSP refuses.
+SWAGGER_UI_DIST = str(files("flask_swagger_ui") / "dist")
+#: The one inline ``<style>`` Swagger UI writes: the colours of its logo's SVG.
+SWAGGER_LOGO_STYLE = ".logo_small_svg__cls-2{fill:#fff}.logo_small_svg__cls-3{fill:#85ea2d}"
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+#: The Content-Security-Policy of the docs page: this origin's scripts and styles only (no
+#: inline script); of inline styles only the logo's, by its hash; ``data:`` images for the
+#: icons Swagger UI's stylesheet embeds.
+DOCS_CSP = (
+    f"default-src 'self'; script-src 'self'; style-src 'self' {_csp_hash(SWAGGER_LOGO_STYLE)}; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+_DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{{ title }} API documentation</title>
+  <link rel="stylesheet" href="{{ assets }}/swagger-ui.css">
+  <link rel="stylesheet" href="{{ assets }}/index.css">
+  <link rel="icon" type="image/png" href="{{ assets }}/favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+  <main id="swagger-ui" data-spec-url="{{ spec_url }}" aria-label="{{ title }} API documentation">
+    <noscript><p>The interactive documentation needs JavaScript.
+      The OpenAPI document itself is at <a href="{{ spec_url }}">{{ spec_url }}</a>.</p></noscript>
+  </main>
+  <script src="{{ assets }}/swagger-ui-bundle.js"></script>
+  <script src="{{ assets }}/swagger-ui-standalone-preset.js"></script>
+  <script src="{{ init }}"></script>
+</body>
+</html>
+"""
+
+#: Starts Swagger UI on the element above, reading the document's URL from its data attribute
+#: (a script file of this origin: nothing inline).
+_DOCS_INIT = """"use strict";
+window.addEventListener("load", function () {
+  var root = document.getElementById("swagger-ui");
+  window.ui = SwaggerUIBundle({
+    url: root.dataset.specUrl,
+    domNode: root,
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
+    layout: "StandaloneLayout",
+    validatorUrl: null
+  });
+});
+"""
+
+docs_blp = Blueprint("api_docs_ui", __name__, url_prefix=DOCS_PATH)
+
+
+@docs_blp.after_request
+def _docs_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = DOCS_CSP
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+@docs_blp.route("", methods=["GET"])
+def docs_page() -> str:
+    """The interactive documentation of the OpenAPI document."""
+    return render_template_string(
+        _DOCS_PAGE,
+        title="Lenalidomide REMS",
+        assets=f"{DOCS_PATH}/assets",
+        init=url_for("api_docs_ui.docs_init"),
+        spec_url=url_for("api-docs.openapi_json"),
+    )
+
+
+@docs_blp.route("/init.js", methods=["GET"])
+def docs_init() -> Response:
+    return Response(_DOCS_INIT, mimetype="text/javascript")
+
+
+@docs_blp.route("/assets/<path:filename>", methods=["GET"])
+def docs_asset(filename: str) -> Response:
+    """A file of Swagger UI's distribution (404 for anything else)."""
+    return send_from_directory(SWAGGER_UI_DIST, filename, max_age=86400)

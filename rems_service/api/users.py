@@ -101,4 +101,4 @@ def me(_args: dict[str, Any]) -> dict[str, Any]:
     """The caller: user id, name, role, the prescriber or pharmacy it acts for, and its training."""
     c = ctx()
     found = users.me(c.uow(), c.actor, c.now)
-    return {**found.user.model_dump(exclude={"token_hash"}), "trained": found.trained}
+    return {**found.user.model_dump(exclude={"token_hash", "password_hash"}), "trained": found.trained}

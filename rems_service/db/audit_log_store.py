@@ -10,14 +10,17 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, exists
+from sqlalchemy import Row, Select, case, exists, func
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
+
+from workflows.audit import OUTCOME_DENIED
 
 from . import audit_chain
 from .audit_mac import AuditKey
 from .engine import database_now
 from .models import AuditChainHead, AuditCheckpoint, AuditEntry, AuditReasonCode, AuditSubjectRef
+from .repository import DECISION_ACTIONS
 
 #: The action of an auditor's own reads (listings hide them unless asked).
 AUDIT_READ = "audit.read"
@@ -85,6 +88,10 @@ def _where(query: Any, f: AuditFilter) -> Any:
     return query
 
 
+#: Entries recording a decision (the charts count these only).
+_DECIDED = col(AuditEntry.action).in_(tuple(DECISION_ACTIONS.values()))
+
+
 class AuditLogStore:
     """Reads of the audit log on one session."""
 
@@ -145,3 +152,43 @@ class AuditLogStore:
         head = self.session.get(AuditChainHead, audit_chain.CHAIN_HEAD_ID)
         assert head is not None, "the first migration creates the chain head"
         return head
+
+    # -- aggregates for the auditor's charts ----------------------------------------------------
+
+    def decisions_per_day(
+        self, f: AuditFilter, days: Sequence[tuple[datetime, datetime]]
+    ) -> list[tuple[int, str, int]]:
+        """Decisions matching ``f`` counted per day and outcome: ``(day index, outcome, count)``.
+
+        ``days`` are consecutive ``[start, end)`` instants (the program's calendar days,
+        computed by the caller so that each day is a local day on every backend); entries
+        outside them are not counted. One grouped statement, whatever the number of days.
+        """
+        if not days:
+            return []
+        effective = col(AuditEntry.effective_at)
+        day = case(*((effective < end, index) for index, (_start, end) in enumerate(days)), else_=None)
+        # Grouped outside: a CASE of bound instants is never "the same expression" twice to PostgreSQL.
+        decided = (
+            _where(select_columns(day.label("day"), col(AuditEntry.outcome).label("outcome")), f)
+            .where(_DECIDED, effective >= days[0][0], effective < days[-1][1])
+            .subquery()
+        )
+        query = select_columns(decided.c.day, decided.c.outcome, func.count()).group_by(
+            decided.c.day, decided.c.outcome
+        )
+        return [(int(index), str(outcome), int(count)) for index, outcome, count in self.session.execute(query)]
+
+    def top_denial_reasons(self, f: AuditFilter, limit: int) -> list[tuple[str, int]]:
+        """The reason codes of the denied decisions matching ``f``, most frequent first
+        (ties by code): ``(code, count)``, at most ``limit``."""
+        count = func.count()
+        query = (
+            _where(select_columns(col(AuditReasonCode.code), count).select_from(AuditEntry), f)
+            .join(AuditReasonCode, col(AuditReasonCode.seq) == col(AuditEntry.seq))
+            .where(_DECIDED, col(AuditEntry.outcome) == OUTCOME_DENIED)
+            .group_by(col(AuditReasonCode.code))
+            .order_by(count.desc(), col(AuditReasonCode.code))
+            .limit(limit)
+        )
+        return [(str(code), int(n)) for code, n in self.session.execute(query)]

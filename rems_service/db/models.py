@@ -123,6 +123,10 @@ class User(SQLModel, table=True):
     token_expires_at: datetime | None = _utc(nullable=True)
     #: When an admin last replaced the token (the old one is refused from then on).
     token_rotated_at: datetime | None = _utc(nullable=True)
+    #: Portal sign-in (UI.md): stored trimmed and lower-cased, so unique case-insensitively.
+    email: str | None = Field(default=None, sa_column=Column(String(254), nullable=True, unique=True, index=True))
+    #: An Argon2id hash (salt and parameters inside); None for token-only API clients.
+    password_hash: str | None = Field(default=None, sa_type=String(255), nullable=True)
 
 
 class Patient(SQLModel, table=True):

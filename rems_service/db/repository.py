@@ -628,6 +628,35 @@ class Repository:
         query = _keyset(select(User), (col(User.created_at), col(User.id)), after, descending=False)
         return self.session.exec(query.limit(limit)).all()
 
+    def actor_by_user_id(self, user_id: uuid.UUID) -> tuple[Actor, str] | None:
+        """The actor of the user ``user_id`` as stored now, with the user's name; None when
+        no such user exists or it is disabled. The one read behind a portal session
+        (``users.load_active``): a disabled user's session stops at its next request."""
+        user = self.session.execute(
+            select_columns(
+                col(User.id),
+                col(User.role),
+                col(User.prescriber_id),
+                col(User.pharmacy_id),
+                col(User.training_completed_at),
+                col(User.name),
+            ).where(col(User.id) == user_id, col(User.disabled_at).is_(None))
+        ).first()
+        if user is None:
+            return None
+        actor = Actor(
+            user_id=user.id,
+            role=user.role.value,
+            prescriber_id=user.prescriber_id,
+            pharmacy_id=user.pharmacy_id,
+            training_completed_at=user.training_completed_at,
+        )
+        return actor, user.name
+
+    def user_by_email(self, email: str) -> User | None:
+        """The user whose normalized email is ``email``."""
+        return self.session.exec(select(User).where(col(User.email) == email)).first()
+
     def exists(self, row_type: type[Any], *where: Any) -> bool:
         """Whether any row of ``row_type`` matches ``where``."""
         return self.session.exec(select(row_type).where(*where).limit(1)).first() is not None
@@ -959,6 +988,16 @@ class Repository:
         if pharmacy_id is None:
             return None
         return self.session.exec(select(Pharmacy.ncpdp_id).where(Pharmacy.id == pharmacy_id)).first()
+
+    def recent_decisions(self, kind: str, pharmacy_id: uuid.UUID, limit: int) -> Sequence[DecisionRecord]:
+        """The newest ``limit`` decisions of ``kind`` made for ``pharmacy_id``, newest first."""
+        query = (
+            select(DecisionRecord)
+            .where(col(DecisionRecord.kind) == kind, col(DecisionRecord.pharmacy_id) == pharmacy_id)
+            .order_by(col(DecisionRecord.audit_seq).desc())
+            .limit(limit)
+        )
+        return self.session.exec(query).all()
 
 
 _INSERT_DECISION = insert(table_of(DecisionRecord))

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from .audit_log_store import AuditLogStore
+from .directory import Directory
 from .outbox import OutboxStore
 from .repository import Duplicate, Repository
 from .webhook_store import WebhookStore
@@ -32,6 +33,8 @@ class UnitOfWork:
     webhooks: WebhookStore
     #: The outbox's rows and the handled-event record.
     outbox: OutboxStore
+    #: Program staff's lists of participants and users, and their histories.
+    directory: Directory
 
     def __init__(self, session_factory: Callable[[], Session]):
         self._session_factory = session_factory
@@ -43,6 +46,7 @@ class UnitOfWork:
         self.audit_log = AuditLogStore(self.session)
         self.webhooks = WebhookStore(self.session)
         self.outbox = OutboxStore(self.session)
+        self.directory = Directory(self.session)
         self._committed = False
         return self
 

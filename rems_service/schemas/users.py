@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from rems_service.services.users import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from workflows.actors import UserRole
 from workflows.rules import Rule
 
@@ -23,6 +24,20 @@ class UserCreateSchema(RequestSchema):
         load_default=None,
         allow_none=True,
         metadata={"description": f"Pharmacists: when REMS training was completed ({Rule.R_PHA_3.value})."},
+    )
+    email = fields.String(
+        load_default=None,
+        validate=validate.Length(min=3, max=254),
+        metadata={"description": "Portal sign-in: unique, case-insensitive. Required with `password`."},
+    )
+    password = fields.String(
+        load_default=None,
+        load_only=True,
+        validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH),
+        metadata={
+            "description": f"Portal sign-in: at least {MIN_PASSWORD_LENGTH} characters; "
+            "stored only as a slow salted hash (Argon2id), never returned."
+        },
     )
     token_expires_at = fields.AwareDateTime(
         load_default=None,
@@ -48,6 +63,7 @@ class UserSchema(Schema):
     prescriber_id = fields.UUID(allow_none=True)
     pharmacy_id = fields.UUID(allow_none=True)
     training_completed_at = fields.AwareDateTime(allow_none=True)
+    email = fields.String(allow_none=True)
     created_at = fields.AwareDateTime()
 
 

@@ -16,9 +16,10 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rems_service.db.audit_chain import normalize_ref, subject_refs
 from rems_service.db.audit_log_store import AUDIT_READ, AuditFilter, AuditLogStore
@@ -31,13 +32,14 @@ from rems_service.db.uow import UnitOfWork
 from workflows import authorizations, dispenses, participants, patients  # noqa: F401
 from workflows.actors import Actor
 from workflows.audit import GENESIS_HASH, OUTCOME_COMPLETED, ChainCheck
-from workflows.calendar import start_of_day
+from workflows.calendar import local_date, start_of_day
 from workflows.clock import isoformat_utc
 from workflows.events import EVENT_TYPES
 from workflows.lifecycle import Lifecycle
 from workflows.program import Program
 
 from .errors import Invalid, NotFound
+from .versions import version_at
 
 __all__ = [
     "AUDIT_ACTIONS",
@@ -46,6 +48,7 @@ __all__ = [
     "anchor",
     "publish_anchor",
     "audit_filter",
+    "charts",
     "entry",
     "page",
     "parse_anchor",
@@ -586,3 +589,120 @@ def publish_anchor(
         uow.repo.record_event(ANCHORED_EVENT, now, record)
         uow.commit()
     return {"published": True, "file": name, **record}
+
+
+#: The charts' range when the filter gives no ``since``: this many days up to ``until``.
+CHART_DEFAULT_DAYS = 30
+#: The most days the per-day chart shows (the latest of a longer range).
+CHART_MAX_DAYS = 92
+#: How many denial reasons the second chart ranks.
+CHART_TOP_REASONS = 10
+
+
+@dataclass(frozen=True)
+class DayOutcomes:
+    """One calendar day of the program's zone and its decisions, by outcome."""
+
+    day: date
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class Charts:
+    """What the auditor's two charts show, for one range ``[since, until)``.
+
+    ``days``: every calendar day of the range (days without decisions count zero),
+    ``truncated`` when the range was longer than ``CHART_MAX_DAYS`` and only its last
+    days are shown; ``denial_reasons``: ``(code, count)`` over the same range, most
+    frequent first.
+    """
+
+    since: datetime
+    until: datetime
+    days: list[DayOutcomes]
+    truncated: bool
+    denial_reasons: list[tuple[str, int]]
+
+
+def _chart_days(
+    program: Program, since: datetime, until: datetime, tz: ZoneInfo
+) -> tuple[list[tuple[date, datetime, datetime]], bool]:
+    """The calendar days (in the program's zone ``tz``) covering ``[since, until)``: each day
+    with its instants, clipped to the range; the last ``CHART_MAX_DAYS`` of them."""
+    if until <= since:
+        return [], False
+    first, last = local_date(since, tz), local_date(until - timedelta(microseconds=1), tz)
+    count = (last - first).days + 1
+    truncated = count > CHART_MAX_DAYS
+    if truncated:
+        first = last - timedelta(days=CHART_MAX_DAYS - 1)
+    days = []
+    day = first
+    while day <= last:
+        start, end = day_start(program, day), day_start(program, day + timedelta(days=1))
+        days.append((day, max(start, since), min(end, until)))
+        day += timedelta(days=1)
+    return days, truncated
+
+
+def charts(uow: UnitOfWork, actor: Actor, now: datetime, program: Program, f: AuditFilter) -> Charts:
+    """Decisions per day by outcome and the most frequent denial reasons, for the entries
+    ``f`` matches in its range (``since`` .. ``until``; without ``until``, through the end of
+    today; without ``since``, the ``CHART_DEFAULT_DAYS`` days before ``until``).
+
+    Counts only the two decisions (an ``action`` filter naming another action counts
+    nothing). Recorded as an auditor's read, like every other.
+    """
+    version = version_at(program, now)
+    tz = version.tz
+    until = f.until or day_start(program, local_date(now, tz) + timedelta(days=1))
+    since = f.since or day_start(
+        program, local_date(until - timedelta(microseconds=1), tz) - timedelta(days=CHART_DEFAULT_DAYS - 1)
+    )
+    days, truncated = _chart_days(program, since, until, tz)
+    if truncated:
+        since = days[0][1]
+    ranged = replace(f, since=since, until=until)
+    with uow:
+        counts = uow.audit_log.decisions_per_day(ranged, [(start, end) for _day, start, end in days])
+        reasons = uow.audit_log.top_denial_reasons(ranged, CHART_TOP_REASONS) if days else []
+        record_read(
+            uow,
+            actor,
+            now,
+            "charts",
+            {"filters": ranged.as_dict(), "days": len(days), "truncated": truncated},
+        )
+        uow.commit()
+    per_day: list[dict[str, int]] = [{} for _ in days]
+    for index, outcome, count in counts:
+        per_day[index][outcome] = per_day[index].get(outcome, 0) + count
+    return Charts(
+        since=since,
+        until=until,
+        days=[DayOutcomes(day, per_day[i]) for i, (day, _start, _end) in enumerate(days)],
+        truncated=truncated,
+        denial_reasons=reasons,
+    )
+
+
+#: The most entries a participant's history shows.
+HISTORY_LIMIT = 100
+
+
+def participant_history(
+    uow: UnitOfWork, actor: Actor, now: datetime, kind: str, participant_id: Any
+) -> list[AuditEntry]:
+    """The audit entries of a prescriber's or a pharmacy's life cycle (``kind``), newest
+    first (program staff's participant page). A read of the log, recorded as such."""
+    if kind not in ("prescriber", "pharmacy"):
+        raise ValueError(kind)
+    with uow:
+        rows = list(uow.directory.history(kind, participant_id, HISTORY_LIMIT))
+        record_read(uow, actor, now, "history", {f"{kind}_id": participant_id, "returned": len(rows)})
+        uow.commit()
+        return rows

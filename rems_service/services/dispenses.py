@@ -468,3 +468,12 @@ def listing(
         return (row.confirmation_expires_at if f.by_window else row.confirmed_at, row.id)
 
     return page_of(views, request.limit, tag, key)
+
+
+def recent_decisions(uow: UnitOfWork, actor: Actor, limit: int = DEFAULT_LIMIT) -> list[DecisionResult]:
+    """The pharmacy's newest dispense decisions, approved and denied, newest first (its pharmacists)."""
+    if actor.role != UserRole.PHARMACIST.value or actor.pharmacy_id is None:
+        raise Forbidden(f"The {actor.role} role may not list a pharmacy's decisions.")
+    with uow:
+        rows = uow.repo.recent_decisions("dispense", actor.pharmacy_id, limit)
+    return [dataclasses.replace(DecisionResult.of(row), rems_patient_id=row.rems_patient_id) for row in rows]

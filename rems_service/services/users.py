@@ -8,6 +8,11 @@ Containing a leaked credential (issue 18): an admin disables a user (every
 token and portal session refused from the next request: authentication reads
 the user on each request) or replaces its token (the old hash is overwritten);
 a token may carry an expiry. Each change is an audit entry and an event.
+
+People who use the portal also have an email and a password (UI.md,
+"Sign-in"). The password is kept only as an Argon2id hash (argon2-cffi: slow,
+salted, its parameters inside the hash); the email is stored trimmed and
+lower-cased, so it is unique case-insensitively.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from rems_service.db.models import Pharmacy, Prescriber, User
 from rems_service.db.repository import Duplicate
@@ -29,6 +37,36 @@ from .paging import Page, PageRequest, page_of
 
 #: Prefix that makes a leaked token recognizable to secret scanners.
 TOKEN_PREFIX = "rems_"
+#: The shortest password a person may choose (UI.md).
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+#: Argon2id with argon2-cffi's defaults (RFC 9106's second recommended profile).
+_hasher = PasswordHasher()
+#: Verified against when the email is unknown, so a wrong email costs the same time as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a password of anyone's")
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _credential_problems(uow: UnitOfWork, email: str | None, password: str | None) -> dict[str, list[str]]:
+    problems: dict[str, list[str]] = {}
+    if email is not None:
+        normalized = normalize_email(email)
+        local, at, domain = normalized.rpartition("@")
+        if not at or not local or "." not in domain or " " in normalized or len(normalized) > 254:
+            problems["email"] = ["Not an email address."]
+        elif uow.repo.user_by_email(normalized) is not None:
+            problems["email"] = ["Another user has this email."]
+    if password is not None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            problems["password"] = [f"At least {MIN_PASSWORD_LENGTH} characters."]
+        elif len(password) > MAX_PASSWORD_LENGTH:
+            problems["password"] = [f"At most {MAX_PASSWORD_LENGTH} characters."]
+        if email is None:
+            problems.setdefault("email", []).append("Required with a password: people sign in with both.")
+    return problems
 
 
 def hash_token(token: str) -> str:
@@ -82,16 +120,21 @@ def create_user(
     pharmacy_id: uuid.UUID | None = None,
     training_completed_at: datetime | None = None,
     token_expires_at: datetime | None = None,
+    email: str | None = None,
+    password: str | None = None,
 ) -> tuple[User, str]:
     """Create a user and return it with its token (the only time the token exists).
 
-    Raises ``Invalid`` when the role's binding is missing, unknown or
-    inapplicable, the training date is in the future, or the token expiry is not.
+    ``email`` and ``password`` let a person sign in to the portal. Raises
+    ``Invalid`` when the role's binding is missing, unknown or inapplicable,
+    the training date is in the future, the token expiry is not, the email is
+    malformed or taken, or the password is shorter than ``MIN_PASSWORD_LENGTH``.
     """
     user_role = UserRole(role)
     with uow:
         problems = _binding_problems(uow, user_role, prescriber_id, pharmacy_id, training_completed_at, now)
         problems.update(_expiry_problems(token_expires_at, now))
+        problems.update(_credential_problems(uow, email, password))
         if problems:
             raise Invalid("The user cannot be created.", problems)
         token = new_token()
@@ -104,10 +147,20 @@ def create_user(
             token_hash=hash_token(token),
             created_at=now,
             token_expires_at=token_expires_at,
+            email=normalize_email(email) if email is not None else None,
+            password_hash=_hasher.hash(password) if password is not None else None,
         )
-        uow.repo.add(user)
+        try:
+            uow.repo.add(user)
+        except Duplicate:  # a concurrent request took the email between the check and the insert
+            raise Invalid("The user cannot be created.", {"email": ["Another user has this email."]}) from None
         subject = {"user_id": user.id, "prescriber_id": prescriber_id, "pharmacy_id": pharmacy_id}
-        details = {"role": user_role.value, "trained": training_completed_at is not None}
+        # Whether the user may sign in, never the email or the password (no PHI or secrets in the log).
+        details = {
+            "role": user_role.value,
+            "trained": training_completed_at is not None,
+            "sign_in": password is not None,
+        }
         uow.repo.append_audit(
             actor=actor,
             action="user.created",
@@ -120,9 +173,42 @@ def create_user(
         uow.repo.record_event("user.created", now, {**subject, **details})
         try:
             uow.commit()
-        except Duplicate:  # pragma: no cover - a 256-bit collision
-            raise Conflict("Token collision; retry.") from None
+        except Duplicate:  # a concurrent user took the email (or, never in practice, the token)
+            raise Conflict("Another user has this email (or the token collided); retry.") from None
         return user, token
+
+
+@dataclass(frozen=True)
+class ActiveUser:
+    """A user who may act now: the actor of its requests and the name the portal shows."""
+
+    actor: Actor
+    name: str
+
+
+def sign_in(uow: UnitOfWork, email: str, password: str) -> ActiveUser | None:
+    """The user whose email and password these are, if it may act; None otherwise (which of
+    the two was wrong is never said). An unknown email costs the same hash verification
+    as a wrong password."""
+    with uow:
+        user = uow.repo.user_by_email(normalize_email(email))
+        stored = user.password_hash if user is not None else None
+    try:
+        _hasher.verify(stored or _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or stored is None:
+        return None
+    return load_active(uow, user.id)
+
+
+def load_active(uow: UnitOfWork, user_id: uuid.UUID) -> ActiveUser | None:
+    """The user ``user_id`` if it may act now, else None: every portal request loads its
+    session's user through here (Flask-Login's ``user_loader``), so a user who may no
+    longer act is signed out at its next request."""
+    with uow:
+        found = uow.repo.actor_by_user_id(user_id)  # None for a disabled user
+    return None if found is None else ActiveUser(actor=found[0], name=found[1])
 
 
 def authenticate(uow: UnitOfWork, token: str, now: datetime) -> Actor | None:
@@ -254,3 +340,8 @@ def me(uow: UnitOfWork, actor: Actor, now: datetime) -> Me:
     if user.role is UserRole.PHARMACIST:
         trained = user.training_completed_at is not None and user.training_completed_at <= now
     return Me(user, trained)
+
+
+def is_disabled(user: User) -> bool:
+    """Whether an admin disabled ``user`` (``disable_user``)."""
+    return user.disabled_at is not None
