@@ -40,6 +40,13 @@ from sqlalchemy.engine import Engine, make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("REMS_LOG_LEVEL", "WARNING")
+# The bench's own audit key (production settings require one; the in-process app and the
+# served one sign and verify with the same key).
+os.environ.setdefault("REMS_AUDIT_KEY", "b3" * 32)
+# The load sends thousands of decisions per token and minute: the limits stay on (their
+# counters are part of a request's cost), set above what the load reaches.
+os.environ.setdefault("REMS_RATE_LIMIT_DECISIONS", "1000000 per minute")
+os.environ.setdefault("REMS_RATE_LIMIT_FAILED_AUTH", "1000000 per minute")
 
 from bench.measure import cpu_sample, cpu_spent, interleave, ratio_summary, raw_read_and_hash  # noqa: E402
 from rems_service import create_app  # noqa: E402
