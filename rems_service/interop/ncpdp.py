@@ -30,7 +30,7 @@ from workflows.audit import Origin
 from workflows.program import ProgramVersion
 
 from . import ncpdp_codes, xml
-from .common import BodyTooLarge, authenticate, origin, read_body
+from .common import MAX_BODY_BYTES, BodyTooLarge, authenticate, origin, read_body
 
 blp = Blueprint("ncpdp", __name__, url_prefix="/ncpdp")
 
@@ -166,7 +166,7 @@ def script() -> Response:
         handler = _HANDLERS[kind]
         return _reply(envelope, handler(message, origin(CHANNEL, body), envelope.message_id))
     except BodyTooLarge:
-        return _error(envelope, Refused(413, f"The body is larger than {256} KiB."))
+        return _error(envelope, Refused(413, f"The body is larger than {MAX_BODY_BYTES // 1024} KiB."))
     except Refused as refused:
         return _error(envelope, refused)
     except ServiceError as exc:
