@@ -206,3 +206,31 @@ def test_malformed_hook_requests_are_400_and_never_say_met(world, case):
         assert r.status_code == 400, (body, r.json)
         assert "cards" not in r.json and r.json["message"]
     assert audit_count(world.runtime) == before
+
+
+def test_errors_raised_before_or_below_the_adapters_keep_each_fronts_format(world, case, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from rems_service.services import interop
+
+    rems_id, number = case
+    pharmacist = world.api.as_(world.pharmacist_token)
+    headers = {"Content-Type": "application/xml", "X-Rems-Now": "not a time"}
+    r = pharmacist.request("POST", "/ncpdp/script", data=m.rems_request(number, rems_id).encode(), headers=headers)
+    _error(r, 400)
+    r = world.api.as_(world.prescriber_token).request(
+        "POST", "/fhir/GuidanceResponse/$rems-etasu", data=b"{}", headers={"X-Rems-Now": "not a time"}
+    )
+    assert r.status_code == 400 and r.json["resourceType"] == "OperationOutcome"
+
+    def down(*_args, **_kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    before = audit_count(world.runtime)
+    monkeypatch.setattr(interop, "caller_ncpdp_id", down)
+    r = m.send(pharmacist.at(NOW), m.rems_request(number, rems_id))
+    assert "nothing was decided" in _error(r, 503)
+    monkeypatch.setattr(interop, "requirements", down)
+    r = m.fhir_post(world.api.as_(world.prescriber_token).at(NOW), m.etasu(rems_id))
+    assert r.status_code == 503 and r.json["resourceType"] == "OperationOutcome"
+    assert audit_count(world.runtime) == before
