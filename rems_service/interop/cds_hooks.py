@@ -28,7 +28,7 @@ from workflows.patients import PatientStatus
 from workflows.program import NDC_SYSTEM, RXNORM_SYSTEM
 from workflows.requirements import STOPPED_STATUSES
 
-from .common import BodyTooLarge, authenticate, origin, read_body
+from .common import BodyTooLarge, authenticate, origin, read_body, unexpected_status
 
 blp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
 
@@ -58,6 +58,13 @@ def _error(problem: Problem) -> Response:
     response = jsonify(body)
     response.status_code = problem.status
     return response
+
+
+@blp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    """Anything raised outside the view's own handling is still this front's JSON error."""
+    status, description = unexpected_status(exc)
+    return _error(Problem(status, description))
 
 
 @blp.route("", methods=["GET"])

@@ -4,11 +4,14 @@ authentication answered in each front's own format (INTEROP.md, "Common")."""
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from flask import request
+from werkzeug.exceptions import HTTPException
 
 from rems_service.auth import actor_for_token
 from rems_service.context import begin
+from rems_service.services.errors import ServiceError
 from workflows.actors import Actor
 from workflows.audit import Origin
 
@@ -46,3 +49,22 @@ def authenticate() -> Actor | None:
     if actor is not None:
         begin(actor)
     return actor
+
+
+log = logging.getLogger("rems.interop")
+
+
+def unexpected_status(exc: BaseException) -> tuple[int, str]:
+    """The status and wording for an error the adapter did not anticipate (raised before its
+    view, by the clock header, or by the database), so each front answers it in its own
+    format: the service's status for a ``ServiceError``; 503 for a database error (fail
+    closed: nothing was decided); 500 otherwise. Logged without the message."""
+    if isinstance(exc, ServiceError):
+        return exc.status, exc.message
+    if isinstance(exc, HTTPException):
+        return exc.code or 500, exc.description or "Request refused."
+    if type(exc).__module__.split(".")[0] in ("sqlalchemy", "psycopg"):
+        log.error("database unavailable", extra={"error": type(exc).__name__})
+        return 503, "The database is unavailable; nothing was decided or changed. Retry later."
+    log.exception("unexpected error in a standard front")
+    return 500, "Internal error; nothing was decided or changed."

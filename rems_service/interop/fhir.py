@@ -27,7 +27,7 @@ from workflows.actors import UserRole
 from workflows.program import NDC_SYSTEM, RXNORM_SYSTEM
 from workflows.requirements import Requirement
 
-from .common import BodyTooLarge, authenticate, origin, read_body
+from .common import BodyTooLarge, authenticate, origin, read_body, unexpected_status
 
 blp = Blueprint("fhir", __name__, url_prefix="/fhir")
 
@@ -61,6 +61,13 @@ def _outcome(problem: Problem) -> Response:
 
 
 _ISSUE_CODES = {401: "login", 403: "forbidden", 404: "not-found", 409: "conflict", 422: "processing", 503: "transient"}
+
+
+@blp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    """Anything raised outside the view's own handling is still an OperationOutcome."""
+    status, description = unexpected_status(exc)
+    return _outcome(Problem(status, _ISSUE_CODES.get(status, "exception"), description))
 
 
 @blp.route("/metadata", methods=["GET"])

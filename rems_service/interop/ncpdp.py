@@ -30,7 +30,7 @@ from workflows.audit import Origin
 from workflows.program import ProgramVersion
 
 from . import ncpdp_codes, xml
-from .common import BodyTooLarge, authenticate, origin, read_body
+from .common import MAX_BODY_BYTES, BodyTooLarge, authenticate, origin, read_body, unexpected_status
 
 blp = Blueprint("ncpdp", __name__, url_prefix="/ncpdp")
 
@@ -166,12 +166,21 @@ def script() -> Response:
         handler = _HANDLERS[kind]
         return _reply(envelope, handler(message, origin(CHANNEL, body), envelope.message_id))
     except BodyTooLarge:
-        return _error(envelope, Refused(413, f"The body is larger than {256} KiB."))
+        return _error(envelope, Refused(413, f"The body is larger than {MAX_BODY_BYTES // 1024} KiB."))
     except Refused as refused:
         return _error(envelope, refused)
     except ServiceError as exc:
         code = CANNOT_IDENTIFY if exc.status in (401, 403, 404) else NOT_PROCESSED
         return _error(envelope, Refused(exc.status, exc.message, code))
+
+
+@blp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    """Anything raised outside the view's own handling (the clock header, the database)
+    is still an ``Error`` message."""
+    status, description = unexpected_status(exc)
+    code = CANNOT_IDENTIFY if status in (401, 403, 404) else NOT_PROCESSED
+    return _error(Envelope.of(None), Refused(status, description, code))
 
 
 def _check_pharmacy(message: etree._Element) -> None:

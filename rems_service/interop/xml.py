@@ -22,7 +22,7 @@ _PARSER = etree.XMLParser(
     remove_comments=True,
     remove_pis=True,
 )
-_DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_DOCTYPE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 class MalformedXml(Exception):
@@ -30,9 +30,14 @@ class MalformedXml(Exception):
 
 
 def parse(body: bytes) -> etree._Element:
-    """The document's root element; ``MalformedXml`` for a DTD, an entity declaration, or a
-    document that is not well formed."""
-    if _DOCTYPE.search(body):
+    """The document's root element; ``MalformedXml`` for a body that is not UTF-8, a DTD, an
+    entity declaration, or a document that is not well formed."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        # SCRIPT messages are UTF-8; any other encoding would also hide a DOCTYPE from the scan below.
+        raise MalformedXml("The body must be UTF-8 encoded XML.") from None
+    if _DOCTYPE.search(text):
         raise MalformedXml("A document type declaration (DOCTYPE or ENTITY) is not accepted.")
     try:
         root = etree.fromstring(body, parser=_PARSER)

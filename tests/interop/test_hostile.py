@@ -46,11 +46,20 @@ def case(world):
     return patient["rems_patient_id"], auth["authorization_number"]
 
 
-@pytest.mark.parametrize("body", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["billion-laughs", "external-entity"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        BILLION_LAUGHS,
+        EXTERNAL_ENTITY,
+        BILLION_LAUGHS.decode().replace('"1.0"?', '"1.0" encoding="UTF-16"?').encode("utf-16"),
+    ],
+    ids=["billion-laughs", "external-entity", "billion-laughs-utf16"],
+)
 def test_entities_and_dtds_are_refused(world, case, body):
     before = audit_count(world.runtime)
     r = m.send(world.api.as_(world.pharmacist_token).at(NOW), body)
-    assert "DOCTYPE" in _error(r, 400)
+    description = _error(r, 400)
+    assert "DOCTYPE" in description or "UTF-8" in description
     assert b"root:" not in r.data and b"lollol" not in r.data
     assert audit_count(world.runtime) == before
     _healthy(world)
@@ -196,4 +205,32 @@ def test_malformed_hook_requests_are_400_and_never_say_met(world, case):
         r = prescriber.post("/cds-services/lenalidomide-rems-order-sign", json=body)
         assert r.status_code == 400, (body, r.json)
         assert "cards" not in r.json and r.json["message"]
+    assert audit_count(world.runtime) == before
+
+
+def test_errors_raised_before_or_below_the_adapters_keep_each_fronts_format(world, case, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from rems_service.services import interop
+
+    rems_id, number = case
+    pharmacist = world.api.as_(world.pharmacist_token)
+    headers = {"Content-Type": "application/xml", "X-Rems-Now": "not a time"}
+    r = pharmacist.request("POST", "/ncpdp/script", data=m.rems_request(number, rems_id).encode(), headers=headers)
+    _error(r, 400)
+    r = world.api.as_(world.prescriber_token).request(
+        "POST", "/fhir/GuidanceResponse/$rems-etasu", data=b"{}", headers={"X-Rems-Now": "not a time"}
+    )
+    assert r.status_code == 400 and r.json["resourceType"] == "OperationOutcome"
+
+    def down(*_args, **_kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    before = audit_count(world.runtime)
+    monkeypatch.setattr(interop, "caller_ncpdp_id", down)
+    r = m.send(pharmacist.at(NOW), m.rems_request(number, rems_id))
+    assert "nothing was decided" in _error(r, 503)
+    monkeypatch.setattr(interop, "requirements", down)
+    r = m.fhir_post(world.api.as_(world.prescriber_token).at(NOW), m.etasu(rems_id))
+    assert r.status_code == 503 and r.json["resourceType"] == "OperationOutcome"
     assert audit_count(world.runtime) == before
