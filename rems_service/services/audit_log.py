@@ -472,9 +472,13 @@ def verify(
         after, prev = 0, GENESIS_HASH
         mode = "full"
         if incremental:
+            # Only a checkpoint the service made (its MAC checks) whose entry still has its hash.
             point = store.latest_checkpoint()
             at = store.entry(point.seq) if point else None
-            if point is not None and at is not None and at.hash == point.hash:
+            trusted = point is not None and (key or current_key()).checkpoint_mac_matches(
+                point.seq, point.hash, point.mac
+            )
+            if point is not None and trusted and at is not None and at.hash == point.hash:
                 after, prev, mode = point.seq, point.hash, "incremental"
         check = store.verify_chain(after, prev, key)
         anchor_report = None
@@ -487,7 +491,7 @@ def verify(
         # the chain head inside an old snapshot would fail once another append committed).
         store.end_snapshot()
         if check.valid and check.head_seq > after:
-            store.add_checkpoint(check.head_seq, check.head_hash)
+            store.add_checkpoint(check.head_seq, check.head_hash, key)
         if actor is not None:
             record_read(
                 uow,
