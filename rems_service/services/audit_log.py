@@ -520,12 +520,11 @@ def _latest_valid(published: Sequence[PublishedAnchor], key: AuditKey) -> dict[s
     best: dict[str, Any] | None = None
     for item in published:
         record = item.record
-        if _well_formed(record) and key.anchor_signature_matches(
-            _anchor_fields(record or {}), (record or {}).get("signature")
-        ):
-            assert record is not None
-            if best is None or record["seq"] > best["seq"]:
-                best = record
+        if record is None or not _well_formed(record):
+            continue
+        signed = key.anchor_signature_matches(_anchor_fields(record), record.get("signature"))
+        if signed and (best is None or record["seq"] > best["seq"]):
+            best = record
     return best
 
 
@@ -555,7 +554,8 @@ def publish_anchor(
             if at == latest["hash"]:
                 after, prev = latest["seq"], latest["hash"]
         check = store.verify_chain(after, prev, key)
-        if latest is not None and after == 0 and latest["seq"] > 0:
+        if check.valid and latest is not None and after == 0 and latest["seq"] > 0:
+            # The newest anchor is no longer in the chain (truncated, or rewritten before it).
             check = replace(
                 check, valid=False, first_invalid_seq=min(latest["seq"], check.head_seq + 1), reason="anchor"
             )
