@@ -321,7 +321,16 @@ def audit_verify(incremental: bool, anchor_text: str | None, anchors_dir: str | 
     result = audit_log.verify(
         get_runtime().uow(), None, _now(), incremental=incremental, anchor=anchor, anchors=published
     )
-    click.echo(json.dumps(result.as_dict()))
+    report = result.as_dict()
+    click.echo(json.dumps(report))
+    unsigned = report["unsigned"]
+    if unsigned["count"] and unsigned["anchored_by_seq"] is None:
+        click.echo(
+            f"warning: entries up to {unsigned['through_seq']} ({unsigned['count']}) were written before MACs "
+            "existed and no checked anchor covers them; publish one (`rems audit anchor --publish`) and verify "
+            "with --anchors (README, Audit chain)",
+            err=True,
+        )
     sys.exit(0 if result.check.valid else 1)
 
 

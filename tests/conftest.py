@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,9 @@ os.environ.pop("REDIS_URL", None)
 # A fixed audit key (entry MACs, anchor signatures) for every environment the tests build.
 os.environ["REMS_AUDIT_KEY"] = "7e57" * 16
 os.environ.pop("REMS_AUDIT_KEY_FILE", None)
-os.environ.pop("REMS_AUDIT_ANCHOR_DIR", None)
+# Anchors published by the processes tests start (cron) go to a folder of this test process,
+# never into the project's instance/ folder.
+os.environ["REMS_AUDIT_ANCHOR_DIR"] = tempfile.mkdtemp(prefix="rems-test-anchors-")
 os.environ.pop("REMS_DATABASE_OWNER_URL", None)
 os.environ.pop("REMS_DATABASE_SERVICE_ROLE", None)
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from workflows.audit import OUTCOME_DENIED
 
 from . import audit_chain
-from .audit_mac import AuditKey
+from .audit_mac import AuditKey, current_key
 from .engine import database_now
 from .models import AuditChainHead, AuditCheckpoint, AuditEntry, AuditReasonCode, AuditSubjectRef
 from .repository import DECISION_ACTIONS
@@ -133,8 +133,10 @@ class AuditLogStore:
     def latest_checkpoint(self) -> AuditCheckpoint | None:
         return self.session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq).desc()).limit(1)).first()
 
-    def add_checkpoint(self, seq: int, digest: str) -> None:
-        self.session.add(AuditCheckpoint(seq=seq, hash=digest, verified_at=database_now(self.session)))
+    def add_checkpoint(self, seq: int, digest: str, key: AuditKey | None = None) -> None:
+        """Record that the chain verified up to ``seq``, MAC'd with the audit key."""
+        mac = (key or current_key()).checkpoint_mac(seq, digest)
+        self.session.add(AuditCheckpoint(seq=seq, hash=digest, verified_at=database_now(self.session), mac=mac))
 
     def verify_chain(self, after_seq: int, prev_hash: str, key: AuditKey | None = None) -> Any:
         return audit_chain.verify_chain(self.session, after_seq, prev_hash, key)

@@ -35,6 +35,7 @@ DEFAULT_KEY_FILE = "audit-mac.key"
 #: Labels of the two things the key signs.
 ENTRY_LABEL = b"rems-audit-entry-v1\n"
 ANCHOR_LABEL = b"rems-audit-anchor-v1\n"
+CHECKPOINT_LABEL = b"rems-audit-checkpoint-v1\n"
 #: Shortest key accepted (bytes): HMAC-SHA256 wants at least its output size.
 MIN_KEY_BYTES = 32
 
@@ -82,6 +83,13 @@ class AuditKey:
             return same(h.finalize().hex(), mac)
 
         return matches
+
+    def checkpoint_mac(self, seq: int, entry_hash: str) -> str:
+        """The MAC of a checkpoint: the seq and hash up to which the chain verified."""
+        return self._mac(CHECKPOINT_LABEL, f"{seq}:{entry_hash}".encode("ascii"))
+
+    def checkpoint_mac_matches(self, seq: int, entry_hash: str, mac: str | None) -> bool:
+        return mac is not None and std_hmac.compare_digest(self.checkpoint_mac(seq, entry_hash), mac)
 
     def sign_anchor(self, fields: Mapping[str, Any]) -> str:
         """The signature of an anchor: over the canonical JSON of its fields (signature left out)."""

@@ -415,6 +415,9 @@ class AuditCheckpoint(SQLModel, table=True):
     seq: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     hash: str = Field(sa_type=String(64), nullable=False)
     verified_at: datetime = _utc()
+    #: HMAC-SHA256 of ``seq`` and ``hash`` under the audit key: an incremental verification
+    #: starts only from a checkpoint the service made (None before revision 0011: not trusted).
+    mac: str | None = Field(default=None, sa_type=String(64), nullable=True)
 
 
 class ProcessedEvent(SQLModel, table=True):

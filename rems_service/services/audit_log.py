@@ -481,9 +481,13 @@ def verify(
         after, prev = 0, GENESIS_HASH
         mode = "full"
         if incremental:
+            # Only a checkpoint the service made (its MAC checks) whose entry still has its hash.
             point = store.latest_checkpoint()
             at = store.entry(point.seq) if point else None
-            if point is not None and at is not None and at.hash == point.hash:
+            trusted = point is not None and (key or current_key()).checkpoint_mac_matches(
+                point.seq, point.hash, point.mac
+            )
+            if point is not None and trusted and at is not None and at.hash == point.hash:
                 after, prev, mode = point.seq, point.hash, "incremental"
         check = store.verify_chain(after, prev, key)
         anchor_report = None
@@ -496,7 +500,7 @@ def verify(
         # the chain head inside an old snapshot would fail once another append committed).
         store.end_snapshot()
         if check.valid and check.head_seq > after:
-            store.add_checkpoint(check.head_seq, check.head_hash)
+            store.add_checkpoint(check.head_seq, check.head_hash, key)
         if actor is not None:
             record_read(
                 uow,
@@ -525,12 +529,11 @@ def _latest_valid(published: Sequence[PublishedAnchor], key: AuditKey) -> dict[s
     best: dict[str, Any] | None = None
     for item in published:
         record = item.record
-        if _well_formed(record) and key.anchor_signature_matches(
-            _anchor_fields(record or {}), (record or {}).get("signature")
-        ):
-            assert record is not None
-            if best is None or record["seq"] > best["seq"]:
-                best = record
+        if record is None or not _well_formed(record):
+            continue
+        signed = key.anchor_signature_matches(_anchor_fields(record), record.get("signature"))
+        if signed and (best is None or record["seq"] > best["seq"]):
+            best = record
     return best
 
 
@@ -560,7 +563,8 @@ def publish_anchor(
             if at == latest["hash"]:
                 after, prev = latest["seq"], latest["hash"]
         check = store.verify_chain(after, prev, key)
-        if latest is not None and after == 0 and latest["seq"] > 0:
+        if check.valid and latest is not None and after == 0 and latest["seq"] > 0:
+            # The newest anchor is no longer in the chain (truncated, or rewritten before it).
             check = replace(
                 check, valid=False, first_invalid_seq=min(latest["seq"], check.head_seq + 1), reason="anchor"
             )

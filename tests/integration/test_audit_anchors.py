@@ -172,7 +172,8 @@ def test_the_cron_task_publishes_to_the_runtime_s_anchor_directory(make_app, tmp
     assert tasks.publish_audit_anchor(runtime, T0)["published"] is False
 
 
-def test_the_anchor_directory_defaults_to_the_instance_folder(make_app):
+def test_the_anchor_directory_defaults_to_the_instance_folder(make_app, monkeypatch):
+    monkeypatch.delenv("REMS_AUDIT_ANCHOR_DIR")
     runtime = make_app().extensions["rems"]
     assert runtime.anchor_dir.endswith("instance/audit-anchors")
 
@@ -205,3 +206,46 @@ def test_rems_audit_anchor_publish_and_verify_anchors(rems, tmp_path, monkeypatc
     # The plain form prints the head as before.
     code, head = rems("audit", "anchor")
     assert code == 0 and head["anchor"] == f"{head['seq']}:{head['hash']}"
+
+
+def test_the_audit_anchored_event_is_owed_to_admin_webhooks_only(make_app, tmp_path):
+    """The event goes through the outbox like any other: an admin's subscription to
+    ``audit.anchored`` is owed a delivery carrying the signed anchor; a prescriber's is not
+    (it names no prescriber)."""
+    from rems_service.db.models import WebhookSubscription
+    from rems_service.db.webhook_store import WebhookStore
+    from rems_service.services import webhooks
+    from tests.helpers import make_prescriber
+
+    runtime = make_app(AUDIT_ANCHOR_DIR=str(tmp_path / "anchors")).extensions["rems"]
+    prescriber = make_prescriber(runtime)
+    with Session(runtime.engine) as session:
+        store = WebhookStore(session)
+        admin = WebhookSubscription(
+            url="https://receiver.example/admin", events=["audit.anchored"], secret="s" * 64, created_at=T0
+        )
+        mine = WebhookSubscription(
+            url="https://receiver.example/prescriber",
+            events=["audit.anchored"],
+            secret="s" * 64,
+            prescriber_id=prescriber.id,
+            created_at=T0,
+        )
+        store.add(admin)
+        store.add(mine)
+        session.commit()
+        admin_id = admin.id
+    result = tasks.publish_audit_anchor(runtime, T0 + timedelta(days=1))
+    assert result["published"], result
+    with Session(runtime.engine) as session:
+        (event,) = session.exec(select(OutboxEvent).where(OutboxEvent.type == "audit.anchored")).all()
+        store = WebhookStore(session)
+        owed = webhooks.fan_out(store, event, T0 + timedelta(days=1))
+        session.commit()
+        (delivery,) = [store.session.get(webhooks.WebhookDelivery, d) for d in owed]
+    assert delivery.subscription_id == admin_id
+    body = json.loads(delivery.body)
+    assert body["type"] == "audit.anchored"
+    assert {k: body["data"][k] for k in ("seq", "hash", "signature")} == {
+        k: result[k] for k in ("seq", "hash", "signature")
+    }

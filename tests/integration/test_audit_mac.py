@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from rems_service.db import audit_chain as audit
 from rems_service.db import audit_mac
@@ -168,3 +168,46 @@ def test_the_embedded_default_generates_a_key_file_once_and_production_must_name
             audit_mac.load_key({"AUDIT_KEY": bad}, None)
     with pytest.raises(audit_mac.AuditKeyError, match="REMS_AUDIT_KEY_FILE"):
         audit_mac.load_key({"AUDIT_KEY_FILE": str(tmp_path / "missing")}, None)
+
+
+def test_incremental_verification_starts_only_from_a_checkpoint_the_service_signed(engine):
+    """Checkpoints live in the database too: one written by anyone without the key (to skip
+    rewritten entries) is not trusted, and the verification runs in full."""
+    from rems_service.db.models import AuditCheckpoint
+    from rems_service.db.uow import UnitOfWork
+    from rems_service.services import audit_log
+
+    def verify():
+        return audit_log.verify(UnitOfWork(lambda: Session(engine, expire_on_commit=False)), None, T0, incremental=True)
+
+    with Session(engine) as session:
+        entries = _append(session, 6)
+    first = verify()
+    assert first.check.valid and first.mode == "full"
+    with Session(engine) as session:
+        (point,) = session.exec(select(AuditCheckpoint)).all()
+        assert audit_mac.current_key().checkpoint_mac_matches(6, entries[-1].hash, point.mac)
+    with Session(engine) as session:
+        _append(session, 2)
+    second = verify()
+    assert (second.mode, second.started_after_seq, second.check.valid) == ("incremental", 6, True)  # signed: used
+    with Session(engine) as session:  # a database administrator rewrites 3..8 and checkpoints the result
+        tamper_with_audit(session)
+        rows = [AuditEntry(**session.get(AuditEntry, s).model_dump()) for s in range(1, 9)]
+        session.expunge_all()
+        session.execute(text("DELETE FROM audit_entries WHERE seq >= 3"))
+        prev = rows[1].hash
+        for row in rows[2:]:
+            if row.seq == 3:
+                row.outcome = "approved"
+            row.prev_hash = prev
+            row.hash = prev = chain_hash(prev, audit.entry_content(row))
+            session.add(row)
+            session.flush()
+        head = session.get(AuditChainHead, audit.CHAIN_HEAD_ID)
+        head.seq, head.hash = 8, prev
+        session.add(AuditCheckpoint(seq=8, hash=prev, verified_at=T0, mac=OTHER_KEY.checkpoint_mac(8, prev)))
+        session.commit()
+    result = verify()
+    assert result.mode == "full" and not result.check.valid
+    assert (result.check.first_invalid_seq, result.check.reason) == (3, "mac")

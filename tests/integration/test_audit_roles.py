@@ -347,6 +347,7 @@ def test_owner_tampering_is_caught_by_verify_with_anchors(db, monkeypatch, tmp_p
         assert after["anchors"]["matched"] == 2 and after["anchors"]["problem_count"] == 0
     if change is full_rewrite_with_recomputed_hashes:
         assert alone["unsigned"] == {"count": 15, "through_seq": 15, "anchored_by_seq": None}
+        assert "written before MACs existed" in CliRunner().invoke(main, ["audit", "verify"]).stderr
         assert after["anchors"]["problems"][0]["seq"] == 12 and after["anchors"]["matched"] == 1
 
 
