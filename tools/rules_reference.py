@@ -106,7 +106,7 @@ def _comments(text: str) -> dict[str, str]:
     comments: dict[str, str] = {}
     table = ""
     for line in text.splitlines():
-        header = re.match(r"^\[([A-Za-z0-9_]+)\]\s*(?:#\s*(.*))?$", line.strip())
+        header = re.match(r"^\[([A-Za-z0-9_.]+)\]\s*(?:#\s*(.*))?$", line.strip())
         if header:
             table = header.group(1)
             comments[table] = (header.group(2) or "").strip()

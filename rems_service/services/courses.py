@@ -155,8 +155,17 @@ def _view(repo: Repository, row: TreatmentCourse, version: ProgramVersion, now: 
     return CourseView(row, cycle_position(course_facts(row), now, version.tz), repo.course_events(row.id))
 
 
-def _problems(new: NewCourse, params: ClinicalParams) -> dict[str, list[str]]:
+#: How far from today a course may start (days): a start outside is a typing error.
+START_DATE_PAST_DAYS = 3650
+START_DATE_FUTURE_DAYS = 365
+
+
+def _problems(new: NewCourse, params: ClinicalParams, today: date) -> dict[str, list[str]]:
     problems: dict[str, list[str]] = {}
+    if not -START_DATE_PAST_DAYS <= (new.start_date - today).days <= START_DATE_FUTURE_DAYS:
+        problems["start_date"] = [
+            f"Must be within {START_DATE_PAST_DAYS} days before and {START_DATE_FUTURE_DAYS} days after today."
+        ]
     schedule = params.schedule(new.regimen)
     days_on = new.days_on or schedule.days_on
     length = new.cycle_length_days or schedule.cycle_length_days
@@ -178,7 +187,7 @@ def start(
         patient = _own_patient(repo, actor, patient_id)
         if patient.status is PatientStatus.DISCONTINUED:
             raise Conflict("Cannot start a course for a discontinued patient.", {"status": ["discontinued"]})
-        problems = _problems(new, params)
+        problems = _problems(new, params, local_date(now, version.tz))
         if problems:
             raise Invalid("The course cannot be started.", problems)
         current = repo.current_course(patient.id, lock=True)

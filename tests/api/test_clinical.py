@@ -375,3 +375,10 @@ def test_the_openapi_document_describes_the_clinical_layer(client):
     assert "acknowledgements" in schemas["AuthorizationCreate"]["properties"]
     assert "acknowledgements" in schemas["DispenseCreate"]["properties"]
     assert "422" in spec["paths"]["/api/v1/patients/{patient_id}/labs"]["post"]["responses"]
+
+
+def test_a_course_start_date_far_from_today_is_refused(world):
+    patient = ready_patient(world, ADULT_MALE)
+    for start in ("0001-01-01", "2040-01-01"):
+        r = _api(world).post(f"/api/v1/patients/{patient['id']}/courses", json={**COURSE, "start_date": start})
+        assert r.status_code == 422 and "start_date" in r.json["errors"], r.json

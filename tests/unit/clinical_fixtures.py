@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tests.unit.test_decision_rules import NOW
@@ -64,7 +64,3 @@ def ack(rule: Rule, reason: str = "prescriber reviewed; proceeding") -> Acknowle
 
 def held(since: datetime, until: datetime | None = None) -> HoldPeriod:
     return HoldPeriod(since, until)
-
-
-def day(d: date) -> date:
-    return d
