@@ -442,3 +442,12 @@ def test_a_retry_is_signed_anew(world, make_app, receiver):
     assert len(receiver.received) == 2
     (t1, _), (t2, sig2) = (_timestamped(r.headers["X-Rems-Timestamped-Signature"]) for r in receiver.received)
     assert t2 > t1 and sig2 == [_v1(hook["secret"], t2, receiver.received[1].raw)]
+
+
+def test_the_openapi_document_describes_deliveries_and_rotation(api):
+    spec = api.get("/api/v1/openapi.json").json
+    (callback,) = spec["paths"]["/api/v1/webhooks"]["post"]["callbacks"]["event"].values()
+    headers = {p["name"] for p in callback["post"]["parameters"]}
+    assert {"X-Rems-Signature", "X-Rems-Timestamped-Signature", "X-Rems-Delivery"} <= headers
+    rotate = spec["paths"]["/api/v1/webhooks/{webhook_id}/secret"]["post"]
+    assert "previous_valid_seconds" in str(rotate) and "200" in rotate["responses"]
