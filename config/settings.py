@@ -66,6 +66,7 @@ class Config:
     #: live subscriptions per prescriber, pharmacy or admin user, how long a rotated-out
     #: secret still signs, and the threads posting deliveries without a queue.
     WEBHOOK_CONNECT_TIMEOUT_SECONDS = 3.0
+    WEBHOOK_RESOLVE_TIMEOUT_SECONDS = 2.0
     WEBHOOK_TOTAL_TIMEOUT_SECONDS = 10.0
     WEBHOOK_MAX_RESPONSE_BYTES = 65536
     WEBHOOK_MAX_SUBSCRIPTIONS = 20
@@ -147,6 +148,7 @@ def load_settings(
         "WEBHOOK_BACKOFF_CAP_SECONDS",
         "WEBHOOK_MAX_ATTEMPTS",
         "WEBHOOK_CONNECT_TIMEOUT_SECONDS",
+        "WEBHOOK_RESOLVE_TIMEOUT_SECONDS",
         "WEBHOOK_TOTAL_TIMEOUT_SECONDS",
         "WEBHOOK_MAX_RESPONSE_BYTES",
         "WEBHOOK_MAX_SUBSCRIPTIONS",

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import shutil
 import subprocess
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -156,6 +157,28 @@ def test_names_are_judged_by_the_addresses_they_resolve_to(world, fake_dns):
         r = post_hook(world, world.pharmacist_token, f"https://{host}/hook")
         assert r.status_code == 422 and "url" in r.json["errors"], (host, r.json)
     assert post_hook(world, world.pharmacist_token, "https://hooks.partner.example/rems").status_code == 201
+
+
+def test_a_name_resolving_slowly_holds_nobody(world, make_app, monkeypatch):
+    """A name whose DNS answers slowly on purpose is refused when its lookup passes the
+    resolve deadline, instead of holding the request (and a web worker) as long as it likes."""
+    world = hooks_app(world, make_app, WEBHOOK_RESOLVE_TIMEOUT_SECONDS=0.5)
+    slow_seconds = 20.0
+    released = threading.Event()
+
+    def slow_resolve(host, port):
+        released.wait(slow_seconds)
+        return [PUBLIC_ADDRESS]
+
+    monkeypatch.setattr(webhook_targets, "resolve", slow_resolve)
+    try:
+        r, seconds = _timed(lambda: post_hook(world, world.prescriber_token, "https://slow.attacker.example/x"))
+        assert r.status_code == 422 and r.json["errors"]["url"] == [
+            "The host 'slow.attacker.example' did not resolve in time."
+        ]
+        assert seconds < slow_seconds / 4
+    finally:
+        released.set()
 
 
 def test_https_is_required_where_the_setting_says_so(world, make_app):
