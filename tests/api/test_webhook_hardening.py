@@ -352,7 +352,7 @@ def _timed(call):
 
 
 def test_a_trickling_receiver_delays_no_other_caller(world, make_app):
-    """Prescriber A's receiver answers one byte a second (its answer takes ~40 s). While its
+    """Prescriber A's receiver answers one byte a second (its answer takes ~80 s). While its
     delivery is in flight, 20 decisions of A and B and /healthz are answered as usual:
     deliveries run on background threads, never in a request's path, and the attempt
     is cut at its total deadline although every single read is within the read timeout."""
@@ -361,7 +361,7 @@ def test_a_trickling_receiver_delays_no_other_caller(world, make_app):
     )
     trickle = Receiver(trickle=1.0)
     try:
-        trickle_seconds = len(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") * trickle.trickle
+        trickle_seconds = len(Receiver.trickled_answer()) * trickle.trickle
         patient_b = enroll(world, ADULT_MALE, token=world.other_prescriber_token).json  # not ready: denials
         patient_a = enroll(world, ADULT_MALE).json
 
