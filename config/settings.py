@@ -72,7 +72,10 @@ class Config:
     #: (``WEBHOOK_TIMEOUT_SECONDS`` is the per-read one), the most response bytes read,
     #: live subscriptions per prescriber, pharmacy or admin user, how long a rotated-out
     #: secret still signs, and the threads posting deliveries without a queue.
+    #: (An attempt lasts at most resolve + connect + total: keep WEBHOOK_LEASE_SECONDS above it,
+    #: or a second deliverer may take over an attempt still running.)
     WEBHOOK_CONNECT_TIMEOUT_SECONDS = 3.0
+    WEBHOOK_RESOLVE_TIMEOUT_SECONDS = 2.0
     WEBHOOK_TOTAL_TIMEOUT_SECONDS = 10.0
     WEBHOOK_MAX_RESPONSE_BYTES = 65536
     WEBHOOK_MAX_SUBSCRIPTIONS = 20
@@ -196,6 +199,7 @@ def load_settings(
         "WEBHOOK_MAX_ATTEMPTS",
         "AUDIT_ANCHOR_INTERVAL_SECONDS",
         "WEBHOOK_CONNECT_TIMEOUT_SECONDS",
+        "WEBHOOK_RESOLVE_TIMEOUT_SECONDS",
         "WEBHOOK_TOTAL_TIMEOUT_SECONDS",
         "WEBHOOK_MAX_RESPONSE_BYTES",
         "WEBHOOK_MAX_SUBSCRIPTIONS",

@@ -26,11 +26,72 @@ blp = protect(Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks", des
 
 SUBSCRIBERS = (UserRole.ADMIN, UserRole.PRESCRIBER, UserRole.PHARMACIST)
 
+#: What the service POSTs to a subscription's URL (an OpenAPI callback of ``POST /webhooks``).
+DELIVERY_CALLBACK = {
+    "event": {
+        "{$request.body#/url}": {
+            "post": {
+                "summary": "One event, delivered at least once (dedupe on `id`)",
+                "parameters": [
+                    {
+                        "in": "header",
+                        "name": webhooks.SIGNATURE_HEADER,
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                        "description": "`sha256=<hex HMAC-SHA256 of the raw body with the secret>`.",
+                    },
+                    {
+                        "in": "header",
+                        "name": webhooks.TIMESTAMPED_SIGNATURE_HEADER,
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^t=[0-9]+(,v1=[0-9a-f]{64})+$"},
+                        "description": '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`: '
+                        "compare `v1` in constant time and refuse a `t` more than a few minutes old "
+                        "(a replay). Right after a rotation a second `v1` is made with the previous secret.",
+                    },
+                    {"in": "header", "name": "X-Rems-Event", "required": True, "schema": {"type": "string"}},
+                    {
+                        "in": "header",
+                        "name": "X-Rems-Delivery",
+                        "required": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["id", "type", "occurred_at", "data"],
+                                "properties": {
+                                    "id": {"type": "string", "format": "uuid"},
+                                    "type": {"type": "string"},
+                                    "occurred_at": {"type": "string", "format": "date-time"},
+                                    "data": {"type": "object"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "2XX": {"description": "Delivered."},
+                    "default": {
+                        "description": "Refused: retried with backoff. Redirects are not followed; an answer "
+                        "is awaited for a limited time and read up to a limited size."
+                    },
+                },
+            }
+        }
+    }
+}
+
 
 @blp.route("", methods=["POST"])
 @roles(*SUBSCRIBERS)
 @blp.arguments(WebhookCreateSchema)
 @blp.response(201, WebhookCreatedSchema)
+@blp.doc(callbacks=DELIVERY_CALLBACK)
 def create(args: dict[str, Any]) -> Any:
     """Subscribe a URL to events. A prescriber's or pharmacist's subscription receives
     only events about its own patients or pharmacy. Each delivery is signed twice:

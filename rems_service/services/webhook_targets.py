@@ -18,6 +18,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,12 +39,16 @@ class TargetRefused(ValueError):
 class TargetPolicy:
     require_https: bool
     allow_loopback: bool
+    #: How long a name may take to resolve (the system resolver has no deadline of its own:
+    #: a name served slowly on purpose must not hold a request or a delivery thread).
+    resolve_timeout: float = 2.0
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> TargetPolicy:
         return cls(
             require_https=bool(settings.get("WEBHOOK_REQUIRE_HTTPS", True)),
             allow_loopback=bool(settings.get("WEBHOOK_ALLOW_LOOPBACK", False)),
+            resolve_timeout=float(settings.get("WEBHOOK_RESOLVE_TIMEOUT_SECONDS", 2.0)),
         )
 
 
@@ -71,6 +77,20 @@ def system_resolve(host: str, port: int) -> list[str]:
 
 #: The resolver the checks use (a module attribute so tests can give names fixed answers).
 resolve: Callable[[str, int], list[str]] = system_resolve
+
+#: Lookups run here, so that a caller waits at most the policy's ``resolve_timeout`` (a lookup
+#: past it finishes in the background; while this pool is full, further lookups time out).
+_lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rems-resolve")
+
+
+def resolve_within(host: str, port: int, timeout: float) -> list[str]:
+    """``resolve(host, port)`` within ``timeout`` seconds; ``TimeoutError`` past it."""
+    future = _lookups.submit(resolve, host, port)
+    try:
+        return future.result(timeout=timeout)
+    except FutureTimeout:
+        future.cancel()
+        raise TimeoutError(f"resolving {host!r} took longer than {timeout:g}s") from None
 
 
 def address_problem(address: IPAddress, policy: TargetPolicy) -> str | None:
@@ -138,7 +158,9 @@ def check(url: str, policy: TargetPolicy) -> Target:
         addresses = [str(literal)]
     else:
         try:
-            addresses = resolve(host, port)
+            addresses = resolve_within(host, port, policy.resolve_timeout)
+        except TimeoutError:
+            raise TargetRefused(f"The host {host!r} did not resolve in time.") from None
         except (OSError, UnicodeError):
             raise TargetRefused(f"The host {host!r} does not resolve.") from None
     if not addresses:

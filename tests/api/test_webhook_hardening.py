@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import shutil
 import subprocess
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -156,6 +157,28 @@ def test_names_are_judged_by_the_addresses_they_resolve_to(world, fake_dns):
         r = post_hook(world, world.pharmacist_token, f"https://{host}/hook")
         assert r.status_code == 422 and "url" in r.json["errors"], (host, r.json)
     assert post_hook(world, world.pharmacist_token, "https://hooks.partner.example/rems").status_code == 201
+
+
+def test_a_name_resolving_slowly_holds_nobody(world, make_app, monkeypatch):
+    """A name whose DNS answers slowly on purpose is refused when its lookup passes the
+    resolve deadline, instead of holding the request (and a web worker) as long as it likes."""
+    world = hooks_app(world, make_app, WEBHOOK_RESOLVE_TIMEOUT_SECONDS=0.5)
+    slow_seconds = 20.0
+    released = threading.Event()
+
+    def slow_resolve(host, port):
+        released.wait(slow_seconds)
+        return [PUBLIC_ADDRESS]
+
+    monkeypatch.setattr(webhook_targets, "resolve", slow_resolve)
+    try:
+        r, seconds = _timed(lambda: post_hook(world, world.prescriber_token, "https://slow.attacker.example/x"))
+        assert r.status_code == 422 and r.json["errors"]["url"] == [
+            "The host 'slow.attacker.example' did not resolve in time."
+        ]
+        assert seconds < slow_seconds / 4
+    finally:
+        released.set()
 
 
 def test_https_is_required_where_the_setting_says_so(world, make_app):
@@ -329,7 +352,7 @@ def _timed(call):
 
 
 def test_a_trickling_receiver_delays_no_other_caller(world, make_app):
-    """Prescriber A's receiver answers one byte a second (its answer takes ~40 s). While its
+    """Prescriber A's receiver answers one byte a second (its answer takes ~80 s). While its
     delivery is in flight, 20 decisions of A and B and /healthz are answered as usual:
     deliveries run on background threads, never in a request's path, and the attempt
     is cut at its total deadline although every single read is within the read timeout."""
@@ -338,7 +361,7 @@ def test_a_trickling_receiver_delays_no_other_caller(world, make_app):
     )
     trickle = Receiver(trickle=1.0)
     try:
-        trickle_seconds = len(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") * trickle.trickle
+        trickle_seconds = len(Receiver.trickled_answer()) * trickle.trickle
         patient_b = enroll(world, ADULT_MALE, token=world.other_prescriber_token).json  # not ready: denials
         patient_a = enroll(world, ADULT_MALE).json
 
@@ -442,3 +465,12 @@ def test_a_retry_is_signed_anew(world, make_app, receiver):
     assert len(receiver.received) == 2
     (t1, _), (t2, sig2) = (_timestamped(r.headers["X-Rems-Timestamped-Signature"]) for r in receiver.received)
     assert t2 > t1 and sig2 == [_v1(hook["secret"], t2, receiver.received[1].raw)]
+
+
+def test_the_openapi_document_describes_deliveries_and_rotation(api):
+    spec = api.get("/api/v1/openapi.json").json
+    (callback,) = spec["paths"]["/api/v1/webhooks"]["post"]["callbacks"]["event"].values()
+    headers = {p["name"] for p in callback["post"]["parameters"]}
+    assert {"X-Rems-Signature", "X-Rems-Timestamped-Signature", "X-Rems-Delivery"} <= headers
+    rotate = spec["paths"]["/api/v1/webhooks/{webhook_id}/secret"]["post"]
+    assert "previous_valid_seconds" in str(rotate) and "200" in rotate["responses"]
