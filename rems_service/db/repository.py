@@ -65,6 +65,10 @@ RowT = TypeVar("RowT", bound=SQLModel)
 
 #: Audit actions of the two decisions; the outcome column says approved or denied.
 DECISION_ACTIONS = {"authorization": "authorization.decided", "dispense": "dispense.decided"}
+#: INTERIM (until the branch adding user disable/enable brings its own column): a disabled
+#: user's ``token_hash`` starts with this mark, which no SHA-256 hex digest does, so its token
+#: matches nothing and ``actor_by_user_id`` (every portal request) finds no such user.
+DISABLED_TOKEN_MARK = "disabled:"
 
 
 class AlreadyHeld(Exception):
@@ -459,7 +463,7 @@ class Repository:
                 col(User.pharmacy_id),
                 col(User.training_completed_at),
                 col(User.name),
-            ).where(col(User.id) == user_id)
+            ).where(col(User.id) == user_id, ~col(User.token_hash).startswith(DISABLED_TOKEN_MARK))
         ).first()
         if user is None:
             return None

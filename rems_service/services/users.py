@@ -17,14 +17,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import col
 
 from rems_service.db.models import Pharmacy, Prescriber, User
-from rems_service.db.repository import Duplicate
+from rems_service.db.repository import DISABLED_TOKEN_MARK, Duplicate
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
 from workflows.audit import OUTCOME_COMPLETED
@@ -201,8 +199,6 @@ def load_active(uow: UnitOfWork, user_id: uuid.UUID) -> ActiveUser | None:
     longer act is signed out at its next request."""
     with uow:
         found = uow.repo.actor_by_user_id(user_id)
-        if found is not None and uow.repo.exists(User, User.id == user_id, _disabled()):
-            found = None
     return None if found is None else ActiveUser(actor=found[0], name=found[1])
 
 
@@ -244,18 +240,14 @@ def me(uow: UnitOfWork, actor: Actor, now: datetime) -> Me:
 # -- disabling a user (UI.md, Program staff: "Disable user") -----------------------------------
 # INTERIM, for the integrator to reconcile: another branch adds user disable/enable to the API
 # and services with a column of its own. Until then a disabled user is marked in ``token_hash``
-# itself: ``DISABLED_MARK`` and random hex, which no SHA-256 hex digest equals, so the user's
-# bearer token stops matching at once, and ``load_active`` (every portal request) refuses it,
-# so its sessions end at their next request.
-DISABLED_MARK = "disabled:"
-
-
-def _disabled() -> Any:
-    return col(User.token_hash).startswith(DISABLED_MARK)
+# itself: ``DISABLED_TOKEN_MARK`` and random hex, which no SHA-256 hex digest equals, so the
+# user's bearer token stops matching at once, and the repository's ``actor_by_user_id`` (behind
+# ``load_active``, every portal request) finds no such user, so its sessions end at their next
+# request.
 
 
 def is_disabled(user: User) -> bool:
-    return user.token_hash.startswith(DISABLED_MARK)
+    return user.token_hash.startswith(DISABLED_TOKEN_MARK)
 
 
 def disable(uow: UnitOfWork, actor: Actor, now: datetime, user_id: uuid.UUID) -> User:
@@ -271,7 +263,7 @@ def disable(uow: UnitOfWork, actor: Actor, now: datetime, user_id: uuid.UUID) ->
             raise NotFound("User not found.")
         if is_disabled(user):
             raise Conflict("This user is already disabled.")
-        user.token_hash = DISABLED_MARK + secrets.token_hex(27)
+        user.token_hash = DISABLED_TOKEN_MARK + secrets.token_hex(27)
         subject = {"user_id": user.id, "prescriber_id": user.prescriber_id, "pharmacy_id": user.pharmacy_id}
         details = {"role": user.role.value}
         uow.repo.append_audit(
