@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import CursorResult, and_, delete, false, func, insert, or_, true, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, defer
 from sqlmodel import Session, SQLModel, col, select
 
 from workflows.actors import Actor
@@ -993,6 +993,7 @@ class Repository:
         """The newest ``limit`` decisions of ``kind`` made for ``pharmacy_id``, newest first."""
         query = (
             select(DecisionRecord)
+            .options(defer(cast(Any, DecisionRecord.snapshot)))  # the list never reads the snapshot
             .where(col(DecisionRecord.kind) == kind, col(DecisionRecord.pharmacy_id) == pharmacy_id)
             .order_by(col(DecisionRecord.audit_seq).desc())
             .limit(limit)

@@ -27,7 +27,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -143,6 +144,14 @@ TITLES = {
 }
 
 
+def when(value: datetime | None) -> Markup:
+    """A time for people (``<time datetime=ISO>2026-06-15 12:00 UTC</time>``), or a dash; the
+    ``when`` filter (a plain function: the hand-over tables call it for every row)."""
+    if value is None:
+        return Markup("—")
+    return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), value.strftime("%Y-%m-%d %H:%M UTC"))
+
+
 def error_page(status: int, message: str) -> tuple[str, int]:
     """The portal's page for an error ``status``, inside the layout (name, role, Sign out)."""
     return render_template("errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message), (
@@ -227,6 +236,7 @@ def init_app(app: Flask) -> None:
     Bootstrap5(app)
     app.jinja_env.globals.update(ROLE_LABELS=ROLE_LABELS, HOMES=HOMES, labels_of=decisions.labels_of)
     app.jinja_env.filters["with_labels"] = decisions.with_labels
+    app.jinja_env.filters["when"] = when
 
     static = Blueprint("portal_static", __name__, static_folder=STATIC, static_url_path="/static/portal")
     app.register_blueprint(static)

@@ -21,6 +21,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from rems_service.context import ctx
@@ -52,7 +53,7 @@ REVIEW: tuple[tuple[PatientStatus, str, str, str], ...] = (
     (PatientStatus.HALTED, "Halted", "Reinstate", "reinstate"),
     (PatientStatus.NEEDS_INTERVENTION, "Needs intervention", "Resolve intervention", "resolve_intervention"),
 )
-ROLE_CHOICES = [(r.value, r.value.capitalize()) for r in UserRole]
+ROLE_CHOICES = [SelectChoice(r.value, r.value.capitalize()) for r in UserRole]
 
 
 def allowed_buttons(machine: type[Lifecycle], status: str) -> list[tuple[str, str]]:
@@ -102,8 +103,8 @@ for _name in PHARMACY_ATTESTATIONS:
 class UserCreateForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired("Enter the person's name."), Length(max=200)])
     role = SelectField("Role", choices=ROLE_CHOICES)
-    prescriber_id = SelectField("Prescriber", choices=[("", "None")], default="")
-    pharmacy_id = SelectField("Pharmacy", choices=[("", "None")], default="")
+    prescriber_id = SelectField("Prescriber", choices=[SelectChoice("", "None")], default="")
+    pharmacy_id = SelectField("Pharmacy", choices=[SelectChoice("", "None")], default="")
     training_completed_at = DateField("Training completed", validators=[Optional()])
     email = EmailField("Email", validators=[Optional(), Length(max=254)])
     password = PasswordField("Password", validators=[Optional(), Length(max=users.MAX_PASSWORD_LENGTH)])
@@ -129,12 +130,12 @@ def _binding_choices(form: UserCreateForm) -> None:
     c = ctx()
     choices = directory.filter_choices(c.uow(), c.actor)
     form.prescriber_id.choices = [
-        ("", "None"),
-        *((str(p.id), f"{p.last_name}, {p.first_name} · NPI {p.npi}") for p in choices.prescribers),
+        SelectChoice("", "None"),
+        *(SelectChoice(str(p.id), f"{p.last_name}, {p.first_name} · NPI {p.npi}") for p in choices.prescribers),
     ]
     form.pharmacy_id.choices = [
-        ("", "None"),
-        *((str(p.id), f"{p.name} · NCPDP {p.ncpdp_id}") for p in choices.pharmacies),
+        SelectChoice("", "None"),
+        *(SelectChoice(str(p.id), f"{p.name} · NCPDP {p.ncpdp_id}") for p in choices.pharmacies),
     ]
 
 

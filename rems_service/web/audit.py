@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from flask import Response, render_template, request, stream_with_context
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
 
 from rems_service.api.audit import csv_chunks, ndjson_chunks
@@ -58,18 +59,24 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    action = SelectField("Action", choices=[("", "Any action"), *((a, a) for a in AUDIT_ACTIONS)], default="")
+    action = SelectField(
+        "Action", choices=[SelectChoice("", "Any action"), *(SelectChoice(a, a) for a in AUDIT_ACTIONS)], default=""
+    )
     outcome = SelectField(
         "Outcome",
         choices=[
-            ("", "Any outcome"),
-            *((o, o.capitalize()) for o in (OUTCOME_APPROVED, OUTCOME_DENIED, OUTCOME_COMPLETED)),
+            SelectChoice("", "Any outcome"),
+            *(SelectChoice(o, o.capitalize()) for o in (OUTCOME_APPROVED, OUTCOME_DENIED, OUTCOME_COMPLETED)),
         ],
         default="",
     )
-    reason = SelectField("Reason code", choices=[("", "Any reason"), *((c.value, c.value) for c in Code)], default="")
-    pharmacy_id = SelectField("Pharmacy", choices=[("", "Any pharmacy")], default="")
-    prescriber_id = SelectField("Prescriber", choices=[("", "Any prescriber")], default="")
+    reason = SelectField(
+        "Reason code",
+        choices=[SelectChoice("", "Any reason"), *(SelectChoice(c.value, c.value) for c in Code)],
+        default="",
+    )
+    pharmacy_id = SelectField("Pharmacy", choices=[SelectChoice("", "Any pharmacy")], default="")
+    prescriber_id = SelectField("Prescriber", choices=[SelectChoice("", "Any prescriber")], default="")
     rems_patient_id = StringField("REMS patient ID", validators=[Optional(), Length(max=40)])
     since = DateField("From", validators=[Optional()])
     until = DateField("To", validators=[Optional()])
@@ -114,12 +121,12 @@ def _filter_form() -> AuditFilterForm:
     form = AuditFilterForm(formdata=request.args)
     choices = directory.filter_choices(c.uow(), c.actor)
     form.pharmacy_id.choices = [
-        ("", "Any pharmacy"),
-        *((str(p.id), f"{p.name} · NCPDP {p.ncpdp_id}") for p in choices.pharmacies),
+        SelectChoice("", "Any pharmacy"),
+        *(SelectChoice(str(p.id), f"{p.name} · NCPDP {p.ncpdp_id}") for p in choices.pharmacies),
     ]
     form.prescriber_id.choices = [
-        ("", "Any prescriber"),
-        *((str(p.id), f"{p.last_name}, {p.first_name} · NPI {p.npi}") for p in choices.prescribers),
+        SelectChoice("", "Any prescriber"),
+        *(SelectChoice(str(p.id), f"{p.last_name}, {p.first_name} · NPI {p.npi}") for p in choices.prescribers),
     ]
     return form
 

@@ -70,6 +70,7 @@ def test_auditor_filters_denials_verifies_the_chain_and_exports_the_apis_rows(
     page.get_by_label("REMS patient ID").fill(patient["rems_patient_id"].lower())  # any case, as the API
     page.get_by_role("button", name="Search").click()
     expect(page).to_have_url(re.compile(r"outcome=denied"))
+    page.wait_for_load_state()
     outcomes = page.locator("tr.audit-row .outcome").all_inner_texts()
     assert outcomes and set(outcomes) == {"denied"}
     expect(page.locator("tr.audit-row").first).to_contain_text("AUTHORIZATION_ALREADY_USED")
@@ -77,6 +78,8 @@ def test_auditor_filters_denials_verifies_the_chain_and_exports_the_apis_rows(
     assert_accessible(page)
     page.get_by_label("REMS patient ID").fill("")
     page.get_by_role("button", name="Search").click()
+    expect(page).to_have_url(re.compile(r"rems_patient_id=(&|$)"))
+    page.wait_for_load_state()
     take(page, "auditor", tmp_path)
 
     # Export CSV for the current filters: the same rows as the API's export.
@@ -135,9 +138,13 @@ def test_next_page_continues_newest_first_with_the_same_filters(portal, page, si
     sign_in(page, "auditor")
     page.get_by_label("Action").select_option("user.created")
     page.get_by_role("button", name="Search").click()
+    expect(page).to_have_url(re.compile(r"action=user\.created"))
+    page.wait_for_load_state()
     first = table_seqs(page)
     assert len(first) == 50 and first == sorted(first, reverse=True)
     page.get_by_role("button", name="Next page").click()
+    expect(page).to_have_url(re.compile(r"cursor="))
+    page.wait_for_load_state()
     expect(page.get_by_label("Action")).to_have_value("user.created")
     second = table_seqs(page)
     assert second and max(second) < min(first) and second == sorted(second, reverse=True)
