@@ -73,6 +73,7 @@ def _run(base: str, token: str, report: Path, *extra: str) -> subprocess.Complet
         ],
         capture_output=True,
         text=True,
+        cwd=report.parent,  # its example database (.schemathesis/) stays out of the checkout
         timeout=SECONDS * 3 + 120,
         env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "NO_COLOR": "1"},
     )
