@@ -6,6 +6,7 @@ nothing, and (on PostgreSQL too) never reaches SQL.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 
@@ -109,6 +110,13 @@ def test_audit_seq_beyond_bigint_is_a_404(world):
     for seq in (2**63, 10**20, 2**63 - 1):
         r = world.api.as_(world.auditor).get(f"/api/v1/audit/events/{seq}")
         assert r.status_code == 404, r.get_data(as_text=True)
+
+
+def test_an_audit_cursor_beyond_bigint_is_a_422(world):
+    for before in (2**63, 10**30):
+        cursor = base64.urlsafe_b64encode(json.dumps({"before": before}).encode()).decode().rstrip("=")
+        r = world.api.as_(world.auditor).get(f"/api/v1/audit/events?cursor={cursor}")
+        assert r.status_code == 422 and list(r.json["errors"]) == ["cursor"], r.get_data(as_text=True)
 
 
 @pytest.mark.parametrize(
