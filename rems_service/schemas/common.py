@@ -123,6 +123,10 @@ def _explain_validator(field: fields.Field, validator: Any, defaults: dict[str, 
     return validator
 
 
+#: A cursor is URL-safe base64 (``services.paging``); documented as the parameter's pattern.
+CURSOR_CHARACTERS = validate.Regexp(r"^[A-Za-z0-9_-]+$", error="Invalid cursor: send a next_cursor as given.")
+
+
 def within_calendar(value: Any) -> None:
     """Refuse an instant that has no UTC equivalent (``0001-01-01T00:00:00+05:00`` falls
     before year 1 in UTC, ``9999-12-31T23:59:59-05:00`` after 9999): everything is stored in UTC."""
