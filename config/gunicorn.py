@@ -23,6 +23,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("REMS_THREADS", "1"))
 wsgi_app = "rems_service.wsgi:app"
 timeout = 30
+# gunicorn's largest request line (its default is 4094): a list's query string (filters, a
+# cursor) percent-encoded stays well inside it; longer lines get gunicorn's own 414.
+limit_request_line = 8190
 graceful_timeout = 20
 # The app's own request log (logger "rems.access") replaces gunicorn's access log.
 accesslog = None

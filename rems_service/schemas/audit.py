@@ -12,7 +12,7 @@ from rems_service.services.audit_log import AUDIT_ACTIONS, DEFAULT_LIMIT, MAX_LI
 from workflows.audit import OUTCOME_APPROVED, OUTCOME_COMPLETED, OUTCOME_DENIED
 from workflows.rules import Code
 
-from .common import RequestSchema
+from .common import CURSOR_CHARACTERS, RequestSchema
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -93,7 +93,7 @@ class AuditFilterSchema(RequestSchema):
 
 class AuditListQuerySchema(AuditFilterSchema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
-    cursor = fields.String(validate=validate.Length(min=1, max=200))
+    cursor = fields.String(validate=[validate.Length(min=1, max=200), CURSOR_CHARACTERS])
 
 
 class AuditExportQuerySchema(AuditFilterSchema):

@@ -11,6 +11,7 @@ validator's ``error=``) is kept.
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -122,6 +123,20 @@ def _explain_validator(field: fields.Field, validator: Any, defaults: dict[str, 
     return validator
 
 
+#: A cursor is URL-safe base64 (``services.paging``); documented as the parameter's pattern.
+CURSOR_CHARACTERS = validate.Regexp(r"^[A-Za-z0-9_-]+$", error="Invalid cursor: send a next_cursor as given.")
+
+
+def within_calendar(value: Any) -> None:
+    """Refuse an instant that has no UTC equivalent (``0001-01-01T00:00:00+05:00`` falls
+    before year 1 in UTC, ``9999-12-31T23:59:59-05:00`` after 9999): everything is stored in UTC."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Outside the calendar in UTC (years 1 to 9999).") from None
+
+
 def explain(field: fields.Field) -> None:
     """Replace ``field``'s library messages (and its validators' and list items') with ones saying what to send.
 
@@ -142,6 +157,8 @@ def explain(field: fields.Field) -> None:
             messages[key] = message
     field.error_messages = messages
     field.validators = [_explain_validator(field, v, defaults, needs) for v in field.validators]
+    if not isinstance(field, (fields.Nested, fields.List, fields.Dict)):
+        field.validators.append(within_calendar)
     if isinstance(field, fields.List):
         explain(field.inner)
     if isinstance(field, fields.Dict) and field.value_field is not None:

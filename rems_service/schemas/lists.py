@@ -19,7 +19,7 @@ from workflows.patients import PatientStatus, RiskCategory
 from workflows.rules import Rule
 
 from .audit import DayOrInstant
-from .common import RequestSchema
+from .common import CURSOR_CHARACTERS, RequestSchema
 from .decisions import AuthorizationSchema, DispenseSchema
 from .webhooks import WebhookSchema
 
@@ -35,7 +35,7 @@ class PageQuerySchema(RequestSchema):
         metadata={"description": f"Items per page (1 to {MAX_LIMIT})."},
     )
     cursor = fields.String(
-        validate=validate.Length(min=1, max=300),
+        validate=[validate.Length(min=1, max=300), CURSOR_CHARACTERS],
         metadata={"description": "The previous page's `next_cursor`; send the same filters with it."},
     )
 

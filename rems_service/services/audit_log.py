@@ -142,7 +142,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         before = data["before"]
-        if not isinstance(before, int) or isinstance(before, bool) or before < 1:
+        if not isinstance(before, int) or isinstance(before, bool) or not 1 <= before <= MAX_SEQ:
             raise ValueError
         return before
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):

@@ -60,8 +60,8 @@ def _load(kind: type, value: Any) -> Any:
             raise ValueError
         return uuid.UUID(value)
     if kind is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError
+        if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+            raise ValueError  # beyond a database's bigint: no row has it
         return value
     if not isinstance(value, kind):
         raise ValueError

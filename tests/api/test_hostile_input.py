@@ -6,13 +6,16 @@ nothing, and (on PostgreSQL too) never reaches SQL.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy.exc import DBAPIError
 
 from tests.helpers import (
+    ADULT_FRP,
     ADULT_MALE,
     AUTH_BODY,
     COUNSELED,
@@ -111,6 +114,13 @@ def test_audit_seq_beyond_bigint_is_a_404(world):
         assert r.status_code == 404, r.get_data(as_text=True)
 
 
+def test_an_audit_cursor_beyond_bigint_is_a_422(world):
+    for before in (2**63, 10**30):
+        cursor = base64.urlsafe_b64encode(json.dumps({"before": before}).encode()).decode().rstrip("=")
+        r = world.api.as_(world.auditor).get(f"/api/v1/audit/events?cursor={cursor}")
+        assert r.status_code == 422 and list(r.json["errors"]) == ["cursor"], r.get_data(as_text=True)
+
+
 @pytest.mark.parametrize(
     "clock, status",
     [
@@ -132,6 +142,31 @@ def test_clock_at_the_calendar_edges_on_a_decision(world, clock, status):
     assert "X-Rems-Now" in r.json["errors"]
     assert audit_count(world.runtime) == before  # nothing decided, nothing recorded
     assert authorize(world, patient).status_code == 201  # and the patient is untouched
+
+
+@pytest.mark.parametrize("instant", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_instants_without_a_utc_equivalent_are_422_naming_the_field(world, instant):
+    patient = ready_patient(world, ADULT_FRP)
+    prescriber = world.api.as_(world.prescriber_token).at(NOW)
+    r = prescriber.post(
+        f"/api/v1/patients/{patient['id']}/pregnancy-tests",
+        json={"collected_at": instant, "result": "negative", "sensitivity_miu_ml": 25},
+    )
+    assert r.status_code == 422 and "collected_at" in r.json["errors"], r.get_data(as_text=True)
+    r = world.api.as_(world.admin).post(
+        "/api/v1/users",
+        json={
+            "name": "x",
+            "role": "pharmacist",
+            "pharmacy_id": str(world.pharmacy.id),
+            "training_completed_at": instant,
+        },
+    )
+    assert r.status_code == 422 and "training_completed_at" in r.json["errors"]
+    query = urlencode({"since": instant})
+    assert world.api.as_(world.auditor).get(f"/api/v1/audit/events?{query}").status_code == 422
+    query = urlencode({"survey_due_before": instant})
+    assert world.api.as_(world.prescriber_token).get(f"/api/v1/patients?{query}").status_code == 422
 
 
 def test_leading_and_trailing_spaces_are_not_blank(world):
