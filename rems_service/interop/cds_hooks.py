@@ -28,6 +28,7 @@ from workflows.patients import PatientStatus
 from workflows.program import NDC_SYSTEM, RXNORM_SYSTEM
 from workflows.requirements import STOPPED_STATUSES
 
+from . import clinical
 from .common import BodyTooLarge, authenticate, origin, read_body, unexpected_status
 
 blp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
@@ -236,13 +237,14 @@ def _card(view: RequirementsView) -> dict[str, Any]:
         for r in outstanding
         for reason in r.reasons
     ]
+    clinical_section = _clinical_section(view)
     if view.patient_status in {s.value for s in STOPPED_STATUSES}:
         status = PatientStatus(view.patient_status).value
         return {
             "summary": f"Lenalidomide REMS: patient is {status}; do not prescribe"[:MAX_SUMMARY],
             "indicator": "critical",
             "source": SOURCE,
-            "detail": "\n".join(lines),
+            "detail": "\n".join(lines + clinical_section),
             "links": links,
         }
     if outstanding:
@@ -250,14 +252,32 @@ def _card(view: RequirementsView) -> dict[str, Any]:
             "summary": f"Lenalidomide REMS: {len(outstanding)} requirement(s) outstanding"[:MAX_SUMMARY],
             "indicator": "warning",
             "source": SOURCE,
-            "detail": "\n".join(lines),
+            "detail": "\n".join(lines + clinical_section),
             "links": links,
         }
     return {
         "summary": "Lenalidomide REMS requirements met",
         "indicator": "info",
         "source": SOURCE,
-        "detail": "Every REMS requirement is met for this patient. Request the prescription's authorization "
-        "(prescriber survey and days' supply) before sending the prescription.",
+        "detail": "\n".join(
+            [
+                "Every REMS requirement is met for this patient. Request the prescription's authorization "
+                "(prescriber survey and days' supply) before sending the prescription."
+            ]
+            + clinical_section
+        ),
         "links": links,
     }
+
+
+def _clinical_section(view: RequirementsView) -> list[str]:
+    """CLINICAL_RULES.md's side of the patient, after the REMS requirements: the refusals an
+    authorization would meet now (R-CYCLE-3, R-ACK-1) and every warning with its evidence."""
+    if not view.warnings and not view.clinical_reasons:
+        return []
+    out = ["", "**Clinical warnings** (treatment course and labs)"]
+    out += [
+        f"- **{r.code.value}** ({r.rule.value}): {r.message} Next step: {r.next_step}" for r in view.clinical_reasons
+    ]
+    out += [clinical.markdown(w) for w in view.warnings]
+    return out

@@ -27,6 +27,7 @@ from workflows.actors import UserRole
 from workflows.program import NDC_SYSTEM, RXNORM_SYSTEM
 from workflows.requirements import Requirement
 
+from . import clinical
 from .common import BodyTooLarge, authenticate, origin, read_body, unexpected_status
 
 blp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -253,6 +254,11 @@ def _render(view: RequirementsView, rems_patient_id: str | None, case_number: st
         ]
         return {"resourceType": "Parameters", "parameter": [{"name": "rems-etasu", "resource": guidance}]}
     guidance["status"] = "success" if view.all_met else "data-required"
+    clinical_notes = [
+        f"{r.rule.value} {r.code.value}: {r.message} Next step: {r.next_step}" for r in view.clinical_reasons
+    ] + [f"Clinical warning: {clinical.line(w)}" for w in view.warnings]
+    if clinical_notes:  # CLINICAL_RULES.md: advice beside the ETASU, never one of them
+        guidance["note"] = [{"text": text} for text in clinical_notes]
     outputs: list[dict[str, Any]] = [
         {
             "name": requirement.name,
