@@ -17,7 +17,9 @@ from fhirclient.models.fhirabstractbase import FHIRValidationError
 from fhirclient.models.patient import Patient
 from fhirclient.models.practitioner import Practitioner
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask_limiter import RateLimitExceeded
 
+from rems_service import ratelimit
 from rems_service.context import ctx
 from rems_service.services import interop
 from rems_service.services.errors import ServiceError
@@ -31,7 +33,7 @@ from workflows.requirements import STOPPED_STATUSES
 from . import clinical
 from .common import BodyTooLarge, authenticate, origin, read_body, unexpected_status
 
-blp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
+blp = ratelimit.limit_front(Blueprint("cds_hooks", __name__, url_prefix="/cds-services"))
 
 CHANNEL = "cds-hooks"
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
@@ -59,6 +61,12 @@ def _error(problem: Problem) -> Response:
     response = jsonify(body)
     response.status_code = problem.status
     return response
+
+
+@blp.errorhandler(RateLimitExceeded)
+def _too_many(exc: RateLimitExceeded) -> Response:
+    """A rate limit (``rems_service.ratelimit``): this front's JSON error, HTTP 429 with ``Retry-After``."""
+    return _error(Problem(429, ratelimit.refusal(exc)))
 
 
 @blp.errorhandler(Exception)

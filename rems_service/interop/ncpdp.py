@@ -17,10 +17,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 from flask import request as flask_request
+from flask_limiter import RateLimitExceeded
 from lxml import etree
 from lxml.builder import E
 from marshmallow import ValidationError
 
+from rems_service import ratelimit
 from rems_service.context import ctx
 from rems_service.schemas.decisions import AcknowledgementSchema
 from rems_service.services import decisions, dispenses, interop
@@ -34,7 +36,7 @@ from workflows.program import ProgramVersion
 from . import ncpdp_codes, xml
 from .common import MAX_BODY_BYTES, BodyTooLarge, authenticate, origin, read_body, unexpected_status
 
-blp = Blueprint("ncpdp", __name__, url_prefix="/ncpdp")
+blp = ratelimit.limit_front(Blueprint("ncpdp", __name__, url_prefix="/ncpdp"))
 
 CHANNEL = "ncpdp"
 MIME = "application/xml"
@@ -174,6 +176,12 @@ def script() -> Response:
     except ServiceError as exc:
         code = CANNOT_IDENTIFY if exc.status in (401, 403, 404) else NOT_PROCESSED
         return _error(envelope, Refused(exc.status, exc.message, code))
+
+
+@blp.errorhandler(RateLimitExceeded)
+def _too_many(exc: RateLimitExceeded) -> Response:
+    """A rate limit (``rems_service.ratelimit``): an ``Error`` message, HTTP 429 with ``Retry-After``."""
+    return _error(Envelope.of(None), Refused(429, ratelimit.refusal(exc)))
 
 
 @blp.errorhandler(Exception)
