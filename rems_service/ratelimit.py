@@ -9,12 +9,16 @@ Three limits, each configurable (``config.settings``):
 - failed portal sign-ins per email (``RATE_LIMIT_FAILED_SIGN_IN``): a sign-in view
   wears ``sign_in_limits`` and calls ``record_failed_sign_in()`` when it refuses;
 - requests per token on the decision endpoints (``RATE_LIMIT_DECISIONS``):
-  ``POST /authorizations`` and ``POST /dispenses``.
+  ``POST /authorizations`` and ``POST /dispenses``, and the standard fronts'
+  ``POST /ncpdp/script``, ``POST /fhir/GuidanceResponse/$rems-etasu`` and
+  ``POST /cds-services/{id}`` (``limit_front``, which also counts their 401s).
 
 Counters are keyed by the client address, or by a SHA-256 prefix of the token or
 email (never the secret itself in Redis). Every 429 is made by
 ``rems_service.api.errors``' ``too_many_requests`` (the API's error body, with
-``Retry-After`` from Flask-Limiter's headers): the one place to count refusals.
+``Retry-After`` from Flask-Limiter's headers), or by a standard front's own
+handler in its own format; both go through ``refusal``, the one place refusals
+are counted.
 
 Redis down: the limits are skipped (logged), so decisions keep working; ``/readyz``
 reports the instance degraded meanwhile. One ``Limiter`` serves the process's app
