@@ -15,7 +15,7 @@ from typing import Any
 from rems_service.db.models import Authorization, Patient
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
-from workflows.advisories import Advice, advise
+from workflows.advisories import Advice, advise, hold_reasons
 from workflows.audit import Origin
 from workflows.calendar import local_date
 from workflows.dispenses import AuthorizationFacts
@@ -72,8 +72,10 @@ def open_case(
 ) -> CaseView:
     """Look the patient up for a pharmacy (no decision): the open authorization (issued,
     unexpired) when the patient may be dispensed to and the prescription's prescriber
-    (``prescriber_npi``, when given) is the patient's. Recorded as a read."""
-    version_at(program, now)  # nothing is answered without the rules in force
+    (``prescriber_npi``, when given) is the patient's. A treatment course the prescriber
+    put on hold or stopped closes the case with R-CYCLE-3's reason (a dispense would be
+    refused ``TREATMENT_ON_HOLD``). Recorded as a read."""
+    version = version_at(program, now)  # nothing is answered without the rules in force
     with uow:
         repo = uow.repo
         patient = repo.find_patient_by_rems_id(rems_patient_id)
@@ -83,6 +85,9 @@ def open_case(
             npi = repo.prescriber_npi(patient.prescriber_id)
             auth = repo.newest_open_authorization(patient.id, now)
             reasons = case_reasons(facts, prescriber_npi is None or prescriber_npi == npi, auth is not None)
+            clinical = repo.clinical_inputs(patient.id) if version.clinical is not None else None
+            if clinical is not None:  # R-CYCLE-3: a held or stopped course closes the case too
+                reasons += tuple(hold_reasons(clinical.facts))
             view = CaseView(
                 patient_found=True,
                 authorization_number=auth.number if auth is not None and not reasons else None,

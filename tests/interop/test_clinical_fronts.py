@@ -240,3 +240,29 @@ def test_rems_etasu_notes_the_clinical_warnings_beside_the_requirements(world):
         n.startswith("Clinical warning: critical PLATELETS_BELOW_HOLD_THRESHOLD (R-CBC-2)") and "LOINC 777-3" in n
         for n in notes
     ), notes
+
+
+def test_initiation_is_closed_ec_while_the_course_is_on_hold(world):
+    patient, course, auth, platelet_lab = _course_patient(world)
+
+    def status(at):
+        r = m.send(world.api.as_(world.pharmacist_token).at(at), m.initiation(patient["rems_patient_id"]))
+        assert r.status_code == 200, r.data
+        (found,) = m.reply(r).find("Body/REMSInitiationResponse/Response/ResponseStatus")
+        return found
+
+    assert status(NOW + HOUR).findtext("REMSCaseID") == auth["authorization_number"]
+    prescriber = world.api.as_(world.prescriber_token)
+    held = prescriber.at(NOW + HOUR).post(
+        f"/api/v1/courses/{course['id']}/hold", json={"reason_code": "hematologic", "lab_result_ids": [platelet_lab]}
+    )
+    assert held.status_code == 200, held.json
+    closed = status(NOW + 2 * HOUR)
+    assert closed.tag == "Closed" and closed.findtext("ReasonCode") == "EC"
+    assert closed.findtext("REMSNote").startswith("TREATMENT_ON_HOLD (R-CYCLE-3): The prescriber put on hold")
+    resumed = prescriber.at(NOW + 3 * HOUR).post(
+        f"/api/v1/courses/{course['id']}/resume", json={"dose_mg": 20, "reason_code": "hematologic"}
+    )
+    assert resumed.status_code == 200, resumed.json
+    reopened = status(NOW + 4 * HOUR)
+    assert reopened.tag == "Open" and reopened.findtext("REMSCaseID") == auth["authorization_number"]
