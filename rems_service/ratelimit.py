@@ -9,12 +9,16 @@ Three limits, each configurable (``config.settings``):
 - failed portal sign-ins per email (``RATE_LIMIT_FAILED_SIGN_IN``): a sign-in view
   wears ``sign_in_limits`` and calls ``record_failed_sign_in()`` when it refuses;
 - requests per token on the decision endpoints (``RATE_LIMIT_DECISIONS``):
-  ``POST /authorizations`` and ``POST /dispenses``.
+  ``POST /authorizations`` and ``POST /dispenses``, and the standard fronts'
+  ``POST /ncpdp/script``, ``POST /fhir/GuidanceResponse/$rems-etasu`` and
+  ``POST /cds-services/{id}`` (``limit_front``, which also counts their 401s).
 
 Counters are keyed by the client address, or by a SHA-256 prefix of the token or
 email (never the secret itself in Redis). Every 429 is made by
 ``rems_service.api.errors``' ``too_many_requests`` (the API's error body, with
-``Retry-After`` from Flask-Limiter's headers): the one place to count refusals.
+``Retry-After`` from Flask-Limiter's headers), or by a standard front's own
+handler in its own format; both go through ``refusal``, the one place refusals
+are counted.
 
 Redis down: the limits are skipped (logged), so decisions keep working; ``/readyz``
 reports the instance degraded meanwhile. One ``Limiter`` serves the process's app
@@ -29,16 +33,29 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from flask import Blueprint as FlaskBlueprint
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_smorest import Blueprint
+
+from rems_service import metrics
 
 log = logging.getLogger(__name__)
 
 View = TypeVar("View", bound=Callable[..., Any])
 
-#: The endpoints whose calls are decisions (``blueprint.view``), limited per token.
-DECISION_ENDPOINTS = frozenset({("authorizations.create", "POST"), ("dispenses.create", "POST")})
+#: The endpoints whose calls are decisions (``blueprint.view``), limited per token: the API's,
+#: and the standard fronts' (INTEROP.md: an NCPDP ``REMSRequest`` or ``RxFill`` is a decision;
+#: ``$rems-etasu`` and the CDS Hooks services compute requirement states per call).
+DECISION_ENDPOINTS = frozenset(
+    {
+        ("authorizations.create", "POST"),
+        ("dispenses.create", "POST"),
+        ("ncpdp.script", "POST"),
+        ("fhir.rems_etasu", "POST"),
+        ("cds_hooks.call", "POST"),
+    }
+)
 #: Set on ``g`` by a sign-in view that refused the credentials (``record_failed_sign_in``).
 _FAILED_SIGN_IN = "rems_failed_sign_in"
 
@@ -110,6 +127,23 @@ def limit_decisions(blp: Blueprint) -> Blueprint:
     """Limit the decision endpoints of ``blp`` per bearer token."""
     _decisions_by_token(blp)
     return blp
+
+
+def limit_front(blp: FlaskBlueprint) -> FlaskBlueprint:
+    """A standard front (``interop``): its 401s count against the caller's address and its
+    decision endpoints are limited per token, with the same counters as the API's. The front
+    renders the 429 in its own format (``refusal`` gives the wording)."""
+    _failed_auth_by_address(blp)
+    _decisions_by_token(blp)
+    return blp
+
+
+def refusal(exc: RateLimitExceeded) -> str:
+    """Count a 429 in the metrics (by the limit's scope) and say what happened, for the
+    error body each front renders; ``Retry-After`` is added by Flask-Limiter's headers."""
+    scope = exc.limit.scope
+    metrics.rate_limit_refused(scope if isinstance(scope, str) and scope else "route")
+    return f"{exc.description} Retry after the number of seconds in the Retry-After header."
 
 
 def record_failed_sign_in() -> None:

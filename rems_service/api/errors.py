@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from webargs import core
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from rems_service import ratelimit
 from rems_service.services.errors import ServiceError
 from rems_service.services.versions import NotInForce
 
@@ -271,7 +272,7 @@ def too_many_requests(exc: RateLimitExceeded) -> tuple[Response, int, Any]:
     log.warning("rate limited", extra={"limit": str(exc.limit.limit), "scope": exc.limit.scope})
     return error_response(
         429,
-        f"{exc.description} Retry after the number of seconds in the Retry-After header.",
+        ratelimit.refusal(exc),
         {"rate_limit": [f"At most {exc.limit.limit}."]},
     )
 

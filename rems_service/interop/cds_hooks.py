@@ -17,7 +17,9 @@ from fhirclient.models.fhirabstractbase import FHIRValidationError
 from fhirclient.models.patient import Patient
 from fhirclient.models.practitioner import Practitioner
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask_limiter import RateLimitExceeded
 
+from rems_service import ratelimit
 from rems_service.context import ctx
 from rems_service.services import interop
 from rems_service.services.errors import ServiceError
@@ -28,9 +30,10 @@ from workflows.patients import PatientStatus
 from workflows.program import NDC_SYSTEM, RXNORM_SYSTEM
 from workflows.requirements import STOPPED_STATUSES
 
+from . import clinical
 from .common import BodyTooLarge, authenticate, origin, read_body, unexpected_status
 
-blp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
+blp = ratelimit.limit_front(Blueprint("cds_hooks", __name__, url_prefix="/cds-services"))
 
 CHANNEL = "cds-hooks"
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
@@ -58,6 +61,12 @@ def _error(problem: Problem) -> Response:
     response = jsonify(body)
     response.status_code = problem.status
     return response
+
+
+@blp.errorhandler(RateLimitExceeded)
+def _too_many(exc: RateLimitExceeded) -> Response:
+    """A rate limit (``rems_service.ratelimit``): this front's JSON error, HTTP 429 with ``Retry-After``."""
+    return _error(Problem(429, ratelimit.refusal(exc)))
 
 
 @blp.errorhandler(Exception)
@@ -236,13 +245,14 @@ def _card(view: RequirementsView) -> dict[str, Any]:
         for r in outstanding
         for reason in r.reasons
     ]
+    clinical_section = _clinical_section(view)
     if view.patient_status in {s.value for s in STOPPED_STATUSES}:
         status = PatientStatus(view.patient_status).value
         return {
             "summary": f"Lenalidomide REMS: patient is {status}; do not prescribe"[:MAX_SUMMARY],
             "indicator": "critical",
             "source": SOURCE,
-            "detail": "\n".join(lines),
+            "detail": "\n".join(lines + clinical_section),
             "links": links,
         }
     if outstanding:
@@ -250,14 +260,32 @@ def _card(view: RequirementsView) -> dict[str, Any]:
             "summary": f"Lenalidomide REMS: {len(outstanding)} requirement(s) outstanding"[:MAX_SUMMARY],
             "indicator": "warning",
             "source": SOURCE,
-            "detail": "\n".join(lines),
+            "detail": "\n".join(lines + clinical_section),
             "links": links,
         }
     return {
         "summary": "Lenalidomide REMS requirements met",
         "indicator": "info",
         "source": SOURCE,
-        "detail": "Every REMS requirement is met for this patient. Request the prescription's authorization "
-        "(prescriber survey and days' supply) before sending the prescription.",
+        "detail": "\n".join(
+            [
+                "Every REMS requirement is met for this patient. Request the prescription's authorization "
+                "(prescriber survey and days' supply) before sending the prescription."
+            ]
+            + clinical_section
+        ),
         "links": links,
     }
+
+
+def _clinical_section(view: RequirementsView) -> list[str]:
+    """CLINICAL_RULES.md's side of the patient, after the REMS requirements: the refusals an
+    authorization would meet now (R-CYCLE-3, R-ACK-1) and every warning with its evidence."""
+    if not view.warnings and not view.clinical_reasons:
+        return []
+    out = ["", "**Clinical warnings** (treatment course and labs)"]
+    out += [
+        f"- **{r.code.value}** ({r.rule.value}): {r.message} Next step: {r.next_step}" for r in view.clinical_reasons
+    ]
+    out += [clinical.markdown(w) for w in view.warnings]
+    return out

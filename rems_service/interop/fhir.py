@@ -17,7 +17,9 @@ from fhirclient.models.capabilitystatement import CapabilityStatement
 from fhirclient.models.fhirabstractbase import FHIRValidationError
 from fhirclient.models.parameters import Parameters
 from flask import Blueprint, Response, current_app, request
+from flask_limiter import RateLimitExceeded
 
+from rems_service import ratelimit
 from rems_service.context import ctx
 from rems_service.services import interop
 from rems_service.services.errors import ServiceError
@@ -27,9 +29,10 @@ from workflows.actors import UserRole
 from workflows.program import NDC_SYSTEM, RXNORM_SYSTEM
 from workflows.requirements import Requirement
 
+from . import clinical
 from .common import BodyTooLarge, authenticate, origin, read_body, unexpected_status
 
-blp = Blueprint("fhir", __name__, url_prefix="/fhir")
+blp = ratelimit.limit_front(Blueprint("fhir", __name__, url_prefix="/fhir"))
 
 CHANNEL = "fhir"
 MIME = "application/fhir+json"
@@ -61,6 +64,12 @@ def _outcome(problem: Problem) -> Response:
 
 
 _ISSUE_CODES = {401: "login", 403: "forbidden", 404: "not-found", 409: "conflict", 422: "processing", 503: "transient"}
+
+
+@blp.errorhandler(RateLimitExceeded)
+def _too_many(exc: RateLimitExceeded) -> Response:
+    """A rate limit (``rems_service.ratelimit``): an OperationOutcome ``throttled``, HTTP 429 with ``Retry-After``."""
+    return _outcome(Problem(429, "throttled", ratelimit.refusal(exc)))
 
 
 @blp.errorhandler(Exception)
@@ -253,6 +262,11 @@ def _render(view: RequirementsView, rems_patient_id: str | None, case_number: st
         ]
         return {"resourceType": "Parameters", "parameter": [{"name": "rems-etasu", "resource": guidance}]}
     guidance["status"] = "success" if view.all_met else "data-required"
+    clinical_notes = [
+        f"{r.rule.value} {r.code.value}: {r.message} Next step: {r.next_step}" for r in view.clinical_reasons
+    ] + [f"Clinical warning: {clinical.line(w)}" for w in view.warnings]
+    if clinical_notes:  # CLINICAL_RULES.md: advice beside the ETASU, never one of them
+        guidance["note"] = [{"text": text} for text in clinical_notes]
     outputs: list[dict[str, Any]] = [
         {
             "name": requirement.name,

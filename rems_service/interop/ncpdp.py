@@ -17,10 +17,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 from flask import request as flask_request
+from flask_limiter import RateLimitExceeded
 from lxml import etree
 from lxml.builder import E
+from marshmallow import ValidationError
 
+from rems_service import ratelimit
 from rems_service.context import ctx
+from rems_service.schemas.decisions import AcknowledgementSchema
 from rems_service.services import decisions, dispenses, interop
 from rems_service.services.decisions import DecisionResult
 from rems_service.services.errors import ServiceError
@@ -32,7 +36,7 @@ from workflows.program import ProgramVersion
 from . import ncpdp_codes, xml
 from .common import MAX_BODY_BYTES, BodyTooLarge, authenticate, origin, read_body, unexpected_status
 
-blp = Blueprint("ncpdp", __name__, url_prefix="/ncpdp")
+blp = ratelimit.limit_front(Blueprint("ncpdp", __name__, url_prefix="/ncpdp"))
 
 CHANNEL = "ncpdp"
 MIME = "application/xml"
@@ -174,6 +178,12 @@ def script() -> Response:
         return _error(envelope, Refused(exc.status, exc.message, code))
 
 
+@blp.errorhandler(RateLimitExceeded)
+def _too_many(exc: RateLimitExceeded) -> Response:
+    """A rate limit (``rems_service.ratelimit``): an ``Error`` message, HTTP 429 with ``Retry-After``."""
+    return _error(Envelope.of(None), Refused(429, ratelimit.refusal(exc)))
+
+
 @blp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
     """Anything raised outside the view's own handling (the clock header, the database)
@@ -277,6 +287,48 @@ def _attested(message: etree._Element, element: str) -> bool:
     return value.upper() == "Y"
 
 
+#: ``Request/SolicitedModel/REMSAcknowledgement`` (our reading): R-ACK-1 over NCPDP.
+ACKNOWLEDGEMENT = "Request/SolicitedModel/REMSAcknowledgement"
+ACKNOWLEDGEMENT_FIELDS = {
+    "ruleid": "rule",
+    "reason": "reason",
+    "prescribercontacteddatetime": "prescriber_contacted_at",
+}
+MAX_ACKNOWLEDGEMENTS = 20
+
+
+def _acknowledgements(message: etree._Element) -> list[dict[str, Any]]:
+    """The pharmacist's R-ACK-1 acknowledgements: each ``REMSAcknowledgement`` child of
+    ``SolicitedModel`` with ``RuleID``, ``Reason`` and optionally ``PrescriberContactedDateTime``,
+    validated by the API's own schema (400 naming the element otherwise)."""
+    model = xml.path(message, "Request/SolicitedModel")
+    found = [e for e in xml.children(model) if xml.name(e) == "remsacknowledgement"]
+    if len(found) > MAX_ACKNOWLEDGEMENTS:
+        raise Refused(400, f"{ACKNOWLEDGEMENT}: at most {MAX_ACKNOWLEDGEMENTS} acknowledgements.")
+    out = []
+    for i, element in enumerate(found, start=1):
+        raw: dict[str, Any] = {}
+        for item in xml.children(element):
+            key = ACKNOWLEDGEMENT_FIELDS.get(xml.name(item))
+            if key is None:
+                raise Refused(
+                    400, f"{ACKNOWLEDGEMENT}[{i}]/{etree.QName(item.tag).localname} is not an element it has."
+                )
+            raw[key] = (item.text or "").strip()
+        try:
+            out.append(AcknowledgementSchema().load(raw))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{_ACK_ELEMENTS.get(str(field), str(field))}: {' '.join(map(str, msgs))}"
+                for field, msgs in sorted(exc.normalized_messages().items())
+            )
+            raise Refused(400, f"{ACKNOWLEDGEMENT}[{i}]: {problems}") from None
+    return out
+
+
+_ACK_ELEMENTS = {"rule": "RuleID", "reason": "Reason", "prescriber_contacted_at": "PrescriberContactedDateTime"}
+
+
 def _request(message: etree._Element, where: Origin, message_id: str) -> etree._Element:
     """``REMSRequest`` → ``REMSResponse``: the dispense decision of ``POST /dispenses``.
 
@@ -292,6 +344,7 @@ def _request(message: etree._Element, where: Origin, message_id: str) -> etree._
         "medication_guide_provided": _attested(message, "MedicationGuideProvided"),
         "checklist_completed": _attested(message, "CounselingChecklistCompleted"),
     }
+    acknowledgements = _acknowledgements(message)
     if len(case_id) > 40 or len(rems_patient_id) > 20:
         raise Refused(400, "Request/SolicitedModel/REMSCaseID or REMSPatientID is too long.")
     if not _covered(xml.path(message, "MedicationPrescribed/DrugCoded"), "MedicationPrescribed"):
@@ -321,6 +374,13 @@ def _request(message: etree._Element, where: Origin, message_id: str) -> etree._
         "quantity": quantity,
         "counseling": counseling,
     }
+    if acknowledgements:
+        fields["acknowledgements"] = [
+            {**a, "prescriber_contacted_at": _datetime(a["prescriber_contacted_at"])}
+            if a.get("prescriber_contacted_at")
+            else a
+            for a in acknowledgements
+        ]
     answer = dispenses.request(
         c.uow,
         c.actor,
@@ -330,15 +390,18 @@ def _request(message: etree._Element, where: Origin, message_id: str) -> etree._
         idempotency_key=f"{KEY_PREFIX}{message_id}",
         request_body=fields,
         origin=where,
+        acknowledgements_sent=acknowledgements,
     )
     result = answer.result if answer.result is not None else decisions.replayed_result(c.uow(), answer.body)
     return E.REMSResponse(E.Response(E.ResponseStatus(_decision(result, case_id))))
 
 
 def _decision(result: DecisionResult, case_id: str) -> etree._Element:
+    """Approved or Denied; the decision's clinical warnings (CLINICAL_RULES.md) travel in
+    ``REMSNote`` after the reasons, and in an approval's own ``REMSNote`` (our reading)."""
     if result.approved:
         assert result.confirmation_number is not None and result.confirmation_expires_at is not None
-        return E.Approved(
+        approved = E.Approved(
             E.REMSCaseID(result.authorization_number or case_id),
             E.REMSAuthorizationNumber(result.confirmation_number),
             E.AuthorizationPeriod(
@@ -346,9 +409,16 @@ def _decision(result: DecisionResult, case_id: str) -> etree._Element:
                 E.ExpirationDate(E.DateTime(_datetime(result.confirmation_expires_at))),
             ),
         )
+        if result.warnings:
+            approved.append(E.REMSNote(ncpdp_codes.note((), result.warnings)))
+        return approved
     statuses = dict(result.statuses)
     code = ncpdp_codes.choose(ncpdp_codes.ncpdp_code(r["code"], statuses) for r in result.reasons)
-    return E.Denied(E.REMSCaseID(case_id), E.DeniedReasonCode(code), E.REMSNote(ncpdp_codes.note(result.reasons)))
+    return E.Denied(
+        E.REMSCaseID(case_id),
+        E.DeniedReasonCode(code),
+        E.REMSNote(ncpdp_codes.note(result.reasons, result.warnings)),
+    )
 
 
 def _fill(message: etree._Element, where: Origin, _message_id: str) -> etree._Element:

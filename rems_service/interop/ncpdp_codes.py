@@ -11,6 +11,8 @@ from typing import Any
 
 from workflows.rules import Code
 
+from . import clinical
+
 #: The NCPDP codes in INTEROP.md's order: the first one any reason maps to is the answer's.
 ORDER = ("EZ", "EM", "EX", "ES", "EY", "EO", "EC", "ER")
 PATIENT_DEACTIVATED = "EZ"
@@ -80,7 +82,18 @@ def choose(codes: Iterable[str]) -> str:
     raise ValueError("no reason to choose from")
 
 
-def note(reasons: Iterable[Mapping[str, Any]]) -> str:
-    """Every reason as ``CODE (RULE): message``, separated by ``; `` (INTEROP.md). A semicolon
-    inside a message becomes a comma, so the separator alone splits the note into reasons."""
-    return "; ".join(f"{r['code']} ({r['rule']}): {str(r['message']).replace(';', ',')}" for r in reasons)
+#: Between the reasons and the clinical warnings in ``REMSNote`` (INTEROP.md).
+WARNINGS_MARK = " | WARNINGS: "
+
+
+def note(reasons: Iterable[Mapping[str, Any]], warnings: Iterable[Mapping[str, Any]] = ()) -> str:
+    """Every reason as ``CODE (RULE): message``, separated by ``; `` (INTEROP.md); then, when the
+    decision carries clinical warnings, ``| WARNINGS: `` and each warning as ``severity CODE
+    (RULE): message Evidence: ...`` separated by ``; ``. A semicolon inside a message becomes
+    a comma and a bar a slash, so the separators alone split the note."""
+    parts = [f"{r['code']} ({r['rule']}): {str(r['message']).replace(';', ',').replace('|', '/')}" for r in reasons]
+    text = "; ".join(parts)
+    shown = clinical.lines(warnings)
+    if shown:
+        text += (WARNINGS_MARK if text else WARNINGS_MARK.removeprefix(" | ")) + "; ".join(shown)
+    return text

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from rems_service.db.models import Authorization, Patient
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
+from workflows.advisories import Advice, advise, hold_reasons
 from workflows.audit import Origin
+from workflows.calendar import local_date
 from workflows.dispenses import AuthorizationFacts
-from workflows.program import Program
+from workflows.program import Program, ProgramVersion
 from workflows.reasons import Reason
 from workflows.requirements import Requirement, RequirementsContext, case_reasons, requirement_states
 
 from .audit_log import record_read
+from .decisions import clinical_facts
 from .errors import Forbidden
 from .versions import version_at
 
@@ -68,8 +72,10 @@ def open_case(
 ) -> CaseView:
     """Look the patient up for a pharmacy (no decision): the open authorization (issued,
     unexpired) when the patient may be dispensed to and the prescription's prescriber
-    (``prescriber_npi``, when given) is the patient's. Recorded as a read."""
-    version_at(program, now)  # nothing is answered without the rules in force
+    (``prescriber_npi``, when given) is the patient's. A treatment course the prescriber
+    put on hold or stopped closes the case with R-CYCLE-3's reason (a dispense would be
+    refused ``TREATMENT_ON_HOLD``). Recorded as a read."""
+    version = version_at(program, now)  # nothing is answered without the rules in force
     with uow:
         repo = uow.repo
         patient = repo.find_patient_by_rems_id(rems_patient_id)
@@ -79,6 +85,9 @@ def open_case(
             npi = repo.prescriber_npi(patient.prescriber_id)
             auth = repo.newest_open_authorization(patient.id, now)
             reasons = case_reasons(facts, prescriber_npi is None or prescriber_npi == npi, auth is not None)
+            clinical = repo.clinical_inputs(patient.id) if version.clinical is not None else None
+            if clinical is not None:  # R-CYCLE-3: a held or stopped course closes the case too
+                reasons += tuple(hold_reasons(clinical.facts))
             view = CaseView(
                 patient_found=True,
                 authorization_number=auth.number if auth is not None and not reasons else None,
@@ -112,6 +121,12 @@ class RequirementsView:
     patient_status: str | None = None
     case_number: str | None = None
     requirements: tuple[Requirement, ...] = ()
+    #: CLINICAL_RULES.md's warnings for the patient at ``evaluated_at``, as a Decision lists
+    #: them (code, rule, severity, message, evidence); none for a patient without a course.
+    warnings: tuple[dict[str, Any], ...] = ()
+    #: The clinical refusals an authorization would meet now: R-CYCLE-3 (the course on hold
+    #: or stopped) and R-ACK-1 (a critical warning, to be acknowledged in the request).
+    clinical_reasons: tuple[Reason, ...] = ()
 
     @property
     def all_met(self) -> bool:
@@ -130,6 +145,19 @@ def _visible(actor: Actor, patient: Patient, auth: Authorization | None, both_gi
     if actor.role == UserRole.PHARMACIST.value:
         return both_given and auth is not None and auth.patient_id == patient.id
     return False
+
+
+def _clinical_advice(uow: UnitOfWork, patient: Patient, version: ProgramVersion, now: datetime, who: str) -> Advice:
+    """The warnings and clinical refusals a decision about ``patient`` would carry at ``now``
+    (the same pure ``advise`` the decisions call); nothing for a patient without a course or
+    a program version without a ``clinical`` table. No request: R-CYCLE-2 (quantity) waits
+    for one."""
+    if version.clinical is None:
+        return Advice((), ())
+    facts = clinical_facts(uow.repo.clinical_inputs(patient.id), (), None, patient, local_date(now, version.tz))
+    if facts is None:
+        return Advice((), ())
+    return advise(facts, None, version.clinical, version.tz, now, who)
 
 
 def requirements(
@@ -178,6 +206,8 @@ def requirements(
             states = requirement_states(
                 RequirementsContext(prescriber_status, facts, last_survey, auth_facts), version, now
             )
+            who = "pharmacist" if actor.role == UserRole.PHARMACIST.value else "prescriber"
+            advice = _clinical_advice(uow, patient, version, now, who)
             view = RequirementsView(
                 found=True,
                 evaluated_at=now,
@@ -187,6 +217,8 @@ def requirements(
                 patient_status=facts.status.value,
                 case_number=auth.number if auth is not None else None,
                 requirements=states,
+                warnings=tuple(w.as_dict() for w in advice.warnings),
+                clinical_reasons=advice.reasons,
             )
         details: dict[str, object] = {**origin.as_details(), "found": view.found}
         if view.rems_patient_id:
@@ -195,6 +227,10 @@ def requirements(
             details["authorization_number"] = view.case_number
         if view.found:
             details["outstanding"] = [r.name for r in view.requirements if not r.met]
+            if view.warnings:  # by rule and severity only: never a lab value in the audit log
+                details["warnings"] = [
+                    {"code": w["code"], "rule": w["rule"], "severity": w["severity"]} for w in view.warnings
+                ]
         record_read(uow, actor, now, operation, details)
         uow.commit()
         return view

@@ -7,7 +7,17 @@ from __future__ import annotations
 import pytest
 
 from rems_service.interop import ncpdp_codes
-from tests.helpers import ADULT_FRP, ADULT_MALE, NOW, approved_authorization, audit_count, make_user
+from tests.api.test_clinical import lab_id, start_course
+from tests.helpers import (
+    ADULT_FRP,
+    ADULT_MALE,
+    NOW,
+    approved_authorization,
+    audit_count,
+    authorize,
+    make_user,
+    ready_patient,
+)
 from tests.interop import messages as m
 from workflows.rules import Code
 
@@ -70,7 +80,9 @@ def _denied(response):
 
 
 def _codes(note: str) -> list[str]:
-    return [part.split(" (", 1)[0] for part in note.split("; ")]
+    """The reason codes of a REMSNote (the clinical warnings after ``WARNINGS_MARK`` left out)."""
+    reasons = note.partition(ncpdp_codes.WARNINGS_MARK)[0]
+    return [part.split(" (", 1)[0] for part in reasons.split("; ")]
 
 
 def test_denials_over_ncpdp_carry_the_mapped_code_and_every_reason(world):
@@ -109,6 +121,36 @@ def test_denials_over_ncpdp_carry_the_mapped_code_and_every_reason(world):
     assert prescriber.post(f"/api/v1/authorizations/{number}/void", json={}).status_code == 200
     code, note = _denied(m.send(pharmacy, m.rems_request(number, rems_id)))
     assert (code, _codes(note)) == ("EC", ["AUTHORIZATION_VOIDED"])
+
+
+def test_the_clinical_refusals_over_ncpdp_are_denied_ec_with_their_reason(world):
+    """CLINICAL_RULES.md's two refusals end to end: a critical warning without an
+    acknowledgement, then the course on hold — each a Denied EC naming its code."""
+    patient = ready_patient(world, ADULT_MALE)
+    prescriber = world.api.as_(world.prescriber_token).at(NOW)
+    course = start_course(world, patient)
+    lab_id(world, patient, "751-8", 2.1, "10*3/uL")
+    platelets = lab_id(world, patient, "777-3", 25, "10*3/uL")
+    ack = {"rule": "R-CBC-2", "reason": "Reviewed with the patient."}
+    auth = authorize(world, patient, quantity=21, acknowledgements=[ack]).json
+    assert auth["decision"] == "approved", auth
+    pharmacy = world.api.as_(world.pharmacist_token).at(NOW)
+    request = m.rems_request(auth["authorization_number"], patient["rems_patient_id"], quantity=21)
+
+    code, note = _denied(m.send(pharmacy, request))
+    assert (code, _codes(note)) == ("EC", ["CLINICAL_ALERT_UNACKNOWLEDGED"])
+    assert "CLINICAL_ALERT_UNACKNOWLEDGED (R-ACK-1): The critical warning R-CBC-2" in note
+
+    held = prescriber.post(
+        f"/api/v1/courses/{course['id']}/hold", json={"reason_code": "hematologic", "lab_result_ids": [platelets]}
+    )
+    assert held.status_code == 200, held.json
+    again = m.rems_request(auth["authorization_number"], patient["rems_patient_id"], quantity=21)
+    code, note = _denied(m.send(pharmacy, again))
+    # R-CYCLE-3 first; the still unacknowledged critical warning is listed too (every reason).
+    assert (code, _codes(note)) == ("EC", ["TREATMENT_ON_HOLD", "CLINICAL_ALERT_UNACKNOWLEDGED"])
+    assert "TREATMENT_ON_HOLD (R-CYCLE-3): The prescriber put on hold the treatment course" in note
+    assert "(reason: hematologic)" in note
 
 
 def test_patient_codes_come_first(world):
