@@ -238,7 +238,7 @@ def init_app(app: Flask) -> None:
                 continue
             raise
         app.register_blueprint(module.bp)
-    session.init_app(app)  # after registration: it wraps the sign-in view in the throttle
+    session.init_app(app)
 
     @app.route("/")
     def _home() -> Response:
