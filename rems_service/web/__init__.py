@@ -40,6 +40,7 @@ from werkzeug.wrappers import Response
 
 from rems_service.services.errors import ServiceError
 from workflows.actors import UserRole
+from workflows.labs import LOINC
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     Bootstrap5(app)
     app.jinja_env.globals.update(ROLE_LABELS=ROLE_LABELS, HOMES=HOMES, labels_of=decisions.labels_of)
+    app.jinja_env.globals["LOINC_NAMES"] = {code: c.name for code, c in LOINC.items()}
     app.jinja_env.filters["with_labels"] = decisions.with_labels
 
     static = Blueprint("portal_static", __name__, static_folder=STATIC, static_url_path="/static/portal")
