@@ -23,12 +23,14 @@ from wtforms import (
     HiddenField,
     IntegerField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.fields.core import Label
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from rems_service.api.errors import flatten_errors
 from rems_service.schemas.decisions import STRENGTHS_MG
@@ -328,21 +330,38 @@ class CourseStartForm(FlaskForm):
         }
 
 
+def _labs() -> SelectMultipleField:
+    """The patient's lab results behind a change (``lab_result_ids``): checkboxes, set per patient
+    (``set_lab_choices``)."""
+    return SelectMultipleField(
+        "Labs behind it", choices=[], widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()
+    )
+
+
 class CourseHoldForm(FlaskForm):
     reason_code = _course_reason("Hold reason")
     reason = _details("Hold details")
+    lab_result_ids = _labs()
 
 
 class CourseResumeForm(FlaskForm):
     dose_mg = _dose("Resume at dose (mg)", required=False)
     reason_code = _course_reason("Resume reason", required=False)
     reason = _details("Resume details")
+    lab_result_ids = _labs()
 
 
 class CourseDoseForm(FlaskForm):
     dose_mg = _dose("New dose (mg)")
     reason_code = _course_reason("Dose change reason")
     reason = _details("Dose change details")
+    lab_result_ids = _labs()
+
+
+def set_lab_choices(form: FlaskForm, choices: list[tuple[str, str]]) -> FlaskForm:
+    if "lab_result_ids" in form:
+        form.lab_result_ids.choices = choices
+    return form
 
 
 class CourseStopForm(FlaskForm):
@@ -359,6 +378,8 @@ def course_body(form: FlaskForm) -> dict[str, Any]:
         body["reason"] = form.reason.data.strip()
     if "dose_mg" in form and form.dose_mg.data is not None:
         body["dose_mg"] = float(form.dose_mg.data)
+    if "lab_result_ids" in form and form.lab_result_ids.data:
+        body["lab_result_ids"] = list(form.lab_result_ids.data)
     return body
 
 

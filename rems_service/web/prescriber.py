@@ -57,6 +57,7 @@ from .forms import (
     acknowledgements_sent,
     course_body,
     load,
+    set_lab_choices,
     show_errors,
     survey_form,
     utc_text,
@@ -299,6 +300,26 @@ COURSE_ACTIONS: dict[str, tuple[type[FlaskForm], Any, Any, str]] = {
 ACTIONS_BY_STATUS = {"active": ("hold", "change-dose", "stop"), "on_hold": ("resume", "stop"), "stopped": ()}
 
 
+#: How many of the newest blood counts a hold, resume or dose change offers as its evidence.
+LAB_CHOICES = 8
+_COUNT_NAMES = {"platelets": "Platelets", "anc": "ANC", "hemoglobin": "Hemoglobin", "wbc": "WBC"}
+_UNITS = {"10*3/uL": "×10³/µL"}
+
+
+def lab_choices(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The newest blood counts of the summary, as the labs a course change may cite."""
+    points = [(p["collected_at"], kind, p) for kind, series in summary["cbc"]["series"].items() for p in series]
+    points.sort(key=lambda item: item[0], reverse=True)
+    return [
+        (
+            str(p["lab_id"]),
+            f"{_COUNT_NAMES.get(kind, kind)} {p['value']:g} {_UNITS.get(p['unit'], p['unit'])} "
+            f"on {at.strftime('%Y-%m-%d %H:%M')} UTC",
+        )
+        for at, kind, p in points[:LAB_CHOICES]
+    ]
+
+
 def _treatment_forms(summary: dict[str, Any], now: datetime, given: dict[str, FlaskForm]) -> dict[str, FlaskForm]:
     """The Treatment section's forms: start (no course, or a stopped one), the course's actions, a lab result."""
     course = summary["course"]
@@ -306,8 +327,11 @@ def _treatment_forms(summary: dict[str, Any], now: datetime, given: dict[str, Fl
     forms: dict[str, FlaskForm] = {}
     if status == "stopped":
         forms["start"] = given.get("start") or CourseStartForm(formdata=None, prefix="course", start_date=now.date())
+    labs_choices = lab_choices(summary)
     for name in ACTIONS_BY_STATUS.get(status, ()):
-        forms[name] = given.get(name) or COURSE_ACTIONS[name][0](formdata=None, prefix=name)
+        forms[name] = set_lab_choices(
+            given.get(name) or COURSE_ACTIONS[name][0](formdata=None, prefix=name), labs_choices
+        )
     minute = now.replace(second=0, microsecond=0, tzinfo=None)
     forms["lab"] = given.get("lab") or LabResultForm(formdata=None, prefix="lab", collected_at=minute)
     return forms
@@ -342,6 +366,10 @@ def course_action(patient_id: uuid.UUID, course_id: uuid.UUID, action: str) -> A
     if courses.get(c.uow(), c.actor, c.now, c.program, course_id).course.patient_id != patient_id:
         abort(404)  # another patient's course under this patient's URL
     form = form_class(prefix=action)
+    try:
+        set_lab_choices(form, lab_choices(courses.summary(c.uow(), c.actor, c.now, c.program, patient_id)))
+    except Conflict:
+        abort(404)  # no clinical table in force: no course to act on
     if form.validate():
         args = load(schema(), course_body(form), form)
         if args is not None:

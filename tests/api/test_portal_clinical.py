@@ -124,12 +124,18 @@ def test_the_treatment_section_shows_the_course_labs_and_charts_and_its_forms_ac
     # Course actions through the services: hold, resume at 20 mg, change the dose, stop.
     course_id = summary["course"]["id"]
     base = f"{page}/courses/{course_id}"
-    r = portal.post(f"{base}/hold", {"hold-reason_code": "hematologic", "hold-reason": "platelets"}, token_from=page)
+    platelets = next(p for p in summary["cbc"]["series"]["platelets"] if p["value"] < 30)["lab_id"]
+    assert f'value="{platelets}"' in html  # offered as a lab behind the change
+    r = portal.post(
+        f"{base}/hold",
+        {"hold-reason_code": "hematologic", "hold-reason": "platelets", "hold-lab_result_ids": platelets},
+        token_from=page,
+    )
     assert r.status_code == 302
     html = text(portal.get(page))
     assert "Treatment course held; the course is on hold at 25 mg." in html
     assert ">Resume course</button>" in html and ">Hold course</button>" not in html
-    assert "Hematologic (blood counts): platelets" in html
+    assert "Hematologic (blood counts): platelets (1 lab result cited)" in html
     on_hold = authorize(world, patient, quantity=21)
     assert {r["code"] for r in on_hold.json["reasons"]} >= {"TREATMENT_ON_HOLD"}
     refused = portal.post(f"{base}/resume", {"resume-dose_mg": "200"}, token_from=page)
@@ -146,6 +152,7 @@ def test_the_treatment_section_shows_the_course_labs_and_charts_and_its_forms_ac
     assert r.status_code == 302
     course = world.api.as_(world.prescriber_token).at(NOW).get(f"/api/v1/courses/{course_id}").json
     assert course["status"] == "active" and course["dose_mg"] == 15
+    assert next(e for e in course["events"] if e["event"] == "treatment.held")["lab_result_ids"] == [platelets]
     assert [e["event"] for e in course["events"]][-3:] == [
         "treatment.held",
         "treatment.resumed",

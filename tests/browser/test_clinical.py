@@ -73,9 +73,11 @@ def test_prescriber_treatment_section_acknowledgement_and_hold(portal, page, sig
 
     page.get_by_label("Hold reason").select_option("hematologic")
     page.get_by_label("Hold details").fill("platelets 24")
+    page.get_by_role("form", name="Hold the course").get_by_label("Platelets 24.321 ×10³/µL").check()
     page.get_by_role("button", name="Hold course").click()
     expect(page.get_by_role("status")).to_contain_text("Treatment course held")
     expect(page.locator("#course-status")).to_contain_text("on hold")
+    expect(page.locator("#holds-list")).to_contain_text("Hematologic (blood counts): platelets 24")
     page.get_by_label("Resume at dose (mg)").fill("20")
     page.get_by_label("Resume reason").select_option("hematologic")
     page.get_by_role("button", name="Resume course").click()
