@@ -213,6 +213,15 @@ def test_a_critical_warning_is_shown_and_acknowledged_in_the_prescribers_authori
 
     blank = portal.post(f"{page}/authorizations", {**AUTH_FORM, "ack_rules": "R-CBC-2"}, token_from=page)
     assert ">Denied</h2>" in text(blank)  # a blank reason acknowledges nothing
+    # The same rendering of the form sent twice shows the first decision again, warnings and all.
+    key = re.search(r'name="auth-request_key"[^>]*value="([0-9a-f]{32})"', text(blank)).group(1)
+    first, again = (
+        text(portal.post(f"{page}/authorizations", {**AUTH_FORM, "auth-request_key": key}, token_from=page))
+        for _ in range(2)
+    )
+    seqs = [re.search(r"audit entry #(\d+)", h).group(1) for h in (first, again)]
+    assert seqs[0] == seqs[1] and "R-CBC-2" in again and "Clinical warnings" in again
+    assert 'name="ack_rules" value="R-CBC-2"' in again
     approved = portal.post(
         f"{page}/authorizations",
         {**AUTH_FORM, "ack_rules": "R-CBC-2", "ack-R-CBC-2-reason": CBC2_REASON},
