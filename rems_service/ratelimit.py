@@ -30,8 +30,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_smorest import Blueprint
+
+from rems_service import metrics
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,28 @@ def sign_in_limits(view: View) -> View:
         error_message="Too many failed sign-ins from this address.",
     )
     return cast(View, by_address(by_email(view)))
+
+
+def limit_name(exc: RateLimitExceeded) -> str:
+    """The ``rems_rate_limit_refusals`` label of the limit ``exc`` hit."""
+    limit = exc.limit
+    if limit.scope == "failed-authentication":
+        return "auth_failures_per_address"
+    if limit.scope == "decisions":
+        return "decisions_per_token"
+    if limit.key_func is email_key:
+        return "sign_in_failures_per_email"
+    if limit.key_func is client_address:
+        return "sign_in_failures_per_address"
+    return "other"
+
+
+def refused(exc: RateLimitExceeded) -> str:
+    """Count and log one request refused by a limit (where each front makes its 429); its name."""
+    name = limit_name(exc)
+    metrics.rate_limit_refused(name)
+    log.warning("rate limited", extra={"limit": str(exc.limit.limit), "limit_name": name})
+    return name
 
 
 def init_app(app: Flask) -> Limiter:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from webargs import core
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from rems_service import ratelimit
 from rems_service.services.errors import ServiceError
 from rems_service.services.versions import NotInForce
 
@@ -268,7 +269,7 @@ def _protect_response(response: Response) -> Response:
 def too_many_requests(exc: RateLimitExceeded) -> tuple[Response, int, Any]:
     """The only place a 429 is made (``rems_service.ratelimit``): the API's error body;
     Flask-Limiter's after-request hook adds ``Retry-After`` (seconds) and the X-RateLimit headers."""
-    log.warning("rate limited", extra={"limit": str(exc.limit.limit), "scope": exc.limit.scope})
+    ratelimit.refused(exc)  # logged and counted (rems_rate_limit_refusals)
     return error_response(
         429,
         f"{exc.description} Retry after the number of seconds in the Retry-After header.",

@@ -18,7 +18,6 @@ with ``Retry-After``.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter import RateLimitExceeded
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -39,8 +39,6 @@ from rems_service.runtime import get_runtime
 from rems_service.services import users
 
 from . import HOMES, error_page, page_blueprint
-
-log = logging.getLogger(__name__)
 
 bp = page_blueprint("session", __name__, url_prefix="", roles=None)
 
@@ -143,11 +141,12 @@ def _local_path(target: str | None) -> str | None:
 
 
 @bp.errorhandler(429)
-def _throttled(_exc: Exception) -> Response:
+def _throttled(exc: Exception) -> Response:
     """The 429 page of a throttled sign-in: how long to wait, and a ``Retry-After`` header
     (the shared limiter's; a blueprint handler, so the API's JSON 429 is not used here)."""
+    if isinstance(exc, RateLimitExceeded):
+        ratelimit.refused(exc)  # logged and counted like the API's
     current = ratelimit.limiter.current_limit
-    log.warning("rate limited", extra={"limit": str(current.limit) if current else None, "scope": "portal-sign-in"})
     seconds = max(1, int(current.reset_at - time.time())) if current is not None else 60
     minutes = max(1, (seconds + 59) // 60)
     body, status = error_page(
