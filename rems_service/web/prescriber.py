@@ -337,6 +337,11 @@ def _treatment_forms(summary: dict[str, Any], now: datetime, given: dict[str, Fl
     return forms
 
 
+def _course_conflict(patient_id: uuid.UUID, exc: Conflict) -> Response:
+    flash(f"Nothing changed: {exc.message}", "danger")
+    return redirect(url_for("prescriber.patient", patient_id=patient_id) + "#treatment")
+
+
 @bp.route("/patients/<uuid:patient_id>/courses", methods=["POST"])
 def start_course(patient_id: uuid.UUID) -> Any:
     """**Start course**: a treatment course for the patient (``courses.start``)."""
@@ -347,9 +352,11 @@ def start_course(patient_id: uuid.UUID) -> Any:
             c = ctx()
             try:
                 view = courses.start(c.uow(), c.actor, c.now, c.program, patient_id, courses.NewCourse(**args))
-            except (Invalid, Conflict) as exc:
+            except Invalid as exc:
                 show_errors(form, exc.field_errors)
                 form.form_errors.append(exc.message)
+            except Conflict as exc:  # a course already kept (a page left open): nothing changed
+                return _course_conflict(patient_id, exc)
             else:
                 flash(f"Treatment course started at {view.course.dose_mg:g} mg.", "success")
                 return redirect(url_for("prescriber.patient", patient_id=patient_id) + "#treatment")
@@ -375,9 +382,11 @@ def course_action(patient_id: uuid.UUID, course_id: uuid.UUID, action: str) -> A
         if args is not None:
             try:
                 view = call(c.uow(), c.actor, c.now, c.program, course_id, **args)
-            except (Invalid, Conflict) as exc:
+            except Invalid as exc:
                 show_errors(form, exc.field_errors)
                 form.form_errors.append(exc.message)
+            except Conflict as exc:  # the course's state no longer allows it (a page left open)
+                return _course_conflict(patient_id, exc)
             else:
                 status = view.course.status.value.replace("_", " ")
                 flash(f"{done}; the course is {status} at {view.course.dose_mg:g} mg.", "success")

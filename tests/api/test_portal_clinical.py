@@ -136,6 +136,9 @@ def test_the_treatment_section_shows_the_course_labs_and_charts_and_its_forms_ac
     assert "Treatment course held; the course is on hold at 25 mg." in html
     assert ">Resume course</button>" in html and ">Hold course</button>" not in html
     assert "Hematologic (blood counts): platelets (1 lab result cited)" in html
+    # A hold sent again from a page left open changes nothing and says why.
+    again = portal.post(f"{base}/hold", {"hold-reason_code": "hematologic"}, token_from=page)
+    assert again.status_code == 302 and "Nothing changed:" in text(portal.get(page))
     on_hold = authorize(world, patient, quantity=21)
     assert {r["code"] for r in on_hold.json["reasons"]} >= {"TREATMENT_ON_HOLD"}
     refused = portal.post(f"{base}/resume", {"resume-dose_mg": "200"}, token_from=page)
