@@ -4,6 +4,12 @@ Each view calls the service function the API's views call (``patients.enroll``,
 ``record_test``, ``record_survey``, ``get``, ``listing``; ``authorizations.request``,
 ``void``, ``listing``), with the values checked by the API's own request schemas,
 so a decision made here is the same recorded Decision, audit entry and replay.
+
+The patient page's **Treatment** section (CLINICAL_RULES.md) reads ``courses.summary``
+(the call behind ``GET /patients/{id}/treatment``) and draws it with
+``rems_service.charts``; its forms call ``courses.start``, ``hold``, ``resume``,
+``change_dose``, ``stop`` and ``labs.record``, checked by the API's clinical schemas.
+A denial citing critical warnings offers their R-ACK-1 acknowledgements on the form.
 """
 
 from __future__ import annotations
