@@ -175,6 +175,28 @@ def sign_in_limits(view: View) -> View:
     return cast(View, by_address(by_email(view)))
 
 
+def limit_name(exc: RateLimitExceeded) -> str:
+    """The ``rems_rate_limit_refusals`` label of the limit ``exc`` hit."""
+    limit = exc.limit
+    if limit.scope == "failed-authentication":
+        return "auth_failures_per_address"
+    if limit.scope == "decisions":
+        return "decisions_per_token"
+    if limit.key_func is email_key:
+        return "sign_in_failures_per_email"
+    if limit.key_func is client_address:
+        return "sign_in_failures_per_address"
+    return "other"
+
+
+def refused(exc: RateLimitExceeded) -> str:
+    """Count and log one request refused by a limit (where each front makes its 429); its name."""
+    name = limit_name(exc)
+    metrics.rate_limit_refused(name)
+    log.warning("rate limited", extra={"limit": str(exc.limit.limit), "limit_name": name})
+    return name
+
+
 def init_app(app: Flask) -> Limiter:
     """Rate-limit ``app``: counters on ``REDIS_URL`` when set, else in this process's memory."""
     app.config["RATELIMIT_ENABLED"] = bool(app.config.get("RATE_LIMITS_ENABLED", True))

@@ -269,7 +269,7 @@ def _protect_response(response: Response) -> Response:
 def too_many_requests(exc: RateLimitExceeded) -> tuple[Response, int, Any]:
     """The only place a 429 is made (``rems_service.ratelimit``): the API's error body;
     Flask-Limiter's after-request hook adds ``Retry-After`` (seconds) and the X-RateLimit headers."""
-    log.warning("rate limited", extra={"limit": str(exc.limit.limit), "scope": exc.limit.scope})
+    ratelimit.refused(exc)  # logged and counted (rems_rate_limit_refusals)
     return error_response(
         429,
         ratelimit.refusal(exc),

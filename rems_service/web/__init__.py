@@ -41,6 +41,7 @@ from werkzeug.wrappers import Response
 
 from rems_service.services.errors import ServiceError
 from workflows.actors import UserRole
+from workflows.labs import LOINC
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +236,7 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     Bootstrap5(app)
     app.jinja_env.globals.update(ROLE_LABELS=ROLE_LABELS, HOMES=HOMES, labels_of=decisions.labels_of)
+    app.jinja_env.globals["LOINC_NAMES"] = {code: c.name for code, c in LOINC.items()}
     app.jinja_env.filters["with_labels"] = decisions.with_labels
     app.jinja_env.filters["when"] = when
 
@@ -248,7 +250,7 @@ def init_app(app: Flask) -> None:
                 continue
             raise
         app.register_blueprint(module.bp)
-    session.init_app(app)  # after registration: it wraps the sign-in view in the throttle
+    session.init_app(app)
 
     @app.route("/")
     def _home() -> Response:

@@ -55,9 +55,23 @@ def shown(answer: DecisionAnswer) -> Any:
             values[name] = datetime.fromisoformat(values[name])
     values["approved"] = body.get("decision") == "approved"
     values["reasons"] = tuple(body.get("reasons", ()))
+    values["warnings"] = tuple(body.get("warnings", ()))
     return SimpleNamespace(**values)
 
 
+#: R-ACK-1's reason code: a critical warning the request did not acknowledge.
+UNACKNOWLEDGED = "CLINICAL_ALERT_UNACKNOWLEDGED"
+
+
+def rules_to_acknowledge(result: Any) -> list[str]:
+    """The rules of a denied decision's critical warnings: what the next request must acknowledge
+    to go ahead (R-ACK-1). Nothing for an approval or a decision without a critical warning."""
+    if result is None or result.approved:
+        return []
+    return list(dict.fromkeys(w["rule"] for w in result.warnings if w.get("severity") == "critical"))
+
+
+_ACK_RULE = re.compile(r'"rule":\s*"([A-Z0-9-]+)"')
 _FIELD_NAME = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)(?::\s*([^`]+))?`")
 
 
@@ -76,6 +90,11 @@ def with_labels(text: str | None, labels: Mapping[str, str] | None) -> str:
 
     def label(match: re.Match[str]) -> str:
         name, value = match.group(1).rsplit(".", 1)[-1], match.group(2)
+        if name == "acknowledgements" and value:  # R-ACK-1: the form's acknowledgement fields
+            rules = _ACK_RULE.findall(value)
+            if rules:
+                fields = " and ".join(f"“Reason for going ahead despite {rule}”" for rule in rules)
+                return f"{fields} (under “Acknowledge critical warnings”)"
         if name not in labels:
             return match.group(0)
         if value is None:

@@ -8,7 +8,8 @@ with the message shown next to the field it belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -17,17 +18,27 @@ from wtforms import (
     BooleanField,
     DateField,
     DateTimeLocalField,
+    DecimalField,
+    FloatField,
     HiddenField,
     IntegerField,
     SelectField,
+    SelectMultipleField,
     StringField,
+    TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
+from wtforms.fields.core import Label
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from rems_service.api.errors import flatten_errors
 from rems_service.schemas.decisions import STRENGTHS_MG
+from workflows.clinical_params import Regimen
+from workflows.courses import CourseReason
+from workflows.labs import LOINC, LabKind
 from workflows.patients import FnrpReason, MenstrualCycle, RiskCategory
+from workflows.rules import Rule
 from workflows.testing import PregnancyResult
 
 
@@ -196,3 +207,211 @@ def survey_form(questions: tuple[str, ...], **kwargs: Any) -> FlaskForm:
     form = SurveyForm(**kwargs)
     form.question_names = questions
     return form
+
+
+def utc_text(value: datetime | None) -> str | None:
+    """A ``datetime-local`` value (no offset) read as UTC, as ISO 8601 with the offset."""
+    return None if value is None else value.replace(tzinfo=UTC).isoformat()
+
+
+# R-ACK-1: acknowledging a critical warning in the decision request that goes ahead despite it
+
+#: The hidden field listing the rules whose acknowledgement the form offers.
+ACK_RULES = "ack_rules"
+
+
+class AcknowledgementForm(FlaskForm):
+    """One entry of the request's ``acknowledgements`` (AcknowledgementSchema): the rule, why the
+    request goes ahead despite its warning, and (pharmacist) when the prescriber was reached.
+    A blank reason sends no acknowledgement for that rule."""
+
+    class Meta:
+        csrf = False  # part of the decision form, whose token covers it
+
+    reason = TextAreaField(
+        "Reason", validators=[Optional(), Length(max=1000, message="At most 1000 characters.")], render_kw={"rows": 2}
+    )
+    prescriber_contacted_at = DateTimeLocalField(
+        "Prescriber contacted at", format="%Y-%m-%dT%H:%M", validators=[Optional()]
+    )
+
+    rule: str = ""
+
+    def entry(self) -> dict[str, Any] | None:
+        reason = (self.reason.data or "").strip()
+        if not reason:
+            return None
+        contacted = self.prescriber_contacted_at.data if "prescriber_contacted_at" in self else None
+        return {"rule": self.rule, "reason": reason, "prescriber_contacted_at": utc_text(contacted)}
+
+
+def acknowledgement_forms(rules: Iterable[str], *, contact: bool, formdata: Any = None) -> list[AcknowledgementForm]:
+    """The acknowledgement entries of ``rules`` (unknown rule IDs dropped), each labelled with its rule;
+    ``contact``: with the pharmacist's **Prescriber contacted at**. ``formdata`` keeps entered values."""
+    known = {r.value for r in Rule}
+    forms = []
+    for rule in dict.fromkeys(r for r in rules if r in known):
+        form = AcknowledgementForm(formdata=formdata, prefix=f"ack-{rule}")
+        form.rule = rule
+        form.reason.label = Label(form.reason.id, f"Reason for going ahead despite {rule}")
+        if contact:
+            field = form.prescriber_contacted_at
+            field.label = Label(field.id, f"Prescriber contacted at ({rule})")
+        else:
+            del form["prescriber_contacted_at"]
+        forms.append(form)
+    return forms
+
+
+def acknowledgements_sent(forms: Iterable[AcknowledgementForm]) -> list[dict[str, Any]]:
+    """The request's ``acknowledgements``: one per entry with a reason."""
+    return [e for e in (f.entry() for f in forms) if e is not None]
+
+
+# Treatment courses and lab results (CLINICAL_RULES.md): the prescriber's forms
+
+COURSE_REASON_LABELS = {
+    "hematologic": "Hematologic (blood counts)",
+    "renal": "Renal function",
+    "other_toxicity": "Other toxicity",
+    "patient_request": "Patient's request",
+    "other": "Other",
+}
+REGIMEN_LABELS = {
+    "combination": "Combination with dexamethasone (21 of 28 days)",
+    "maintenance": "Maintenance after stem-cell transplant (continuous)",
+}
+
+
+def _dose(label: str, required: bool = True) -> DecimalField:
+    checks: list[Any] = [NumberRange(min=0.5, max=100, message="Enter a dose between 0.5 and 100 mg.")]
+    first = InputRequired("Enter the dose in mg.") if required else Optional()
+    return DecimalField(label, places=None, validators=[first, *checks])
+
+
+def _course_reason(label: str, required: bool = True) -> SelectField:
+    return SelectField(
+        label,
+        choices=_choices(CourseReason, COURSE_REASON_LABELS),
+        validators=[DataRequired("Choose the reason.")] if required else [Optional()],
+    )
+
+
+def _details(label: str) -> StringField:
+    return StringField(label, validators=[Optional(), Length(max=500, message="At most 500 characters.")])
+
+
+class CourseStartForm(FlaskForm):
+    regimen = SelectField(
+        "Regimen", choices=_choices(Regimen, REGIMEN_LABELS), validators=[DataRequired("Choose the regimen.")]
+    )
+    start_date = DateField("Start date", validators=[InputRequired("Enter the first day of the course.")])
+    dose_mg = _dose("Dose (mg)")
+    dose_every_days = IntegerField(
+        "Dose every (days)",
+        default=1,
+        validators=[InputRequired("Enter 1 for daily."), NumberRange(min=1, max=7, message="Between 1 and 7.")],
+    )
+    thromboprophylaxis = StringField("Thromboprophylaxis", validators=[Optional(), Length(max=200)])
+    weight_kg = FloatField(
+        "Weight (kg)", validators=[Optional(), NumberRange(min=1, max=500, message="Between 1 and 500 kg.")]
+    )
+    on_dialysis = BooleanField("On dialysis")
+
+    def api_body(self) -> dict[str, Any]:
+        return {
+            "regimen": self.regimen.data,
+            "start_date": self.start_date.data.isoformat() if self.start_date.data else None,
+            "dose_mg": float(self.dose_mg.data) if self.dose_mg.data is not None else None,
+            "dose_every_days": self.dose_every_days.data,
+            "thromboprophylaxis": (self.thromboprophylaxis.data or "").strip() or None,
+            "weight_kg": self.weight_kg.data,
+            "on_dialysis": bool(self.on_dialysis.data),
+        }
+
+
+def _labs() -> SelectMultipleField:
+    """The patient's lab results behind a change (``lab_result_ids``): checkboxes, set per patient
+    (``set_lab_choices``)."""
+    return SelectMultipleField(
+        "Labs behind it", choices=[], widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()
+    )
+
+
+class CourseHoldForm(FlaskForm):
+    reason_code = _course_reason("Hold reason")
+    reason = _details("Hold details")
+    lab_result_ids = _labs()
+
+
+class CourseResumeForm(FlaskForm):
+    dose_mg = _dose("Resume at dose (mg)", required=False)
+    reason_code = _course_reason("Resume reason", required=False)
+    reason = _details("Resume details")
+    lab_result_ids = _labs()
+
+
+class CourseDoseForm(FlaskForm):
+    dose_mg = _dose("New dose (mg)")
+    reason_code = _course_reason("Dose change reason")
+    reason = _details("Dose change details")
+    lab_result_ids = _labs()
+
+
+def set_lab_choices(form: FlaskForm, choices: list[tuple[str, str]]) -> FlaskForm:
+    if "lab_result_ids" in form:
+        form.lab_result_ids.choices = choices
+    return form
+
+
+class CourseStopForm(FlaskForm):
+    reason_code = _course_reason("Stop reason")
+    reason = _details("Stop details")
+
+
+def course_body(form: FlaskForm) -> dict[str, Any]:
+    """A course action's request body (the API's schema checks it): only the fields filled in."""
+    body: dict[str, Any] = {}
+    if form.reason_code.data:
+        body["reason_code"] = form.reason_code.data
+    if (form.reason.data or "").strip():
+        body["reason"] = form.reason.data.strip()
+    if "dose_mg" in form and form.dose_mg.data is not None:
+        body["dose_mg"] = float(form.dose_mg.data)
+    if "lab_result_ids" in form and form.lab_result_ids.data:
+        body["lab_result_ids"] = list(form.lab_result_ids.data)
+    return body
+
+
+class LabResultForm(FlaskForm):
+    loinc = SelectField(
+        "Lab test",
+        choices=[
+            SelectChoice("", "Choose…"),
+            *(SelectChoice(c.code, f"{c.name} ({c.code})") for c in LOINC.values() if c.kind is not LabKind.PREGNANCY),
+        ],
+        validators=[DataRequired("Choose the lab test.")],
+    )
+    value = DecimalField("Lab value", places=None, validators=[InputRequired("Enter the value.")])
+    unit = StringField(
+        "Lab unit (UCUM)",
+        validators=[Optional(), Length(max=40)],
+        description="For example 10*3/uL, /uL, g/dL, g/L, mg/(24.h), mL/min; blank: the test's usual unit.",
+    )
+    collected_at = DateTimeLocalField(
+        "Specimen collected", format="%Y-%m-%dT%H:%M", validators=[InputRequired("Enter when it was collected.")]
+    )
+    reference_low = FloatField("Reference low", validators=[Optional()])
+    reference_high = FloatField("Reference high", validators=[Optional()])
+    source = StringField("Reporting lab", validators=[Optional(), Length(max=200)])
+
+    def api_body(self) -> dict[str, Any]:
+        return {
+            "loinc": self.loinc.data,
+            "value": float(self.value.data) if self.value.data is not None else None,
+            "unit": (self.unit.data or "").strip() or None,
+            "collected_at": utc_text(self.collected_at.data),
+            "reference_low": self.reference_low.data,
+            "reference_high": self.reference_high.data,
+            "source": (self.source.data or "").strip() or None,
+        }

@@ -10,19 +10,29 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from rems_service.api.decisions import guarded_body
 from rems_service.context import ctx
 from rems_service.schemas.decisions import DispenseCreateSchema
 from rems_service.services import dispenses
-from rems_service.services.errors import Conflict
+from rems_service.services.errors import Conflict, Invalid
 from workflows.actors import UserRole
 from workflows.dispenses import DispenseStatus
 
 from . import page_blueprint
-from .decisions import new_request_key, request_key, shown
-from .forms import ActionForm, DispenseCheckForm, load
+from .decisions import new_request_key, request_key, rules_to_acknowledge, shown
+from .forms import (
+    ACK_RULES,
+    AcknowledgementForm,
+    ActionForm,
+    DispenseCheckForm,
+    acknowledgement_forms,
+    acknowledgements_sent,
+    load,
+    show_errors,
+)
 
 bp = page_blueprint("pharmacy", __name__, url_prefix="/pharmacy", roles=[UserRole.PHARMACIST])
 
@@ -43,7 +53,12 @@ def time_left(until: datetime, now: datetime) -> str:
     return f"{minutes} min left" if minutes else "less than a minute left"
 
 
-def _home(form: DispenseCheckForm, result: Any = None, status: int = 200) -> tuple[str, int]:
+def _home(
+    form: DispenseCheckForm,
+    result: Any = None,
+    status: int = 200,
+    acks: list[AcknowledgementForm] | None = None,
+) -> tuple[str, int]:
     c = ctx()
     form.request_key.data = new_request_key()  # each rendering of the form decides at most once
     queue = dispenses.listing(c.uow(), c.actor, c.now, status=DispenseStatus.CONFIRMED.value, limit=QUEUE)
@@ -55,6 +70,8 @@ def _home(form: DispenseCheckForm, result: Any = None, status: int = 200) -> tup
             page_title="Dispense check",
             form=form,
             result=result,
+            acks=acks or [],
+            ack_rules_field=ACK_RULES,
             queue=queue.items,
             recent=recent.items,
             checks=checks,
@@ -76,24 +93,47 @@ def home() -> Any:
 def check() -> Any:
     """**Check and authorize**: the dispense decision (R-DISP-1), every reason shown."""
     form = DispenseCheckForm()
-    if not form.validate():
-        return _home(form, status=422)
-    args = load(
-        DispenseCreateSchema(), form.api_body(), form, {"counseling.checklist_completed": "checklist_completed"}
-    )
+    # R-ACK-1: the acknowledgements this form offered (after a denial citing critical warnings).
+    acks = acknowledgement_forms(request.form.getlist(ACK_RULES), contact=True, formdata=request.form)
+    valid = all([form.validate(), *(a.validate() for a in acks)])
+    if not valid:
+        return _home(form, status=422, acks=acks)
+    body = {**form.api_body(), "acknowledgements": acknowledgements_sent(acks)}
+    args = load(DispenseCreateSchema(), body, form, {"counseling.checklist_completed": "checklist_completed"})
     if args is None:
-        return _home(form, status=422)
+        return _home(form, status=422, acks=acks)
     c = ctx()
-    answer = dispenses.request(
-        c.uow,
-        c.actor,
-        c.now,
-        c.program,
-        dispenses.command(**args),
-        idempotency_key=request_key(form.request_key.data),
-        request_body=args,
+    fields = {k: v for k, v in args.items() if k != "acknowledgements"}
+    try:
+        answer = dispenses.request(
+            c.uow,
+            c.actor,
+            c.now,
+            c.program,
+            dispenses.command(**fields),
+            idempotency_key=request_key(form.request_key.data),
+            request_body=guarded_body(args),
+            acknowledgements_sent=args["acknowledgements"],
+        )
+    except Invalid as exc:  # a prescriber contact in the future: next to its field, nothing decided
+        _ack_errors(acks, args["acknowledgements"], exc.field_errors)
+        form.form_errors.append(exc.message)
+        return _home(form, status=422, acks=acks)
+    result = shown(answer)
+    return _home(
+        form, result, acks=acknowledgement_forms(rules_to_acknowledge(result), contact=True, formdata=request.form)
     )
-    return _home(form, shown(answer))
+
+
+def _ack_errors(acks: list[AcknowledgementForm], sent: list[dict[str, Any]], errors: dict[str, list[str]]) -> None:
+    """Put ``acknowledgements.<i>.<field>`` errors on the entry of the rule sent at ``i``."""
+    by_rule = {a.rule: a for a in acks}
+    for name, messages in errors.items():
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] == "acknowledgements" and parts[1].isdigit() and int(parts[1]) < len(sent):
+            entry = by_rule.get(sent[int(parts[1])]["rule"])
+            if entry is not None and parts[2] in entry:
+                show_errors(entry, {parts[2]: messages})
 
 
 @bp.route("/dispenses/<string:number>", methods=["GET"])

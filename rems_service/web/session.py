@@ -7,11 +7,13 @@ after ``PORTAL_IDLE_MINUTES`` without a request, measured on the request clock
 (``X-Rems-Now`` in sandbox and test moves it like any other time), and on
 **Sign out**.
 
-Failed sign-ins are throttled by Flask-Limiter (Redis when ``REDIS_URL`` is set,
-else this process's memory): per email (``PORTAL_SIGN_IN_LIMIT_PER_EMAIL``) and
-per client address (``PORTAL_SIGN_IN_LIMIT_PER_ADDRESS``). Only failures count,
-and a limit is a window: once it has passed, the right password works again, so
-guessing cannot lock a person out for good.
+Failed sign-ins are throttled by the service's one rate limiter
+(``rems_service.ratelimit``: Flask-Limiter, on Redis when ``REDIS_URL`` is set,
+else this process's memory): per email (``RATE_LIMIT_FAILED_SIGN_IN``) and per
+client address (``RATE_LIMIT_FAILED_AUTH``). Only failures count, and a limit is
+a window: once it has passed, the right password works again, so guessing cannot
+lock a person out for good. A throttled sign-in gets the portal's HTML 429 page
+with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -22,15 +24,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, flash, g, redirect, render_template, request, session, url_for
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask import Flask, current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter import RateLimitExceeded
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
+from rems_service import ratelimit
 from rems_service.clock import request_now
 from rems_service.context import begin
 from rems_service.runtime import get_runtime
@@ -138,33 +140,13 @@ def _local_path(target: str | None) -> str | None:
     return target.rstrip("?") or None
 
 
-def _email_key() -> str:
-    email = request.form.get("email", "")
-    return "portal-sign-in:email:" + users.normalize_email(email)[:254]
-
-
-def _address_key() -> str:
-    return "portal-sign-in:address:" + get_remote_address()
-
-
-def _failed(_response: Response) -> bool:
-    """Only failed sign-ins count against the limits."""
-    return bool(g.get("sign_in_failed"))
-
-
-def _limit_email() -> str:
-    return str(current_app.config["PORTAL_SIGN_IN_LIMIT_PER_EMAIL"])
-
-
-def _limit_address() -> str:
-    return str(current_app.config["PORTAL_SIGN_IN_LIMIT_PER_ADDRESS"])
-
-
 @bp.errorhandler(429)
-def _throttled(_exc: Exception) -> Response:
-    """The 429 page of a throttled sign-in: how long to wait, and a ``Retry-After`` header."""
-    limiter: Limiter = current_app.extensions["rems_sign_in_limiter"]
-    current = limiter.current_limit
+def _throttled(exc: Exception) -> Response:
+    """The 429 page of a throttled sign-in: how long to wait, and a ``Retry-After`` header
+    (the shared limiter's; a blueprint handler, so the API's JSON 429 is not used here)."""
+    if isinstance(exc, RateLimitExceeded):
+        ratelimit.refused(exc)  # logged and counted like the API's
+    current = ratelimit.limiter.current_limit
     seconds = max(1, int(current.reset_at - time.time())) if current is not None else 60
     minutes = max(1, (seconds + 59) // 60)
     body, status = error_page(
@@ -178,6 +160,7 @@ def _throttled(_exc: Exception) -> Response:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@ratelimit.sign_in_limits
 def login() -> Any:
     """Sign in with email and password; each role lands on its home page."""
     if current_user.is_authenticated and request.method == "GET":
@@ -194,10 +177,10 @@ def login() -> Any:
             session.permanent = True
             home = HOMES.get(active.actor.role, "/")
             return redirect(target if target and target.startswith(home) else home)
-        g.sign_in_failed = True
+        ratelimit.record_failed_sign_in()
         error = SIGN_IN_FAILED
     elif request.method == "POST":
-        g.sign_in_failed = True
+        ratelimit.record_failed_sign_in()
     return render_template("login.html", form=form, error=error), 200
 
 
@@ -209,25 +192,4 @@ def logout() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("PORTAL_SIGN_IN_LIMIT_PER_EMAIL", "10 per 15 minutes")
-    app.config.setdefault("PORTAL_SIGN_IN_LIMIT_PER_ADDRESS", "100 per 15 minutes")
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", "rems")
-    # Redis down: the limits fall back to this process's memory instead of failing sign-in.
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
-    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     login_manager.init_app(app)
-    # One limiter per app (its storage is the app's), applied to the sign-in view.
-    limiter = Limiter(key_func=get_remote_address, app=app, default_limits=[], headers_enabled=False)
-    app.extensions["rems_sign_in_limiter"] = limiter
-    endpoint = f"{bp.name}.login"
-    view: Any = app.view_functions[endpoint]
-    for limit, key in ((_limit_email, _email_key), (_limit_address, _address_key)):
-        view = limiter.limit(
-            limit,
-            key_func=key,
-            methods=["POST"],
-            deduct_when=_failed,
-            on_breach=_throttled,  # type: ignore[arg-type]
-        )(view)
-    app.view_functions[endpoint] = view

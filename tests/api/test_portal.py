@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import time_machine
 from markupsafe import escape
+from prometheus_client import REGISTRY
 from sqlmodel import col, select
 
 from rems_service.db.models import AuditEntry, DecisionRecord, User
@@ -185,8 +186,12 @@ def test_a_session_idle_for_15_minutes_is_signed_out(world, portal, pharmacist):
     assert portal.get("/pharmacy").status_code == 302
 
 
-def test_300_wrong_passwords_are_throttled_without_locking_the_right_one_out_for_good(world, portal, pharmacist):
+def test_300_wrong_passwords_are_throttled_without_locking_the_right_one_out_for_good(world, make_app, pharmacist):
+    # The shared limiter's production default (TestConfig raises it for the rest of the suite).
+    portal = Portal(make_app(RATE_LIMIT_FAILED_SIGN_IN="10 per 15 minutes").test_client())
     person(world.runtime, "auditor", "colleague@example.org")
+    refusals = {"limit": "sign_in_failures_per_email"}
+    before = REGISTRY.get_sample_value("rems_rate_limit_refusals_total", refusals) or 0.0
     start = datetime.now(UTC)
     with time_machine.travel(start, tick=False) as clock:
         token = portal.csrf("/login")
@@ -201,6 +206,8 @@ def test_300_wrong_passwords_are_throttled_without_locking_the_right_one_out_for
         throttled = portal.post("/login", {"email": "pharm@example.org", "password": PASSWORD, "csrf_token": token})
         assert throttled.status_code == 429 and "Too many failed sign-ins" in throttled.get_data(as_text=True)
         assert int(throttled.headers["Retry-After"]) > 0
+        # The shared limiter's refusals counter (rems_rate_limit_refusals) counts the portal's too.
+        assert REGISTRY.get_sample_value("rems_rate_limit_refusals_total", refusals) - before == 291
         # Another person at the same address still signs in.
         assert Portal(portal.client.application.test_client()).sign_in("colleague@example.org").status_code == 302
         clock.shift(timedelta(minutes=16))

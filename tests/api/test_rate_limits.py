@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from flask import Blueprint, request
+from prometheus_client import REGISTRY
 
 from rems_service import ratelimit
 from tests.helpers import authorize, make_user, ready_patient
@@ -31,6 +32,8 @@ def _retry_after(r) -> int:
 
 def test_failed_authentications_per_address_then_429_and_the_right_token_works_after_the_window(world):
     api = world.api
+    refusals = {"limit": "auth_failures_per_address"}
+    before = REGISTRY.get_sample_value("rems_rate_limit_refusals_total", refusals) or 0.0
     with time_machine.travel(datetime.now(UTC), tick=False) as clock:
         for i in range(5):
             assert api.as_(f"rems_wrong{i}").get("/api/v1/me").status_code == 401
@@ -39,6 +42,7 @@ def test_failed_authentications_per_address_then_429_and_the_right_token_works_a
         assert _retry_after(r) <= 60
         # The right token from the same address is refused too while the window lasts...
         assert api.as_(world.admin).get("/api/v1/me").status_code == 429
+        assert REGISTRY.get_sample_value("rems_rate_limit_refusals_total", refusals) - before == 2  # counted
         # ...but another address is not affected.
         other = api.client.get(
             "/api/v1/me", headers={"Authorization": f"Bearer {world.admin}"}, environ_base={"REMOTE_ADDR": "10.1.2.3"}
