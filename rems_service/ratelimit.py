@@ -139,10 +139,9 @@ def limit_front(blp: FlaskBlueprint) -> FlaskBlueprint:
 
 
 def refusal(exc: RateLimitExceeded) -> str:
-    """Count a 429 in the metrics (by the limit's scope) and say what happened, for the
-    error body each front renders; ``Retry-After`` is added by Flask-Limiter's headers."""
-    scope = exc.limit.scope
-    metrics.rate_limit_refused(scope if isinstance(scope, str) and scope else "route")
+    """Log and count a 429 (``refused``) and say what happened, for the error body each
+    front renders; ``Retry-After`` is added by Flask-Limiter's headers."""
+    refused(exc)
     return f"{exc.description} Retry after the number of seconds in the Retry-After header."
 
 

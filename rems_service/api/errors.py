@@ -269,10 +269,9 @@ def _protect_response(response: Response) -> Response:
 def too_many_requests(exc: RateLimitExceeded) -> tuple[Response, int, Any]:
     """The only place a 429 is made (``rems_service.ratelimit``): the API's error body;
     Flask-Limiter's after-request hook adds ``Retry-After`` (seconds) and the X-RateLimit headers."""
-    ratelimit.refused(exc)  # logged and counted (rems_rate_limit_refusals)
     return error_response(
         429,
-        ratelimit.refusal(exc),
+        ratelimit.refusal(exc),  # logged and counted (rems_rate_limit_refusals)
         {"rate_limit": [f"At most {exc.limit.limit}."]},
     )
 

@@ -55,7 +55,16 @@ def fetch(url: str, token: str | None = None) -> tuple[int, dict]:
 @contextmanager
 def gunicorn(database_url: str, log_path: Path, **env_overrides: str) -> Iterator[str]:
     """Serve the app on ``database_url`` with gunicorn (2 workers unless overridden); yield its base URL."""
-    env = {**os.environ, "DATABASE_URL": database_url, "REMS_ENV": "development", **env_overrides}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REMS_ENV": "development",
+        # Concurrency tests send many decisions per token and minute; the limits are tested
+        # on their own (tests/api/test_rate_limits.py).
+        "REMS_RATE_LIMIT_DECISIONS": "1000000 per minute",
+        "REMS_RATE_LIMIT_FAILED_AUTH": "1000000 per minute",
+        **env_overrides,
+    }
     env.pop("REDIS_URL", None)
     port = free_port()
     log = open(log_path, "w")

@@ -28,7 +28,8 @@ def runtime_on_postgres(postgres_url, monkeypatch):
 def test_simultaneous_subscriptions_of_one_owner_stop_at_the_cap(runtime_on_postgres):
     runtime = runtime_on_postgres
     prescriber = make_prescriber(runtime)
-    actor = users.authenticate(runtime.read(), make_user(runtime, "prescriber", prescriber_id=prescriber.id)[1])
+    token = make_user(runtime, "prescriber", prescriber_id=prescriber.id)[1]
+    actor = users.authenticate(runtime.read(), token, datetime.now(UTC))
     assert actor is not None
     start = threading.Barrier(CALLERS)
     outcomes: list[str] = []

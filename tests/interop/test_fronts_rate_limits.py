@@ -127,4 +127,4 @@ def test_rate_limit_refusals_on_the_fronts_are_counted(world):
         f.fhir_error(f.fhir(world.api.as_("rems_wrong").at(NOW)), 429, "throttled")
         f.cds_error(f.cds(world.api.as_("rems_wrong").at(NOW)), 429)
         after = f.scrape(world)
-    assert f.grew(before, after, "rems_rate_limit_refusals_total", limit="failed-authentication") == 2
+    assert f.grew(before, after, "rems_rate_limit_refusals_total", limit="auth_failures_per_address") == 2
