@@ -214,3 +214,46 @@ def signature_ok(secret: str, received: Any) -> bool:
     """Whether a webhook delivery the test receiver got carries the right HMAC signature."""
     expected = "sha256=" + hmac.new(secret.encode(), received.raw, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, received.headers["X-Rems-Signature"])
+
+
+@dataclass
+class World:
+    """A small program: two prescribers and two pharmacies, each with a user, plus staff."""
+
+    api: Api
+    runtime: Any
+    admin: str
+    auditor: str
+    prescriber: Any
+    prescriber_token: str
+    other_prescriber: Any
+    other_prescriber_token: str
+    pharmacy: Any
+    pharmacist_token: str
+    other_pharmacy: Any
+    other_pharmacist_token: str
+
+
+def make_world(api: Api, runtime: Any) -> World:
+    """Two certified prescribers and two certified pharmacies, each with a user (pharmacists
+    trained), an admin and an auditor: the small program most API and interop tests start from."""
+    prescriber = make_prescriber(runtime, "1234567893")
+    other = make_prescriber(runtime, "1245319599")
+    pharmacy = make_pharmacy(runtime, "1234567")
+    other_pharmacy = make_pharmacy(runtime, "7654321")
+    return World(
+        api=api,
+        runtime=runtime,
+        admin=make_user(runtime, "admin")[1],
+        auditor=make_user(runtime, "auditor")[1],
+        prescriber=prescriber,
+        prescriber_token=make_user(runtime, "prescriber", prescriber_id=prescriber.id)[1],
+        other_prescriber=other,
+        other_prescriber_token=make_user(runtime, "prescriber", prescriber_id=other.id)[1],
+        pharmacy=pharmacy,
+        pharmacist_token=make_user(runtime, "pharmacist", pharmacy_id=pharmacy.id, training_completed_at=TRAINED)[1],
+        other_pharmacy=other_pharmacy,
+        other_pharmacist_token=make_user(
+            runtime, "pharmacist", pharmacy_id=other_pharmacy.id, training_completed_at=TRAINED
+        )[1],
+    )
