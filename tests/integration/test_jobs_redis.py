@@ -280,15 +280,21 @@ def test_a_worker_killed_mid_job_loses_no_obligation(program, postgres_url, redi
     # up the sweeps): once the dead worker's lease is over, a worker posts it.
     assert report.get("webhook_attempts_queued") == 1 and not report.get("webhook_attempts")
     time.sleep(lease.total_seconds() + 1)
-    run_burst_worker(postgres_url, redis_url)
-    with program.runtime.session() as s:
-        row = s.exec(select(WebhookDelivery)).one()
-        attempts = s.exec(select(WebhookAttempt)).all()
-    assert row.status == "delivered" and row.attempts == 2
-    # Attempt 2 delivered it. (The killed attempt is logged too if its work horse outlived the
-    # kill long enough to time out: the sweep now waits for the lease before a worker retries.)
+    # A worker posts it; on a loaded machine that attempt can still fall inside a lease or time
+    # out, and its retry is scheduled (backoff 1 s): later bursts run that retry.
+    for _burst in range(4):
+        run_burst_worker(postgres_url, redis_url)
+        with program.runtime.session() as s:
+            row = s.exec(select(WebhookDelivery)).one()
+            attempts = s.exec(select(WebhookAttempt)).all()
+        if row.status == "delivered":
+            break
+        time.sleep(lease.total_seconds() + 1)
+    assert row.status == "delivered" and row.attempts >= 2
+    # A worker's retry delivered it. (The killed attempt is logged too if its work horse outlived
+    # the kill long enough to time out: the sweep now waits for the lease before a worker retries.)
     by_number = {a.attempt: a for a in attempts}
-    assert by_number[2].outcome == "delivered" and set(by_number) <= {1, 2}
+    assert by_number[row.attempts].outcome == "delivered"
     assert len({r.body["id"] for r in receiver.received}) == 1  # at-least-once: the receiver dedupes on id
 
 
