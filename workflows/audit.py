@@ -53,6 +53,8 @@ class Origin:
 
 #: The JSON API's origin (every decision made before channels were recorded came through it).
 API_ORIGIN = Origin()
+#: Requests made in the portal (UI.md): the same services, recorded as the portal's.
+PORTAL_ORIGIN = Origin(channel="portal")
 
 
 def _default(value: Any) -> Any:

@@ -66,5 +66,6 @@ def unexpected_status(exc: BaseException) -> tuple[int, str]:
     if type(exc).__module__.split(".")[0] in ("sqlalchemy", "psycopg"):
         log.error("database unavailable", extra={"error": type(exc).__name__})
         return 503, "The database is unavailable; nothing was decided or changed. Retry later."
-    log.exception("unexpected error in a standard front")
+    # The class only: an exception's text can quote the message's values (names, dates of birth).
+    log.error("unexpected error in a standard front", extra={"error": type(exc).__name__})
     return 500, "Internal error; nothing was decided or changed."

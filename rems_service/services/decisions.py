@@ -233,7 +233,10 @@ def clinical_details(
     shared: dict[str, Any] = {}
     audit_only: dict[str, Any] = {}
     if decision.warnings:
-        shared["warnings"] = [
+        # The event (and so webhooks) names each warning; the evidence's digest stays in the
+        # audit entry: an unkeyed digest of a few low-precision values could be reversed.
+        shared["warnings"] = [w.summary() for w in decision.warnings]
+        audit_only["warnings"] = [
             {**w.summary(), "evidence_digest": digest(w.as_dict()["evidence"])} for w in decision.warnings
         ]
     if acks:

@@ -24,12 +24,13 @@ from rems_service.db.repository import (
     DispenseInputs,
     DispenseListFilter,
     authorization_subject,
+    course_facts,
     dispense_subject,
     patient_subject,
 )
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
-from workflows.advisories import Acknowledgement
+from workflows.advisories import Acknowledgement, hold_reasons
 from workflows.audit import API_ORIGIN, Origin
 from workflows.authorizations import AuthorizationLifecycle, AuthorizationStatus
 from workflows.calendar import local_date
@@ -349,6 +350,7 @@ def complete(
             )
         if status is DispenseStatus.CONFIRMED:
             _refuse_unless_participants_hold(uow, actor, now)
+            _refuse_while_the_course_is_held(uow, patient.id)
         patient_machine = PatientLifecycle(patient.status.value, patient.therapy_started_at)
         if status is DispenseStatus.CONFIRMED and not patient_machine.eligible:
             raise Conflict(
@@ -368,6 +370,22 @@ def complete(
             _start_therapy(uow, actor, now, version, patient, patient_machine)
         uow.commit()
         return DispenseView(row, row.status, auth.number)
+
+
+def _refuse_while_the_course_is_held(uow: UnitOfWork, patient_id: uuid.UUID) -> None:
+    """R-CYCLE-3 at hand-over: a course the prescriber put on hold or stopped after the
+    confirmation stops the hand-over too (``Conflict`` naming TREATMENT_ON_HOLD). A patient
+    without a course is not affected."""
+    course = uow.repo.current_course(patient_id)
+    if course is None:
+        return
+    reasons = hold_reasons(course_facts(course))
+    if reasons:
+        raise Conflict(
+            f"TREATMENT_ON_HOLD: {reasons[0].message} The drug may not be handed over "
+            f"({Rule.R_CYCLE_3.value}). {reasons[0].next_step or ''}".strip(),
+            {"confirmation_number": ["TREATMENT_ON_HOLD"]},
+        )
 
 
 def _refuse_unless_participants_hold(uow: UnitOfWork, actor: Actor, now: datetime) -> None:

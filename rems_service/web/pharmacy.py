@@ -19,6 +19,7 @@ from rems_service.schemas.decisions import DispenseCreateSchema
 from rems_service.services import dispenses
 from rems_service.services.errors import Conflict, Invalid
 from workflows.actors import UserRole
+from workflows.audit import PORTAL_ORIGIN
 from workflows.dispenses import DispenseStatus
 
 from . import page_blueprint
@@ -114,6 +115,7 @@ def check() -> Any:
             idempotency_key=request_key(form.request_key.data),
             request_body=guarded_body(args),
             acknowledgements_sent=args["acknowledgements"],
+            origin=PORTAL_ORIGIN,
         )
     except Invalid as exc:  # a prescriber contact in the future: next to its field, nothing decided
         _ack_errors(acks, args["acknowledgements"], exc.field_errors)
@@ -156,10 +158,12 @@ def _act(number: str, verb: str) -> Response:
     c = ctx()
     try:
         if verb == "complete":
-            view = dispenses.complete(c.uow(), c.actor, c.now, c.program, number)
+            view = dispenses.complete(c.uow(), c.actor, c.now, c.program, number, origin=PORTAL_ORIGIN)
             flash(f"Hand-over of {view.dispense.confirmation_number} recorded.", "success")
         else:
-            view = dispenses.reverse(c.uow(), c.actor, c.now, c.program, number, "reversed at the counter")
+            view = dispenses.reverse(
+                c.uow(), c.actor, c.now, c.program, number, "reversed at the counter", origin=PORTAL_ORIGIN
+            )
             flash(
                 f"Confirmation {view.dispense.confirmation_number} reversed; authorization "
                 f"{view.authorization_number} can be used again while it is valid.",

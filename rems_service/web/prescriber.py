@@ -39,6 +39,7 @@ from rems_service.schemas.patients import PatientEnrollSchema, PregnancyTestCrea
 from rems_service.services import authorizations, courses, labs, patients
 from rems_service.services.errors import Conflict, Invalid
 from workflows.actors import UserRole
+from workflows.audit import PORTAL_ORIGIN
 from workflows.authorizations import OPEN_STATUSES
 from workflows.surveys import questions_for
 
@@ -272,6 +273,7 @@ def request_authorization(patient_id: uuid.UUID) -> Any:
         command,
         idempotency_key=request_key(form.request_key.data),
         request_body=guarded_body(args),
+        origin=PORTAL_ORIGIN,
     )
     result = shown(answer)
     acks = acknowledgement_forms(rules_to_acknowledge(result), contact=False, formdata=request.form)

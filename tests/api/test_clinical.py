@@ -382,3 +382,36 @@ def test_a_course_start_date_far_from_today_is_refused(world):
     for start in ("0001-01-01", "2040-01-01"):
         r = _api(world).post(f"/api/v1/patients/{patient['id']}/courses", json={**COURSE, "start_date": start})
         assert r.status_code == 422 and "start_date" in r.json["errors"], r.json
+
+
+def test_a_hold_after_the_confirmation_stops_the_hand_over(world):
+    """R-CYCLE-3 holds at hand-over too: a course put on hold after the dispense was confirmed
+    refuses the hand-over (409 TREATMENT_ON_HOLD, nothing recorded); resumed, it goes ahead."""
+    patient = ready_patient(world, ADULT_MALE)
+    course = start_course(world, patient)
+    lab_id(world, patient, "751-8", 2.1, "10*3/uL")
+    lab_id(world, patient, "777-3", 150, "10*3/uL")
+    auth = authorize(world, patient, quantity=21)
+    assert auth.json["decision"] == "approved", auth.json
+    confirmed = dispense(
+        world, auth.json["authorization_number"], patient["rems_patient_id"], quantity=21, at=NOW + timedelta(hours=1)
+    )
+    assert confirmed.json["decision"] == "approved", confirmed.json
+    number = confirmed.json["confirmation_number"]
+    path = f"/api/v1/courses/{course['id']}"
+    assert (
+        _api(world, at=NOW + timedelta(hours=2)).post(path + "/hold", json={"reason_code": "other"}).status_code == 200
+    )
+    pharmacy = world.api.as_(world.pharmacist_token)
+    before = len(pharmacy.at(NOW + timedelta(hours=3)).get("/api/v1/dispenses").json["items"])
+    refused = pharmacy.at(NOW + timedelta(hours=3)).post(f"/api/v1/dispenses/{number}/complete")
+    assert refused.status_code == 409, refused.json
+    assert refused.json["errors"]["confirmation_number"] == ["TREATMENT_ON_HOLD"]
+    assert "R-CYCLE-3" in refused.json["message"]
+    after = pharmacy.at(NOW + timedelta(hours=3)).get(f"/api/v1/dispenses/{number}").json
+    assert after["status"] == "confirmed"  # nothing recorded
+    assert len(pharmacy.at(NOW + timedelta(hours=3)).get("/api/v1/dispenses").json["items"]) == before
+    resumed = _api(world, at=NOW + timedelta(hours=4)).post(path + "/resume", json={"reason_code": "other"})
+    assert resumed.status_code == 200, resumed.json
+    done = pharmacy.at(NOW + timedelta(hours=5)).post(f"/api/v1/dispenses/{number}/complete")
+    assert done.status_code == 200 and done.json["status"] == "dispensed", done.json

@@ -256,7 +256,11 @@ def _same_decision(runtime: Any, first: tuple[DecisionRecord, AuditEntry], secon
     # The entry's details name its own decision row; everything else in them is the same.
     assert first[1].details["decision_id"] == str(first[0].id)
     assert second[1].details["decision_id"] == str(second[0].id)
-    assert {**first[1].details, "decision_id": None} == {**second[1].details, "decision_id": None}
+    # ... and its channel: one came through the API, the other through the portal.
+    assert {first[1].details["channel"], second[1].details["channel"]} == {"api", "portal"}
+    assert {first[0].channel, second[0].channel} == {"api", "portal"}
+    same = {"decision_id": None, "channel": None}
+    assert {**first[1].details, **same} == {**second[1].details, **same}
     for row, _entry in (first, second):
         assert decisions.replay(runtime.uow(), runtime.program, row.audit_seq).matches
 
