@@ -117,7 +117,8 @@ class User(SQLModel, table=True):
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     created_at: datetime = _utc()
     #: When an admin disabled the user (None: active). A disabled user's tokens and
-    #: portal sessions are refused from the next request on (``Repository.active_user``).
+    #: portal sessions are refused from the next request on (``Repository.actor_by_token_hash``
+    #: and ``Repository.actor_by_user_id``).
     disabled_at: datetime | None = _utc(nullable=True)
     #: When the current token stops working (None: it does not expire).
     token_expires_at: datetime | None = _utc(nullable=True)

@@ -617,12 +617,6 @@ class Repository:
             training_completed_at=user.training_completed_at,
         )
 
-    def active_user(self, user_id: uuid.UUID, lock: bool = False) -> User | None:
-        """The user with ``user_id`` if it exists and is not disabled, else None: the one check
-        every credential (bearer token, portal session) goes through."""
-        user = self.get(User, user_id, lock=lock)
-        return user if user is not None and user.disabled_at is None else None
-
     def users_page(self, after: tuple[datetime, uuid.UUID] | None, limit: int) -> Sequence[User]:
         """Users, oldest first by (``created_at``, ``id``), at most ``limit`` after the key ``after``."""
         query = _keyset(select(User), (col(User.created_at), col(User.id)), after, descending=False)

@@ -136,10 +136,11 @@ def test_unknown_user_is_404_and_an_admin_cannot_disable_itself(world):
 
 
 def test_a_disabled_user_is_not_an_active_user(world):
-    """The one repository check every credential (tokens, portal sessions) goes through."""
+    """The repository read behind every portal session refuses a disabled user (bearer tokens:
+    ``actor_by_token_hash``, tested above)."""
     user, _token = make_user(world.runtime, "auditor")
     with world.runtime.uow() as uow:
-        assert uow.repo.active_user(user.id) is not None
+        assert uow.repo.actor_by_user_id(user.id) is not None
     assert world.api.as_(world.admin).post(f"/api/v1/users/{user.id}/disable").status_code == 200
     with world.runtime.uow() as uow:
-        assert uow.repo.active_user(user.id) is None
+        assert uow.repo.actor_by_user_id(user.id) is None

@@ -1,7 +1,7 @@
 """user credentials: disabled users, token expiry and rotation
 
 ``users.disabled_at`` (null: active) stops every credential of a user at once
-(bearer tokens now, portal sessions through the repository's ``active_user``);
+(bearer tokens and portal sessions, through the repository's reads of the caller);
 ``users.token_expires_at`` (null: no expiry) bounds a token's life;
 ``users.token_rotated_at`` records when the current token replaced the last one
 (the old hash is overwritten, so the old token is refused from the next request).
