@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
@@ -107,27 +107,90 @@ def _refuse_phi(where: str, value: Any) -> None:
             _refuse_phi(where, inner)
 
 
+#: The columns an entry's hash covers: every column except ``hash`` and ``mac``.
+CONTENT_COLUMNS = (
+    "seq",
+    "recorded_at",
+    "effective_at",
+    "actor_user_id",
+    "actor_role",
+    "action",
+    "outcome",
+    "reasons",
+    "program_version",
+    "subject",
+    "prescriber_id",
+    "pharmacy_id",
+    "rems_patient_id",
+    "inputs_digest",
+    "details",
+    "prev_hash",
+)
+
+
 def entry_content(entry: Any) -> dict[str, Any]:
     """Every column of ``entry`` except ``hash`` and ``mac``: what the hash covers (the MAC
     covers the hash)."""
-    return {
-        "seq": entry.seq,
-        "recorded_at": entry.recorded_at,
-        "effective_at": entry.effective_at,
-        "actor_user_id": entry.actor_user_id,
-        "actor_role": entry.actor_role,
-        "action": entry.action,
-        "outcome": entry.outcome,
-        "reasons": entry.reasons,
-        "program_version": entry.program_version,
-        "subject": entry.subject,
-        "prescriber_id": entry.prescriber_id,
-        "pharmacy_id": entry.pharmacy_id,
-        "rems_patient_id": entry.rems_patient_id,
-        "inputs_digest": entry.inputs_digest,
-        "details": entry.details,
-        "prev_hash": entry.prev_hash,
+    return {name: getattr(entry, name) for name in CONTENT_COLUMNS}
+
+
+@dataclass(frozen=True)
+class PreparedEntry:
+    """An entry before its place in the chain is known: every column but ``seq``,
+    ``recorded_at``, ``prev_hash``, ``hash`` and ``mac``, with the reason codes and
+    references it is indexed by. Checked for PHI when prepared."""
+
+    values: dict[str, Any]
+    codes: list[str]
+    refs: list[tuple[str, str]]
+
+    def sealed(self, head_seq: int, head_hash: str, recorded_at: datetime) -> dict[str, Any]:
+        """Every column of the entry that follows ``head_seq``/``head_hash``, recorded at
+        ``recorded_at`` (the database's clock under the head's lock): hash and MAC included."""
+        values = {**self.values, "seq": head_seq + 1, "recorded_at": recorded_at, "prev_hash": head_hash}
+        values["hash"] = chain_hash(head_hash, {name: values[name] for name in CONTENT_COLUMNS})
+        values["mac"] = current_key().entry_mac(values["hash"])
+        return values
+
+
+def prepare(
+    *,
+    actor: Actor,
+    action: str,
+    outcome: str,
+    effective_at: datetime,
+    subject: Mapping[str, Any],
+    reasons: Sequence[Mapping[str, Any]] = (),
+    program_version: str | None = None,
+    inputs: Any = None,
+    details: Mapping[str, Any] | None = None,
+) -> PreparedEntry:
+    """The entry's content as it will be stored (JSON in the form the database hands back,
+    so the hash survives a round trip). Raises ``ValueError`` if the subject or details
+    carry PHI keys (R-AUD-3)."""
+    stored_subject: dict[str, Any] = _plain(dict(subject))
+    stored_details: dict[str, Any] = _plain(dict(details or {}))
+    _refuse_phi("subject", stored_subject)
+    _refuse_phi("details", stored_details)
+    stored_reasons: list[dict[str, Any]] = _plain(list(reasons))
+    values = {
+        "effective_at": effective_at,
+        "actor_user_id": actor.user_id,
+        "actor_role": actor.role,
+        "action": action,
+        "outcome": outcome,
+        "reasons": stored_reasons,
+        "program_version": program_version,
+        "subject": stored_subject,
+        "prescriber_id": _uuid(stored_subject.get("prescriber_id")),
+        "pharmacy_id": _uuid(stored_subject.get("pharmacy_id")),
+        "rems_patient_id": stored_subject.get("rems_patient_id"),
+        "inputs_digest": digest(inputs if inputs is not None else {}),
+        "details": stored_details,
     }
+    return PreparedEntry(
+        values, sorted({r["code"] for r in stored_reasons}), sorted(subject_refs(stored_subject, stored_details))
+    )
 
 
 def append(
@@ -148,43 +211,29 @@ def append(
     ``inputs`` is the snapshot a decision read; only its digest is stored
     here. Raises ``ValueError`` if the subject or details carry PHI keys.
     """
-    stored_subject: dict[str, Any] = _plain(dict(subject))
-    stored_details: dict[str, Any] = _plain(dict(details or {}))
-    _refuse_phi("subject", stored_subject)
-    _refuse_phi("details", stored_details)
-    head_seq, head_hash, recorded_at = _lock_head(session)
-    entry = AuditEntry(
-        seq=head_seq + 1,
-        recorded_at=recorded_at,
-        effective_at=effective_at,
-        actor_user_id=actor.user_id,
-        actor_role=actor.role,
+    prepared = prepare(
+        actor=actor,
         action=action,
         outcome=outcome,
-        reasons=_plain(list(reasons)),
+        effective_at=effective_at,
+        subject=subject,
+        reasons=reasons,
         program_version=program_version,
-        subject=stored_subject,
-        prescriber_id=_uuid(stored_subject.get("prescriber_id")),
-        pharmacy_id=_uuid(stored_subject.get("pharmacy_id")),
-        rems_patient_id=stored_subject.get("rems_patient_id"),
-        inputs_digest=digest(inputs if inputs is not None else {}),
-        details=stored_details,
-        prev_hash=head_hash,
-        hash="",
+        inputs=inputs,
+        details=details,
     )
-    entry.hash = chain_hash(head_hash, entry_content(entry))
-    entry.mac = current_key().entry_mac(entry.hash)
+    head_seq, head_hash, recorded_at = _lock_head(session)
+    values = prepared.sealed(head_seq, head_hash, recorded_at)
     # Core statements: the entry is never loaded back or changed, so the ORM adds nothing.
     # Statements built once with parameters passed apart, so each compiles once per process.
-    session.execute(_INSERT_ENTRY, {c.name: getattr(entry, c.name) for c in _ENTRY_TABLE.columns})
-    codes = sorted({r["code"] for r in entry.reasons})
-    if codes:
-        session.execute(_INSERT_CODE, [{"code": code, "seq": entry.seq} for code in codes])
-    refs = sorted(subject_refs(stored_subject, stored_details))
-    if refs:
-        session.execute(_INSERT_REF, [{"kind": kind, "value": value, "seq": entry.seq} for kind, value in refs])
-    session.execute(_MOVE_HEAD, {"id": CHAIN_HEAD_ID, "seq": entry.seq, "hash": entry.hash})
-    return entry
+    session.execute(_INSERT_ENTRY, values)
+    seq = values["seq"]
+    if prepared.codes:
+        session.execute(_INSERT_CODE, [{"code": code, "seq": seq} for code in prepared.codes])
+    if prepared.refs:
+        session.execute(_INSERT_REF, [{"kind": kind, "value": value, "seq": seq} for kind, value in prepared.refs])
+    session.execute(_MOVE_HEAD, {"id": CHAIN_HEAD_ID, "seq": seq, "hash": values["hash"]})
+    return AuditEntry(**values)
 
 
 _ENTRY_TABLE = table_of(AuditEntry)

@@ -22,19 +22,23 @@ def record(session: Session, event_type: str, occurred_at: datetime, data: Mappi
     # One database-clock reading per transaction (often the audit entry's) orders
     # its events well enough — the relay sends oldest first — and saves a round trip.
     # A Core insert: nothing reads the row back in this transaction.
-    session.execute(
-        _INSERT_EVENT,
-        {
-            "id": uuid.uuid4(),
-            "type": event_type,
-            "occurred_at": occurred_at,
-            "created_at": transaction_clock(session),
-            "payload": json.loads(canonical_json(dict(data))),
-            "sent_at": None,
-            "attempts": 0,
-            "last_error": None,
-        },
-    )
+    session.execute(_INSERT_EVENT, event_values(event_type, occurred_at, transaction_clock(session), data))
+
+
+def event_values(
+    event_type: str, occurred_at: datetime, created_at: datetime, data: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The outbox row of an event (its payload as the database will hand it back)."""
+    return {
+        "id": uuid.uuid4(),
+        "type": event_type,
+        "occurred_at": occurred_at,
+        "created_at": created_at,
+        "payload": json.loads(canonical_json(dict(data))),
+        "sent_at": None,
+        "attempts": 0,
+        "last_error": None,
+    }
 
 
 _INSERT_EVENT = insert(table_of(OutboxEvent))

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, and_, delete, false, func, insert, or_, true, update
+from sqlalchemy import CursorResult, and_, bindparam, delete, false, func, insert, or_, true, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, defer
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
 from workflows.actors import Actor
@@ -47,8 +48,8 @@ from workflows.snapshots import dump as dump_snapshot
 from workflows.surveys import is_complete as survey_is_complete
 from workflows.testing import PregnancyTest
 
-from . import audit_chain, outbox
-from .engine import database_now
+from . import audit_chain, decision_sql, outbox
+from .engine import database_now, remember_clock
 from .models import (
     AuditEntry,
     Authorization,
@@ -167,7 +168,6 @@ class ClinicalInputs:
     """What the clinical advisories read: the patient's course that is not stopped (else the
     newest stopped one, which still refuses under R-CYCLE-3) and the latest relevant labs."""
 
-    course: TreatmentCourse
     facts: CourseFacts
     labs: tuple[LabValue, ...]
 
@@ -214,6 +214,37 @@ class IdempotencyClaim:
 class StoredResponse:
     status: int
     body: str
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    """A decision as ``record_decision`` stored it (the fields a Decision body shows), and
+    the ``decisions`` row's values."""
+
+    id: uuid.UUID
+    outcome: str
+    reasons: list[dict[str, str]]
+    evaluated_at: datetime
+    program_version: str
+    audit_seq: int
+    row_values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _PendingDecision:
+    """A decision whose audit entry holds its place in the chain, waiting for its one
+    write statement (PostgreSQL: ``Repository.write_pending``)."""
+
+    entry: dict[str, Any]
+    codes: list[str]
+    refs: list[tuple[str, str]]
+    decision: dict[str, Any]
+    event: dict[str, Any]
+    issued: tuple[str, dict[str, Any]] | None
+
+
+def _clinical(pieces: decision_sql.PatientPieces) -> ClinicalInputs | None:
+    return None if pieces.course is None else ClinicalInputs(course_facts(pieces.course), pieces.labs)
 
 
 @dataclass(frozen=True)
@@ -293,25 +324,35 @@ class DecisionWrite:
             },
         }
 
-    def row(self, entry: AuditEntry) -> DecisionRecord:
-        return DecisionRecord(
+    def recorded(self, audit_seq: int, recorded_at: datetime) -> RecordedDecision:
+        """The decision as recorded by the audit entry ``audit_seq`` written at ``recorded_at``."""
+        values = {
+            "id": self.decision_id,
+            "kind": self.kind,
+            "outcome": self.decision.outcome,
+            "reasons": self.reasons,
+            "evaluated_at": self.now,
+            "valid_until": self.decision.valid_until,
+            "program_version": self.program_version,
+            "snapshot": self.snapshot,
+            "actor_user_id": self.actor.user_id,
+            "prescriber_id": self.subject.get("prescriber_id"),
+            "pharmacy_id": self.subject.get("pharmacy_id"),
+            "patient_id": self.subject.get("patient_id"),
+            "rems_patient_id": self.subject.get("rems_patient_id"),
+            "audit_seq": audit_seq,
+            "created_at": recorded_at,
+            "channel": self.origin.channel,
+            "message_digest": self.origin.message_digest,
+        }
+        return RecordedDecision(
             id=self.decision_id,
-            kind=self.kind,
             outcome=self.decision.outcome,
             reasons=self.reasons,
             evaluated_at=self.now,
-            valid_until=self.decision.valid_until,
             program_version=self.program_version,
-            snapshot=self.snapshot,
-            actor_user_id=self.actor.user_id,
-            prescriber_id=self.subject.get("prescriber_id"),
-            pharmacy_id=self.subject.get("pharmacy_id"),
-            patient_id=self.subject.get("patient_id"),
-            rems_patient_id=self.subject.get("rems_patient_id"),
-            audit_seq=entry.seq,
-            created_at=entry.recorded_at,
-            channel=self.origin.channel,
-            message_digest=self.origin.message_digest,
+            audit_seq=audit_seq,
+            row_values=values,
         )
 
     def event_data(self) -> dict[str, Any]:
@@ -334,6 +375,15 @@ class Repository:
 
     def __init__(self, session: Session):
         self.session = session
+        self._pending: _PendingDecision | None = None
+        self._postgresql: bool | None = None
+
+    @property
+    def postgresql(self) -> bool:
+        """Whether the short decision path applies (``decision_sql``)."""
+        if self._postgresql is None:
+            self._postgresql = self.session.get_bind().dialect.name == "postgresql"
+        return self._postgresql
 
     # -- locks (patient → authorization → dispense) -------------------------------------
 
@@ -356,21 +406,20 @@ class Repository:
 
     def lock_by_number(self, number: str) -> tuple[Patient | None, Authorization | None]:
         """Lock the patient of the authorization numbered ``number``, then the
-        authorization, in two statements; ``(None, None)`` when no authorization has
-        that number. An authorization's patient never changes, so the subquery's
-        unlocked read of it is safe."""
+        authorization, in one statement (``FOR UPDATE OF patients, authorizations``:
+        PostgreSQL locks each joined row in the order the clause names them, so the lock
+        order holds); ``(None, None)`` when no authorization has that number."""
         number = normalize_reference_number(number)
-        patient = self.session.exec(
-            select(Patient)
-            .where(
-                Patient.id == select(Authorization.patient_id).where(Authorization.number == number).scalar_subquery()
-            )
-            .with_for_update()
+        found = self.session.execute(
+            select_columns(Patient, Authorization)
+            .join(Authorization, col(Authorization.patient_id) == col(Patient.id))
+            .where(col(Authorization.number) == number)
+            .with_for_update(of=[table_of(Patient), table_of(Authorization)])
+            .execution_options(populate_existing=True)
         ).first()
-        if patient is None:
+        if found is None:
             return None, None
-        auth = self.session.exec(select(Authorization).where(Authorization.number == number).with_for_update()).one()
-        return patient, auth
+        return found[0], found[1]
 
     def lock_open_authorizations(self, patient_id: uuid.UUID) -> Sequence[Authorization]:
         """The patient's authorizations stored as open, oldest first, locked (the caller holds the patient)."""
@@ -402,6 +451,15 @@ class Repository:
         patient = self.lock_patient(patient_id)
         if patient is None:
             return None
+        if self.postgresql:
+            read = decision_sql.read_authorization_facts(self.session, patient.id, patient.risk_category, prescriber_id)
+            return AuthorizationInputs(
+                patient=patient,
+                prescriber_status=read.prescriber_status,
+                facts=patient_facts(patient, read.patient.tests),
+                last_survey_at=read.last_survey_at,
+                clinical=_clinical(read.patient),
+            )
         status = (
             self.session.exec(select(Prescriber.status).where(Prescriber.id == prescriber_id)).first()
             if prescriber_id
@@ -422,6 +480,8 @@ class Repository:
         decision needs; the pharmacy and pharmacist are read fresh (training recorded after the
         caller authenticated counts), an unknown pharmacy reads as decertified."""
         patient, auth = self.lock_by_number(number)
+        if self.postgresql:
+            return self._dispense_inputs_pg(patient, auth, rems_patient_id, pharmacy_id, user_id)
         holding = self.holding_dispense(auth.id) if auth is not None else None
         pharmacy, pharmacist = self.pharmacy_facts(pharmacy_id, user_id)
         matches = auth is not None and patient is not None and auth.rems_patient_id == rems_patient_id
@@ -434,6 +494,37 @@ class Repository:
             facts=patient_facts(patient, self.pregnancy_tests(patient.id)) if matches and patient else None,
             prior=self.prior_dispense(patient.id) if matches and patient else None,
             clinical=self.clinical_inputs(patient.id) if matches and patient else None,
+        )
+
+    def _dispense_inputs_pg(
+        self,
+        patient: Patient | None,
+        auth: Authorization | None,
+        rems_patient_id: str,
+        pharmacy_id: uuid.UUID | None,
+        user_id: uuid.UUID | None,
+    ) -> DispenseInputs:
+        """``dispense_inputs`` after the locking statement: one more statement for every other
+        fact (and one for the holding confirmation's row, only when there is one)."""
+        matches = auth is not None and patient is not None and auth.rems_patient_id == rems_patient_id
+        read = decision_sql.read_dispense_facts(
+            self.session,
+            pharmacy_id,
+            user_id,
+            auth.id if auth is not None else None,
+            patient.id if matches and patient is not None else None,
+        )
+        holding = self.session.get(Dispense, read.holding_id) if read.holding_id is not None else None
+        pieces = read.patient
+        return DispenseInputs(
+            authorization=auth,
+            holding=holding,
+            pharmacy=read.pharmacy,
+            pharmacist=read.pharmacist,
+            patient=patient if matches else None,
+            facts=patient_facts(patient, pieces.tests) if patient is not None and pieces is not None else None,
+            prior=read.prior,
+            clinical=_clinical(pieces) if pieces is not None else None,
         )
 
     def current_course(self, patient_id: uuid.UUID, lock: bool = False) -> TreatmentCourse | None:
@@ -457,7 +548,7 @@ class Repository:
         course = self.current_course(patient_id)
         if course is None:
             return None
-        return ClinicalInputs(course, course_facts(course), self.advisory_labs(patient_id))
+        return ClinicalInputs(course_facts(course), self.advisory_labs(patient_id))
 
     def courses_of(self, patient_id: uuid.UUID) -> Sequence[TreatmentCourse]:
         """Every course of the patient, newest first."""
@@ -594,19 +685,9 @@ class Repository:
     def actor_by_token_hash(self, token_hash: str, now: datetime) -> Actor | None:
         """The actor holding the token whose hash is ``token_hash`` (five columns, one statement);
         None when no user has it, its user is disabled, or it expired by ``now``."""
-        user = self.session.execute(
-            select_columns(
-                col(User.id),
-                col(User.role),
-                col(User.prescriber_id),
-                col(User.pharmacy_id),
-                col(User.training_completed_at),
-            ).where(
-                col(User.token_hash) == token_hash,
-                col(User.disabled_at).is_(None),
-                or_(col(User.token_expires_at).is_(None), col(User.token_expires_at) > now),
-            )
-        ).first()
+        # A Core statement built once (the table's columns, not the entity's): no ORM
+        # loading context for five columns on every request.
+        user = self.session.execute(_ACTOR_BY_TOKEN, {"token_hash": token_hash, "now": now}).first()
         if user is None:
             return None
         return Actor(
@@ -801,15 +882,95 @@ class Repository:
         )
         outbox.record(self.session, change.event, change.at, {**subject, **details, "actor": actor.as_audit()})
 
-    def record_decision(self, write: DecisionWrite, event: str) -> DecisionRecord:
+    def record_decision(
+        self,
+        write: DecisionWrite,
+        event: str,
+        *,
+        confirmed: Authorization | None = None,
+        issued: Authorization | Dispense | None = None,
+    ) -> RecordedDecision:
         """Store the decision with the snapshot it read, its audit entry (digesting the
-        snapshot) and its outbox event (R-AUD-1)."""
+        snapshot) and its outbox event (R-AUD-1), with what it changed: ``confirmed``, the
+        authorization a dispense approval changed (its new status set on the row), and
+        ``issued``, the confirmation or authorization it issued. ``AlreadyHeld`` if
+        R-DISP-5's index refuses an issued confirmation, ``Duplicate`` if a unique
+        constraint refuses an issued authorization.
+
+        On PostgreSQL the audit entry's place in the chain is taken now (one statement: the
+        head's lock and clock, with ``confirmed``'s change) and everything else is written in
+        one more statement by ``complete_idempotency_claim`` or by the unit of work's commit,
+        whichever comes first (``decision_sql``). Elsewhere everything is written now."""
+        if self.postgresql:
+            return self._record_decision_pg(write, event, confirmed, issued)
+        if confirmed is not None:
+            self.add(confirmed)  # before the audit entry: the chain head is locked for less
         entry = audit_chain.append(self.session, **write.audit_entry())
-        row = write.row(entry)
+        recorded = write.recorded(entry.seq, entry.recorded_at)
         # A Core insert (nothing changes the row later).
-        self.session.execute(_INSERT_DECISION, {c.name: getattr(row, c.name) for c in _DECISION_COLUMNS})
+        self.session.execute(_INSERT_DECISION, recorded.row_values)
         outbox.record(self.session, event, write.now, write.event_data())
-        return row
+        if isinstance(issued, Dispense):
+            self.add_confirmation(issued)
+        elif issued is not None:
+            self.add(issued)
+        return recorded
+
+    def _record_decision_pg(
+        self,
+        write: DecisionWrite,
+        event: str,
+        confirmed: Authorization | None,
+        issued: Authorization | Dispense | None,
+    ) -> RecordedDecision:
+        assert self._pending is None, "one decision per unit of work"
+        prepared = audit_chain.prepare(**write.audit_entry())
+        change = None
+        if confirmed is not None:
+            change = decision_sql.AuthorizationChange(confirmed.id, confirmed.status.value, confirmed.status_changed_at)
+            # Stored by the head's statement below: the session has nothing left to write for it.
+            for name in ("status", "status_changed_at", "status_reason"):
+                set_committed_value(confirmed, name, getattr(confirmed, name))
+        self.session.flush()  # what the unit of work changed before (a lapsed confirmation settled)
+        head_seq, head_hash, recorded_at = decision_sql.lock_head(self.session, change)
+        remember_clock(self.session, recorded_at)
+        entry = prepared.sealed(head_seq, head_hash, recorded_at)
+        recorded = write.recorded(entry["seq"], recorded_at)
+        self._pending = _PendingDecision(
+            entry=entry,
+            codes=prepared.codes,
+            refs=prepared.refs,
+            decision=recorded.row_values,
+            event=outbox.event_values(event, write.now, recorded_at, write.event_data()),
+            issued=(
+                ("dispense" if isinstance(issued, Dispense) else "authorization", decision_sql.row_values(issued))
+                if issued is not None
+                else None
+            ),
+        )
+        return recorded
+
+    def write_pending(self, claim: decision_sql.Claim | None = None) -> bool:
+        """Write the recorded decision's effects, if one waits (PostgreSQL), with ``claim``'s
+        response; False if the claim was no longer held."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return True
+        try:
+            return decision_sql.write(
+                self.session,
+                pending.entry,
+                pending.codes,
+                pending.refs,
+                pending.decision,
+                pending.event,
+                pending.issued,
+                claim,
+            )
+        except IntegrityError as exc:
+            if pending.issued is not None and pending.issued[0] == "dispense":
+                raise AlreadyHeld() from exc
+            raise Duplicate() from exc
 
     # -- idempotency keys ---------------------------------------------------------------------
 
@@ -854,6 +1015,10 @@ class Repository:
 
     def complete_idempotency_claim(self, claim: IdempotencyClaim, status: int, body: str) -> None:
         """Store the response with the decision; ``StaleClaim`` if another process took the claim."""
+        if self._pending is not None:
+            if not self.write_pending(decision_sql.Claim(claim.id, claim.created_at, status, body)):
+                raise StaleClaim()
+            return
         done = cast(  # DML gives a CursorResult
             CursorResult[Any],
             self.session.execute(
@@ -996,7 +1161,6 @@ class Repository:
 
 
 _INSERT_DECISION = insert(table_of(DecisionRecord))
-_DECISION_COLUMNS = tuple(table_of(DecisionRecord).columns)
 
 
 # -- list filters and their SQL -----------------------------------------------------------------
@@ -1097,3 +1261,13 @@ def _dispense_status_is(status: DispenseStatus, now: datetime) -> Any:
     if status is DispenseStatus.LAPSED:
         return or_(stored == status.value, and_(stored == DispenseStatus.CONFIRMED.value, window_end <= now))
     return stored == status.value
+
+
+_USERS = table_of(User)
+_ACTOR_BY_TOKEN = select_columns(
+    _USERS.c.id, _USERS.c.role, _USERS.c.prescriber_id, _USERS.c.pharmacy_id, _USERS.c.training_completed_at
+).where(
+    _USERS.c.token_hash == bindparam("token_hash"),
+    _USERS.c.disabled_at.is_(None),
+    or_(_USERS.c.token_expires_at.is_(None), _USERS.c.token_expires_at > bindparam("now")),
+)

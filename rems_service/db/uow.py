@@ -68,6 +68,7 @@ class UnitOfWork:
 
     def commit(self) -> None:
         """Keep everything; ``Duplicate`` (and nothing kept) if a unique constraint refuses a row."""
+        self.repo.write_pending()  # a decision's one write statement (PostgreSQL), if not made yet
         try:
             self.session.commit()
         except IntegrityError as exc:

@@ -203,10 +203,8 @@ def _decide(
             withheld=frozenset({"rems_patient_id"}) if _mismatched(decision) else frozenset(),
         )
         record = repo.record_decision(
-            write, event="authorization.issued" if decision.approved else "authorization.denied"
+            write, event="authorization.issued" if decision.approved else "authorization.denied", issued=row
         )
-        if row is not None:
-            repo.add(row)
         statuses = {"prescriber": inputs.prescriber_status.value, "patient": inputs.facts.status.value}
         result = DecisionResult.of(record, row, None, statuses, warnings=warning_bodies(decision))
         body = encode(result)

@@ -21,7 +21,7 @@ from typing import Any
 
 from rems_service import metrics
 from rems_service.db.models import AuditEntry, Authorization, DecisionRecord, Dispense, Patient
-from rems_service.db.repository import DECISION_ACTIONS, ClinicalInputs
+from rems_service.db.repository import DECISION_ACTIONS, ClinicalInputs, RecordedDecision
 from rems_service.db.uow import UnitOfWork
 from workflows import snapshots
 from workflows.actors import Actor
@@ -73,7 +73,7 @@ class DecisionResult:
     @classmethod
     def of(
         cls,
-        record: DecisionRecord,
+        record: DecisionRecord | RecordedDecision,
         authorization: Authorization | None = None,
         dispense: Dispense | None = None,
         statuses: dict[str, str] | None = None,

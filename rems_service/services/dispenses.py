@@ -218,9 +218,13 @@ def _decide(
             origin=origin,
             audit_only=audit_only,
         )
-        record = repo.record_decision(write, event="dispense.approved" if decision.approved else "dispense.denied")
-        if row is not None:
-            repo.add_confirmation(row)  # R-DISP-5's index: AlreadyHeld if another confirmation holds it
+        # R-DISP-5's index: AlreadyHeld (here or at the commit) if another confirmation holds it.
+        record = repo.record_decision(
+            write,
+            event="dispense.approved" if decision.approved else "dispense.denied",
+            confirmed=inputs.authorization if row is not None else None,
+            issued=row,
+        )
         statuses = participant_statuses(ctx, now)
         result = DecisionResult.of(
             record,
@@ -259,9 +263,8 @@ def _confirm(
     # A 75-bit collision would violate the number's unique constraint: the decision is then made again.
     number = new_reference_number(NUMBER_PREFIX)
     change = AuthorizationLifecycle(effective(auth, None, now).value).confirm(number, now)
-    # Before the audit entry (bench/README.md, "Write path": the chain head is locked for less).
+    # Stored with the decision, before its audit entry (bench/README.md, "Write path").
     auth.status, auth.status_changed_at, auth.status_reason = AuthorizationStatus(change.to_state), now, None
-    uow.repo.add(auth)
     row = Dispense(
         confirmation_number=number,
         authorization_id=auth.id,

@@ -438,7 +438,7 @@ def test_a_failure_while_deciding_writes_nothing_and_frees_the_key(world, monkey
         raise RuntimeError("disk on fire")
 
     counts = [count(world.runtime, m) for m in (AuditEntry, Dispense, DecisionRecord, OutboxEvent, IdempotencyKey)]
-    monkeypatch.setattr(outbox, "record", broken)
+    monkeypatch.setattr(outbox, "event_values", broken)
     world.api.client.application.config["PROPAGATE_EXCEPTIONS"] = False
     r = dispense(world, decision["authorization_number"], patient["rems_patient_id"], headers={"Idempotency-Key": "k1"})
     assert r.status_code == 500
@@ -455,16 +455,25 @@ def test_a_failure_while_deciding_writes_nothing_and_frees_the_key(world, monkey
 def _blind_to_confirmations(monkeypatch, times: int):
     """Hide the live confirmation from the next ``times`` decisions, as a request racing
     the winner's commit would see it; the unique index must then catch the second one."""
+    import dataclasses
+
+    from rems_service.db import decision_sql
     from rems_service.db.repository import Repository
 
-    real = Repository.holding_dispense
+    real, real_read = Repository.holding_dispense, decision_sql.read_dispense_facts
     calls = {"n": 0}
 
-    def blind(repo, authorization_id, lock=False):
+    def blind(repo, authorization_id, lock=False):  # SQLite: the holding's own read
         calls["n"] += 1
         return None if calls["n"] <= times else real(repo, authorization_id, lock)
 
+    def blind_read(*args):  # PostgreSQL: the one read of every fact after the lock
+        calls["n"] += 1
+        facts = real_read(*args)
+        return dataclasses.replace(facts, holding_id=None) if calls["n"] <= times else facts
+
     monkeypatch.setattr(Repository, "holding_dispense", blind)
+    monkeypatch.setattr(decision_sql, "read_dispense_facts", blind_read)
     return calls
 
 

@@ -53,6 +53,7 @@ from rems_service.db.repository import (
     DecisionWrite,
     DispenseInputs,
     IdempotencyClaim,
+    RecordedDecision,
     StaleClaim,
     patient_facts,
 )
@@ -507,15 +508,29 @@ class FakeRepository:
         )
         self._record_event(change.event, change.at, {**subject, **details, "actor": actor.as_audit()})
 
-    def record_decision(self, write: DecisionWrite, event: str) -> DecisionRecord:
+    def record_decision(
+        self,
+        write: DecisionWrite,
+        event: str,
+        *,
+        confirmed: Authorization | None = None,
+        issued: Authorization | Dispense | None = None,
+    ) -> RecordedDecision:
         """The decision row with its snapshot, its audit entry (digesting the snapshot) and
-        its outbox event, as the real one stores them."""
+        its outbox event, with the authorization it changed and the row it issued, as the
+        real one stores them."""
         self._check("record_decision")
+        if confirmed is not None:
+            self.add(confirmed)
         entry = self._append_audit(**write.audit_entry())
-        row = write.row(entry)
-        self._decisions.append(row)
+        recorded = write.recorded(entry.seq, entry.recorded_at)
+        self._decisions.append(DecisionRecord(**recorded.row_values))
         self._record_event(event, write.now, write.event_data())
-        return row
+        if isinstance(issued, Dispense):
+            self.add_confirmation(issued)
+        elif issued is not None:
+            self.add(issued)
+        return recorded
 
     # -- idempotency keys ------------------------------------------------------------------------
 

@@ -423,7 +423,7 @@ def _course(status: CourseStatus = CourseStatus.ACTIVE, platelets: float = 200.0
             LabValue("751-8", 2.0, "10*3/uL", NOW - 2 * DAY),
             LabValue("777-3", platelets, "10*3/uL", NOW - 2 * DAY),
         )
-        w.store.clinical[w.patient.id] = ClinicalInputs(row, course_facts(row), labs)
+        w.store.clinical[w.patient.id] = ClinicalInputs(course_facts(row), labs)
 
     return setup
 
