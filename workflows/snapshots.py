@@ -31,8 +31,29 @@ T = TypeVar("T")
 
 def dump(snapshot: Any) -> dict[str, Any]:
     """The snapshot as JSON-ready data (the form the audit digest covers)."""
-    data: dict[str, Any] = json.loads(canonical_json(dataclasses.asdict(snapshot)))
+    data: dict[str, Any] = json.loads(canonical_json(_plain(snapshot)))
     return data
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` without its deep copies (the JSON encoding copies anyway):
+    dataclasses become dicts of their fields, recursively; the JSON text is the same."""
+    kind = type(value)
+    if kind in (str, int, float, bool) or value is None:
+        return value
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def load(cls: type[T], data: Any) -> T:

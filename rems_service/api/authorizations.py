@@ -24,6 +24,10 @@ blp = protect(
     )
 )
 
+#: One instance for every request (webargs builds one per request from a class; a
+#: schema holds no per-load state): a decision request's body is parsed without it.
+_CREATE_BODY = AuthorizationCreateSchema()
+
 
 def _present(view: authorizations.AuthorizationView) -> dict[str, Any]:
     return view.as_dict()
@@ -31,7 +35,7 @@ def _present(view: authorizations.AuthorizationView) -> dict[str, Any]:
 
 @blp.route("", methods=["POST"])
 @roles(UserRole.PRESCRIBER)
-@blp.arguments(AuthorizationCreateSchema)
+@blp.arguments(_CREATE_BODY)
 @blp.response(201, DecisionSchema)
 @blp.alt_response(404, description="No patient has this `patient_id`; nothing was decided.")
 @blp.doc(parameters=[decisions.IDEMPOTENCY_PARAMETER])

@@ -27,6 +27,10 @@ blp = protect(
     )
 )
 
+#: One instance for every request (webargs builds one per request from a class; a
+#: schema holds no per-load state): a decision request's body is parsed without it.
+_CREATE_BODY = DispenseCreateSchema()
+
 
 def _present(view: dispenses.DispenseView) -> dict[str, Any]:
     return {**view.dispense.model_dump(), "status": view.status, "authorization_number": view.authorization_number}
@@ -34,7 +38,7 @@ def _present(view: dispenses.DispenseView) -> dict[str, Any]:
 
 @blp.route("", methods=["POST"])
 @roles(UserRole.PHARMACIST)
-@blp.arguments(DispenseCreateSchema)
+@blp.arguments(_CREATE_BODY)
 @blp.response(201, DecisionSchema)
 @blp.doc(parameters=[decisions.IDEMPOTENCY_PARAMETER])
 def create(args: dict[str, Any]) -> Response:

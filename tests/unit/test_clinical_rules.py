@@ -522,3 +522,16 @@ def test_r_renal_1_a_measured_clearance_wins_over_the_estimate():
         female=False,
     )
     assert found(f, Rule.R_RENAL_1) == NONE
+
+
+def test_a_snapshot_dumps_as_dataclasses_asdict_would():
+    """``snapshots.dump`` skips ``asdict``'s deep copies; the digested JSON is unchanged."""
+    import dataclasses
+    import json
+
+    from workflows.audit import canonical_json
+
+    f = facts(labs=cbc(platelets=25.0), acks=(ack(Rule.R_CBC_2),), strength=10.0)
+    for ctx in (with_clinical(auth_ctx(), f), with_clinical(dispense_ctx(), f), auth_ctx(), dispense_ctx()):
+        assert snapshots.dump(ctx) == json.loads(canonical_json(dataclasses.asdict(ctx)))
+        assert canonical_json(snapshots.dump(ctx)) == canonical_json(dataclasses.asdict(ctx))
