@@ -268,7 +268,7 @@ def _protect_response(response: Response) -> Response:
 
 def too_many_requests(exc: RateLimitExceeded) -> tuple[Response, int, Any]:
     """The only place a 429 is made (``rems_service.ratelimit``): the API's error body;
-    Flask-Limiter's after-request hook adds ``Retry-After`` (seconds) and the X-RateLimit headers."""
+    ``ratelimit``'s after-request hook adds ``Retry-After`` (seconds) and the X-RateLimit headers."""
     return error_response(
         429,
         ratelimit.refusal(exc),  # logged and counted (rems_rate_limit_refusals)
