@@ -106,7 +106,7 @@ SCALES = {
 }
 GUNICORN = [
     "--workers",
-    "2",
+    os.environ.get("REMS_BENCH_WORKERS", "2"),
     "--threads",
     os.environ.get("REMS_BENCH_THREADS", "1"),
     "--timeout",

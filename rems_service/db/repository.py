@@ -409,14 +409,7 @@ class Repository:
         authorization, in one statement (``FOR UPDATE OF patients, authorizations``:
         PostgreSQL locks each joined row in the order the clause names them, so the lock
         order holds); ``(None, None)`` when no authorization has that number."""
-        number = normalize_reference_number(number)
-        found = self.session.execute(
-            select_columns(Patient, Authorization)
-            .join(Authorization, col(Authorization.patient_id) == col(Patient.id))
-            .where(col(Authorization.number) == number)
-            .with_for_update(of=[table_of(Patient), table_of(Authorization)])
-            .execution_options(populate_existing=True)
-        ).first()
+        found = self.session.execute(_LOCK_BY_NUMBER, {"number": normalize_reference_number(number)}).first()
         if found is None:
             return None, None
         return found[0], found[1]
@@ -1270,4 +1263,12 @@ _ACTOR_BY_TOKEN = select_columns(
     _USERS.c.token_hash == bindparam("token_hash"),
     _USERS.c.disabled_at.is_(None),
     or_(_USERS.c.token_expires_at.is_(None), _USERS.c.token_expires_at > bindparam("now")),
+)
+#: Built once (``lock_by_number``): a statement built per call costs more than it executes.
+_LOCK_BY_NUMBER = (
+    select_columns(Patient, Authorization)
+    .join(Authorization, col(Authorization.patient_id) == col(Patient.id))
+    .where(col(Authorization.number) == bindparam("number"))
+    .with_for_update(of=[table_of(Patient), table_of(Authorization)])
+    .execution_options(populate_existing=True)
 )

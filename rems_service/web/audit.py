@@ -16,13 +16,13 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, render_template, request, stream_with_context
+from flask import Response, render_template, request
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
 
-from rems_service.api.audit import csv_chunks, ndjson_chunks
+from rems_service.api.audit import csv_chunks, ndjson_chunks, yielding_to_decisions
 from rems_service.context import ctx
 from rems_service.schemas.audit import AuditListQuerySchema
 from rems_service.services import audit_log, directory
@@ -212,6 +212,6 @@ def export(fmt: str) -> Response | tuple[str, int]:
     body, mimetype = (
         (ndjson_chunks(rows), "application/x-ndjson") if fmt == "ndjson" else (csv_chunks(rows), "text/csv")
     )
-    response = Response(stream_with_context(body), mimetype=mimetype)
+    response = Response(yielding_to_decisions(body), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="audit-through-{through}.{fmt}"'
     return response

@@ -528,3 +528,48 @@ def test_a_date_only_since_or_until_is_that_days_start_in_the_program_zone(chica
     assert exported & set(entry.values()) == {entry["after"]}
     bad = api.get("/api/v1/audit/events?since=2026-11-27T00:00:00")
     assert bad.status_code == 422 and "UTC offset" in json.dumps(bad.json["errors"]["since"])
+
+
+def test_an_export_is_made_on_a_thread_of_lower_priority_and_stops_with_its_client():
+    """Issue 16 (isolation): the chunks are produced on a thread the OS schedules below the
+    decisions; a failure there reaches the client's side; a client that goes away stops it."""
+    import os
+    import threading
+    import time
+
+    from rems_service.api.audit import EXPORT_NICENESS, yielding_to_decisions
+
+    seen: list[int] = []
+
+    def chunks():
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        for i in range(100):
+            yield f"{i}\n"
+
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert "".join(yielding_to_decisions(chunks())) == "".join(f"{i}\n" for i in range(100))
+    assert seen == [min(19, own + EXPORT_NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the request's thread keeps its own
+
+    def failing():
+        yield "a"
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        list(yielding_to_decisions(failing()))
+
+    produced = []
+
+    def endless():
+        for i in range(10**9):
+            produced.append(i)
+            yield "x"
+
+    stream = yielding_to_decisions(endless(), depth=2)
+    assert next(stream) == "x"
+    stream.close()  # the WSGI server closes the body of a client that went away
+    time.sleep(1.2)
+    settled = len(produced)
+    time.sleep(0.6)
+    assert len(produced) == settled < 10
+    assert not any(t.name == "audit-export" and t.is_alive() for t in threading.enumerate())
