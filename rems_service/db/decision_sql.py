@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, text
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Dialect, Table, TextClause, bindparam, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from workflows.advisories import LabValue
@@ -53,6 +56,70 @@ def _utc(value: datetime | None) -> datetime | None:
 def _instant(text_value: str | None) -> datetime | None:
     """An instant PostgreSQL rendered into JSON (ISO 8601 with an offset), in UTC."""
     return None if text_value is None else datetime.fromisoformat(text_value).astimezone(UTC)
+
+
+# -- running a statement ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement compiled once for the connection's dialect: its SQL text and, per bind
+    parameter, the type's bind processor (what SQLAlchemy applies before the driver)."""
+
+    sql: str
+    processors: dict[str, Callable[[Any], Any]]
+
+
+_COMPILED: dict[tuple[int, str], _Compiled] = {}
+
+
+def _compiled(statement: TextClause, dialect: Dialect) -> _Compiled:
+    key = (id(statement), dialect.name)
+    found = _COMPILED.get(key)
+    if found is None:
+        compiled = statement.compile(dialect=dialect)
+        processors: dict[str, Callable[[Any], Any]] = {}
+        for name, bind in compiled.binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors[name] = process
+        found = _COMPILED[key] = _Compiled(compiled.string, processors)
+    return found
+
+
+def _one(session: Session, statement: TextClause, params: dict[str, Any]) -> Any:
+    """Execute ``statement`` on the unit of work's connection through the driver's cursor
+    (psycopg) and return its one row, as a named tuple.
+
+    The statement was compiled once (``_compiled``; the statements are module constants)
+    and each value goes through its type's bind processor, so the driver receives what
+    SQLAlchemy would send; what is skipped is SQLAlchemy's per-execution work (execution
+    context, result metadata), which cost these statements more CPU than PostgreSQL spent
+    running them (``bench/README.md``). The engine's ``before_cursor_execute`` listeners
+    still see each statement; a driver error is raised as SQLAlchemy's (``IntegrityError``,
+    ``OperationalError``…), and a connection found broken is invalidated, as SQLAlchemy
+    would do."""
+    connection = session.connection()
+    compiled = _compiled(statement, connection.dialect)
+    processors = compiled.processors
+    values = {
+        name: (processors[name](value) if value is not None and name in processors else value)
+        for name, value in params.items()
+    }
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor(row_factory=namedtuple_row) as cursor:
+        connection.dispatch.before_cursor_execute(connection, cursor, compiled.sql, values, None, False)
+        try:
+            cursor.execute(compiled.sql, values)
+            return cursor.fetchone()
+        except psycopg.Error as exc:
+            broken = bool(driver.broken)
+            if broken:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(
+                compiled.sql, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=broken
+            ) from exc
 
 
 # -- the facts ----------------------------------------------------------------------------------
@@ -157,7 +224,8 @@ def read_dispense_facts(
     """Everything a dispense decision reads besides the locked rows, in one statement.
     ``patient_id`` None (the authorization is not the presented patient's) reads no patient
     fact; ``authorization_id`` None (no authorization has the number) reads no holding."""
-    row = session.execute(
+    row = _one(
+        session,
         _DISPENSE_FACTS,
         {
             "pharmacy_id": pharmacy_id,
@@ -168,7 +236,7 @@ def read_dispense_facts(
             "dispensed": DispenseStatus.DISPENSED.value,
             **_codes(),
         },
-    ).one()
+    )
     prior = None
     if patient_id is not None and row.prior_dispensed_at is not None:
         prior = PriorDispense(_utc(row.prior_dispensed_at), row.prior_days_supply)  # type: ignore[arg-type]
@@ -191,9 +259,7 @@ def read_authorization_facts(
     """Everything an authorization decision reads besides the locked patient, in one
     statement. An unknown prescriber reads as decertified; the newest *complete* survey
     counts (R-SURV-3)."""
-    row = session.execute(
-        _AUTHORIZATION_FACTS, {"patient_id": patient_id, "prescriber_id": prescriber_id, **_codes()}
-    ).one()
+    row = _one(session, _AUTHORIZATION_FACTS, {"patient_id": patient_id, "prescriber_id": prescriber_id, **_codes()})
     complete = (
         _instant(completed_at)
         for completed_at, answers in (row.surveys or ())
@@ -322,7 +388,7 @@ def lock_head(session: Session, change: AuthorizationChange | None) -> tuple[int
     params: dict[str, Any] = {"head_id": _HEAD_ID}
     if change is not None:
         params.update(a_id=change.authorization_id, a_status=change.status, a_at=change.at)
-    seq, head_hash, now = session.execute(_lock_head_statement(change is not None), params).one()
+    seq, head_hash, now = _one(session, _lock_head_statement(change is not None), params)
     return seq, head_hash, now.astimezone(UTC)
 
 
@@ -357,14 +423,14 @@ def _write_statement(issued: str | None, completes_claim: bool) -> TextClause:
             f"issued AS ({_into(table)} SELECT {', '.join('r.' + c.name for c in table.columns)} "
             f"FROM json_populate_record(NULL::{table.name}, CAST(:issued AS json)) r)"
         )
-    final = "SELECT 1"
+    final = "SELECT 1 AS stored"
     if completes_claim:
         parts.append(
             "claim AS (UPDATE idempotency_keys SET response_status = :i_status, response_body = :i_body, "
             f"completed_at = :{_ENTRY_BINDS['recorded_at']} WHERE id = :i_id AND created_at = :i_at "
             "AND response_body IS NULL RETURNING 1)"
         )
-        final = "SELECT count(*) FROM claim"
+        final = "SELECT count(*) AS stored FROM claim"
         binds.append(bindparam("i_at", type_=_CHANGED_AT))
     return text("WITH " + ",\n".join(parts) + "\n" + final).bindparams(*binds)
 
@@ -424,5 +490,5 @@ def write(
         params["issued"] = _issued_json(session, _ISSUED_TABLES[issued[0]], issued[1])
     if claim is not None:
         params.update(i_id=claim.id, i_at=claim.created_at, i_status=claim.status, i_body=claim.body)
-    stored = session.execute(_write_statement(issued[0] if issued else None, claim is not None), params).scalar_one()
+    (stored,) = _one(session, _write_statement(issued[0] if issued else None, claim is not None), params)
     return bool(stored == 1)

@@ -170,3 +170,25 @@ def test_the_short_write_stores_canonical_json_and_a_verifiable_chain(world):
     verification = audit_log.verify(world.runtime.uow(), None, NOW)
     assert verification.check.valid and verification.check.unsigned == 0, verification.as_dict()
     assert verification.check.checked > 20
+
+
+def test_a_driver_error_on_the_short_path_is_sqlalchemy_s_and_a_dropped_connection_is_invalidated(world):
+    """The short path runs its statements on the driver's cursor: errors still reach the
+    fronts as SQLAlchemy's (their 503 handlers, ``AlreadyHeld``), and a connection the
+    server dropped is invalidated so the pool never hands it out again."""
+    from sqlalchemy.exc import DataError, OperationalError
+
+    from rems_service.db.decision_sql import _one
+
+    runtime = world.runtime
+    with runtime.session() as session:
+        with pytest.raises(DataError):
+            _one(session, text("SELECT 1 / 0 AS x"), {})
+    with runtime.session() as session:
+        pid = _one(session, text("SELECT pg_backend_pid() AS pid"), {}).pid
+        with runtime.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(OperationalError) as raised:
+            _one(session, text("SELECT 1 AS x"), {})
+        assert raised.value.connection_invalidated
+        assert session.connection().invalidated
