@@ -739,9 +739,6 @@ class Repository:
             select(Dispense).where(Dispense.confirmation_number == normalize_reference_number(number))
         ).first()
 
-    def authorization_number_taken(self, number: str) -> bool:
-        return self.session.exec(select(Authorization.id).where(Authorization.number == number)).first() is not None
-
     def recorded_decisions(self, seq: int | None = None) -> Sequence[tuple[AuditEntry, DecisionRecord]]:
         """Each recorded decision with its audit entry, oldest first (only that of ``seq`` if given)."""
         query = select(AuditEntry, DecisionRecord).join(

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from rems_service.db.models import Authorization, Patient
-from rems_service.db.repository import AuthorizationInputs, AuthorizationListFilter, DecisionWrite
+from rems_service.db.repository import AuthorizationInputs, AuthorizationListFilter, DecisionWrite, Duplicate
 from rems_service.db.uow import UnitOfWork
 from workflows.actors import Actor, UserRole
 from workflows.advisories import Acknowledgement
@@ -48,7 +48,7 @@ from .decisions import (
     encode,
     warning_bodies,
 )
-from .errors import NotFound, from_domain_error
+from .errors import NotFound, Unavailable, from_domain_error
 from .paging import DEFAULT_LIMIT, Page, PageRequest, page_of, prescriber_owner
 from .versions import version_at
 
@@ -124,16 +124,20 @@ def request(
     whose prescriber contact is in the future.
     """
     acknowledgements(command.acknowledgements, now)
+
+    def decide(claim: idempotency.Claim | None) -> DecisionAnswer:
+        version = version_at(program, now)
+        for _attempt in range(2):
+            try:
+                return _decide(uow_factory(), actor, now, version, command, claim, origin)
+            except Duplicate:
+                # The unique constraint refused the number drawn (a 75-bit collision): the unit of
+                # work rolled back, so the decision is made again with another number.
+                continue
+        raise Unavailable("The authorization could not be recorded; nothing was recorded. Retry.")
+
     return counted(
-        ENDPOINT,
-        lambda: idempotency.run(
-            uow_factory,
-            actor,
-            ENDPOINT,
-            idempotency_key,
-            request_body,
-            lambda claim: _decide(uow_factory(), actor, now, version_at(program, now), command, claim, origin),
-        ),
+        ENDPOINT, lambda: idempotency.run(uow_factory, actor, ENDPOINT, idempotency_key, request_body, decide)
     )
 
 
@@ -177,7 +181,8 @@ def _decide(
         details: dict[str, Any] = {"days_supply": command.days_supply, **clinical}
         row = None
         if decision.approved:
-            row = _new_authorization(_unused_number(uow), patient, command, decision, decision_id, now)
+            # A fresh number; the unique constraint is the check (``request`` decides again on a collision).
+            row = _new_authorization(new_reference_number(NUMBER_PREFIX), patient, command, decision, decision_id, now)
         if row is not None:
             details.update(
                 authorization_id=row.id, authorization_number=row.number, risk_category=patient.risk_category.value
@@ -242,14 +247,6 @@ def _new_authorization(
         status_changed_at=now,
         decision_id=decision_id,
     )
-
-
-def _unused_number(uow: UnitOfWork) -> str:
-    """A fresh authorization number; the unique constraint remains the backstop."""
-    while True:
-        number = new_reference_number(NUMBER_PREFIX)
-        if not uow.repo.authorization_number_taken(number):
-            return number
 
 
 #: What a pharmacist sees of an authorization (minimum necessary, HIPAA 45 CFR 164.502(b)):

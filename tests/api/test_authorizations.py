@@ -551,3 +551,32 @@ def test_every_denial_reason_over_http_carries_a_next_step(world):
     with world.runtime.session() as s:
         entry = s.exec(select(AuditEntry).where(AuditEntry.seq == r.json["audit_seq"])).one()
     assert entry.reasons == r.json["reasons"]
+
+
+def test_an_authorization_number_collision_is_decided_again_then_503(world, monkeypatch):
+    """No pre-check of the number drawn: the unique constraint refuses a collision, the unit of
+    work rolls back and the decision is made again with another number; two collisions in a
+    row are a 503 with nothing recorded (never an approval without its authorization)."""
+    from rems_service.services import authorizations
+    from workflows.identifiers import new_reference_number
+
+    patient, first = approved_authorization(world)
+    taken = first["authorization_number"]
+    drawn = []
+
+    def colliding_once(prefix):
+        drawn.append(prefix)
+        return taken if len(drawn) == 1 else new_reference_number(prefix)
+
+    monkeypatch.setattr(authorizations, "new_reference_number", colliding_once)
+    before = [count(world.runtime, m) for m in (AuditEntry, Authorization, DecisionRecord)]
+    r = authorize(world, patient, headers={"Idempotency-Key": "collide-once"})
+    assert r.status_code == 201 and r.json["decision"] == "approved", r.json
+    assert r.json["authorization_number"] != taken and len(drawn) == 2
+    assert [count(world.runtime, m) for m in (AuditEntry, Authorization, DecisionRecord)] == [n + 1 for n in before]
+
+    monkeypatch.setattr(authorizations, "new_reference_number", lambda prefix: taken)
+    before = [count(world.runtime, m) for m in (AuditEntry, Authorization, DecisionRecord)]
+    r = authorize(world, patient)
+    assert r.status_code == 503
+    assert [count(world.runtime, m) for m in (AuditEntry, Authorization, DecisionRecord)] == before

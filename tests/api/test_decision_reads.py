@@ -124,10 +124,9 @@ def test_the_short_reads_equal_the_orm_reads(world):
 
 
 def test_a_decision_takes_five_statements_with_its_authentication(world):
-    """The statements of a dispense decision on PostgreSQL (``bench/README.md``): the token,
+    """The statements of an authorization and a dispense decision on PostgreSQL (``bench/README.md``): the token,
     the locking statement, the facts, the head with the authorization's change, the write."""
     patient = _rich_patient(world)
-    number = authorize(world, patient).json["authorization_number"]
     engine = world.runtime.engine
     statements: list[str] = []
 
@@ -136,6 +135,11 @@ def test_a_decision_takes_five_statements_with_its_authentication(world):
 
     event.listen(engine, "before_cursor_execute", count)
     try:
+        # The authorization: the token, the patient's lock, the facts, the head, the write.
+        authorized = authorize(world, patient)
+        assert authorized.json["decision"] == "approved" and len(statements) == 5, statements
+        number = authorized.json["authorization_number"]
+        statements.clear()
         approved = dispense(world, number, patient["rems_patient_id"])
         first_count = len(statements)
         statements.clear()
