@@ -20,17 +20,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Dialect, Table, TextClause, bindparam, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.instrumentation import manager_of_class
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
 from workflows.advisories import LabValue
@@ -43,7 +46,9 @@ from workflows.patients import RiskCategory
 from workflows.surveys import is_complete as survey_is_complete
 from workflows.testing import PregnancyResult, PregnancyTest
 
-from .models import AuditEntry, Authorization, DecisionRecord, Dispense, OutboxEvent, table_of
+from .models import AuditEntry, Authorization, DecisionRecord, Dispense, OutboxEvent, Patient, table_of
+
+RowT = TypeVar("RowT")
 
 #: The chain head's one row (``audit_chain.CHAIN_HEAD_ID``).
 _HEAD_ID = 1
@@ -308,6 +313,71 @@ def _course_row(data: Mapping[str, Any]) -> Any:
         on_dialysis=data["on_dialysis"],
         weight_kg=data["weight_kg"],
         holds=data["holds"] if not isinstance(data["holds"], str) else json.loads(data["holds"]),
+    )
+
+
+# -- the locking statement -----------------------------------------------------------------------
+
+_PATIENTS = table_of(Patient)
+_AUTHORIZATION_ROWS = table_of(Authorization)
+#: ``Repository.lock_by_number``'s statement: lock order patient, then authorization (PostgreSQL
+#: locks each joined row in the order ``FOR UPDATE OF`` names the tables).
+_LOCK_BY_NUMBER = text(
+    f"SELECT {', '.join(f'p.{c.name} AS p_{c.name}' for c in _PATIENTS.c)}, "
+    f"{', '.join(f'a.{c.name} AS a_{c.name}' for c in _AUTHORIZATION_ROWS.c)} "
+    "FROM patients p JOIN authorizations a ON a.patient_id = p.id WHERE a.number = :number "
+    "FOR UPDATE OF p, a"
+)
+_PATIENT_TYPES = [(c.name, c.type) for c in _PATIENTS.c]
+_AUTHORIZATION_TYPES = [(c.name, c.type) for c in _AUTHORIZATION_ROWS.c]
+
+
+def _loaded(
+    row_type: type[RowT], names_types: Sequence[tuple[str, Any]], values: Sequence[Any], dialect: Dialect
+) -> RowT:
+    """A row object holding ``values`` (in column order) as if the ORM had loaded it — each
+    value through its column type's result processor — outside any session: the short path
+    writes through its own statements, so it needs none of the ORM's per-row machinery
+    (identity map, loading events). Attribute reads and writes work as on any entity."""
+    configure_mappers()  # a no-op once the mappers are configured
+    row: RowT = manager_of_class(row_type).new_instance()
+    state: dict[str, Any] = {}
+    for (name, column_type), value in zip(names_types, values, strict=True):
+        process = _result_processor(column_type, dialect)
+        state[name] = process(value) if process is not None else value
+    row.__dict__.update(state)
+    object.__setattr__(row, "__pydantic_fields_set__", set(state))
+    object.__setattr__(row, "__pydantic_extra__", None)
+    object.__setattr__(row, "__pydantic_private__", None)
+    return row
+
+
+_RESULT_PROCESSORS: dict[tuple[int, str], Any] = {}
+
+
+def _result_processor(column_type: Any, dialect: Dialect) -> Any:
+    key = (id(column_type), dialect.name)
+    if key not in _RESULT_PROCESSORS:
+        # The service's own column types (UTC instants, enums) convert what the driver returns;
+        # psycopg already returns the Python value of every other type (UUID, numbers, dates).
+        _RESULT_PROCESSORS[key] = (
+            column_type.result_processor(dialect, None) if isinstance(column_type, TypeDecorator) else None
+        )
+    return _RESULT_PROCESSORS[key]
+
+
+def lock_by_number(session: Session, number: str) -> tuple[Patient | None, Authorization | None]:
+    """``Repository.lock_by_number`` for the short path: one statement, the same lock order;
+    the rows built without the ORM's loading (``_loaded``); ``(None, None)`` when no
+    authorization has that number."""
+    row = _one(session, _LOCK_BY_NUMBER, {"number": number})
+    if row is None:
+        return None, None
+    dialect = session.get_bind().dialect
+    split = len(_PATIENT_TYPES)
+    return (
+        _loaded(Patient, _PATIENT_TYPES, row[:split], dialect),
+        _loaded(Authorization, _AUTHORIZATION_TYPES, row[split:], dialect),
     )
 
 

@@ -472,9 +472,10 @@ class Repository:
         """Lock the authorization numbered ``number`` (patient first) and read what a dispense
         decision needs; the pharmacy and pharmacist are read fresh (training recorded after the
         caller authenticated counts), an unknown pharmacy reads as decertified."""
-        patient, auth = self.lock_by_number(number)
         if self.postgresql:
+            patient, auth = decision_sql.lock_by_number(self.session, normalize_reference_number(number))
             return self._dispense_inputs_pg(patient, auth, rems_patient_id, pharmacy_id, user_id)
+        patient, auth = self.lock_by_number(number)
         holding = self.holding_dispense(auth.id) if auth is not None else None
         pharmacy, pharmacist = self.pharmacy_facts(pharmacy_id, user_id)
         matches = auth is not None and patient is not None and auth.rems_patient_id == rems_patient_id

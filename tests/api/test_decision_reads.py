@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, text
 
+from rems_service.db import decision_sql
 from rems_service.db.repository import DispenseInputs, Repository
 from tests.api.test_clinical import add_lab, start_course
 from tests.helpers import (
@@ -62,10 +63,15 @@ def _orm(repo: Repository) -> Repository:
     return repo
 
 
+def _typed_values(row):
+    """Every column's value with its Python type (the short path builds its rows itself)."""
+    return None if row is None else {k: (type(v), v) for k, v in decision_sql.row_values(row).items()}
+
+
 def _same_dispense_inputs(short: DispenseInputs, orm: DispenseInputs) -> None:
-    assert short.authorization is orm.authorization
+    assert _typed_values(short.authorization) == _typed_values(orm.authorization)
+    assert _typed_values(short.patient) == _typed_values(orm.patient)
     assert (short.holding.id if short.holding else None) == (orm.holding.id if orm.holding else None)
-    assert short.patient is orm.patient
     assert (short.pharmacy, short.pharmacist, short.facts, short.prior, short.clinical) == (
         orm.pharmacy,
         orm.pharmacist,
