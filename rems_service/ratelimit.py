@@ -206,13 +206,18 @@ def _refusal_headers(response: Response) -> Response:
     responder set its own ``Retry-After`` (the portal's sign-in page)."""
     if response.status_code != 429 or "Retry-After" in response.headers:
         return response
-    current = limiter.current_limit
-    reset_at = current.reset_at if current is not None else time.time() + 60
-    response.headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
-    if current is not None:
-        response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-        response.headers["X-RateLimit-Remaining"] = str(current.remaining)
-        response.headers["X-RateLimit-Reset"] = str(int(reset_at))
+    try:
+        current = limiter.current_limit
+        reset_at = current.reset_at if current is not None else time.time() + 60
+        headers = {"Retry-After": str(max(1, int(reset_at - time.time())))}
+        if current is not None:
+            headers["X-RateLimit-Limit"] = str(current.limit.amount)
+            headers["X-RateLimit-Remaining"] = str(current.remaining)
+            headers["X-RateLimit-Reset"] = str(int(reset_at))
+    except Exception as exc:  # the window is read from the storage: if it fails, still a 429
+        log.warning("rate limit window unreadable", extra={"error": type(exc).__name__})
+        headers = {"Retry-After": "60"}
+    response.headers.update(headers)
     return response
 
 

@@ -311,7 +311,8 @@ def _course_row(data: Mapping[str, Any]) -> Any:
         status_changed_at=_instant(data["status_changed_at"]),
         thromboprophylaxis=data["thromboprophylaxis"],
         on_dialysis=data["on_dialysis"],
-        weight_kg=data["weight_kg"],
+        # JSON renders a whole double as an integer (70.0 as 70): the ORM loads a float.
+        weight_kg=None if data["weight_kg"] is None else float(data["weight_kg"]),
         holds=data["holds"] if not isinstance(data["holds"], str) else json.loads(data["holds"]),
     )
 
@@ -448,7 +449,9 @@ def _lock_head_statement(changes_authorization: bool) -> TextClause:
         return text(lock)
     return text(
         "WITH confirm AS (UPDATE authorizations SET status = :a_status, status_changed_at = :a_at, "
-        "status_reason = NULL WHERE id = :a_id) " + lock
+        "status_reason = NULL WHERE id = :a_id RETURNING 1) "
+        "SELECT seq, hash, clock_timestamp() AS now, (SELECT count(*) FROM confirm) AS changed "
+        "FROM audit_chain_head WHERE id = :head_id FOR UPDATE"
     ).bindparams(bindparam("a_status", type_=_STATUS), bindparam("a_at", type_=_CHANGED_AT))
 
 
@@ -458,8 +461,12 @@ def lock_head(session: Session, change: AuthorizationChange | None) -> tuple[int
     params: dict[str, Any] = {"head_id": _HEAD_ID}
     if change is not None:
         params.update(a_id=change.authorization_id, a_status=change.status, a_at=change.at)
-    seq, head_hash, now = _one(session, _lock_head_statement(change is not None), params)
-    return seq, head_hash, now.astimezone(UTC)
+    row = _one(session, _lock_head_statement(change is not None), params)
+    if change is not None and row.changed != 1:
+        # The row is locked by the decision's own statement, so this cannot happen; if it did,
+        # an approval must not be recorded for an authorization left as it was.
+        raise RuntimeError("the authorization's change was not stored; nothing is recorded")
+    return row.seq, row.hash, row.now.astimezone(UTC)
 
 
 @cache

@@ -380,9 +380,10 @@ class Repository:
 
     @property
     def postgresql(self) -> bool:
-        """Whether the short decision path applies (``decision_sql``)."""
+        """Whether the short decision path applies (``decision_sql``: PostgreSQL through psycopg)."""
         if self._postgresql is None:
-            self._postgresql = self.session.get_bind().dialect.name == "postgresql"
+            dialect = self.session.get_bind().dialect
+            self._postgresql = dialect.name == "postgresql" and dialect.driver == "psycopg"
         return self._postgresql
 
     # -- locks (patient → authorization → dispense) -------------------------------------
@@ -811,6 +812,7 @@ class Repository:
 
     def add(self, row: Any) -> None:
         """Insert or update ``row`` now; ``Duplicate`` if a unique constraint refuses it."""
+        self.write_pending()  # a decision recorded before comes first (it may be referred to)
         self.session.add(row)
         try:
             self.session.flush()
@@ -819,6 +821,7 @@ class Repository:
 
     def add_unless_duplicate(self, row: Any) -> bool:
         """Insert ``row`` in a savepoint; False (and nothing inserted) if a unique constraint refuses it."""
+        self.write_pending()
         try:
             with self.session.begin_nested():
                 self.session.add(row)
@@ -837,9 +840,11 @@ class Repository:
 
     def append_audit(self, **entry: Any) -> AuditEntry:
         """Append an audit entry in this transaction (``audit_chain.append``)."""
+        self.write_pending()  # the chain's head moves with a recorded decision's write
         return audit_chain.append(self.session, **entry)
 
     def record_event(self, event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> None:
+        self.write_pending()
         outbox.record(self.session, event_type, occurred_at, data)
 
     def record_change(
@@ -855,6 +860,7 @@ class Repository:
         The audit entry names the actor, the effective time, the prior and new
         state and the change's details.
         """
+        self.write_pending()  # the chain's head moves with a recorded decision's write
         row.status = type(row.status)(change.to_state)  # keep the column's Enum type
         row.status_changed_at = change.at
         row.status_reason = change.details.get("reason")

@@ -39,7 +39,7 @@ def _rich_patient(world):
     add_survey(world, pid, complete_answers("FRP_ADULT"), completed_at=NOW - 20 * DAY)
     incomplete = add_survey(world, pid, {"used_two_methods": True}, completed_at=NOW - 10 * DAY)
     assert incomplete.status_code in (201, 422), incomplete.json
-    course = start_course(world, patient, start_date=(NOW - 30 * DAY).date().isoformat(), weight_kg=71.5)
+    course = start_course(world, patient, start_date=(NOW - 30 * DAY).date().isoformat(), weight_kg=70)
     api = world.api.as_(world.prescriber_token).at(NOW - 20 * DAY)
     assert api.post(f"/api/v1/courses/{course['id']}/hold", json={"reason_code": "other"}).status_code == 200
     api = world.api.as_(world.prescriber_token).at(NOW - 15 * DAY)

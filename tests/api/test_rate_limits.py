@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from flask import Blueprint, request
+from flask_limiter import RequestLimit
 from prometheus_client import REGISTRY
 
 from rems_service import ratelimit
@@ -134,3 +135,18 @@ def test_decisions_still_work_when_the_limits_store_is_down(make_app):
     client = app.test_client()
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert client.get("/readyz").json["status"] == "degraded"
+
+
+def test_a_429_keeps_its_retry_after_when_the_window_cannot_be_read(world, monkeypatch):
+    """The limit's window is read from the storage for the 429's headers: if that read fails,
+    the answer is still the 429 (Retry-After 60), never a 500."""
+
+    def unreadable(self):
+        raise ConnectionError("storage gone")
+
+    with time_machine.travel(datetime.now(UTC), tick=False):
+        for i in range(5):
+            assert world.api.as_(f"rems_wrong{i}").get("/api/v1/me").status_code == 401
+        monkeypatch.setattr(RequestLimit, "reset_at", property(unreadable))
+        r = world.api.as_("rems_wrong-again").get("/api/v1/me")
+    assert r.status_code == 429 and r.headers["Retry-After"] == "60"
