@@ -225,7 +225,7 @@ def csv_chunks(rows: Iterator[AuditEntry]) -> Iterator[str]:
 #: How far below the decisions an export's thread is scheduled (``nice`` increment): the
 #: operating system gives it the cores the decisions leave (issue 16: a decision's p99 while
 #: a full export streams).
-EXPORT_NICENESS = 10
+EXPORT_NICENESS = 19
 _DONE = object()
 
 
