@@ -47,6 +47,7 @@ from workflows.surveys import is_complete as survey_is_complete
 from workflows.testing import PregnancyResult, PregnancyTest
 
 from .models import AuditEntry, Authorization, DecisionRecord, Dispense, OutboxEvent, Patient, table_of
+from .types import UTCDateTime
 
 RowT = TypeVar("RowT")
 
@@ -125,6 +126,32 @@ def _one(session: Session, statement: TextClause, params: dict[str, Any]) -> Any
             raise DBAPIError.instance(
                 compiled.sql, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=broken
             ) from exc
+
+
+# -- the caller -----------------------------------------------------------------------------------
+
+#: ``Repository.actor_by_token_hash``: every request's first statement (its caller's role,
+#: pharmacy, prescriber and training).
+_ACTOR_BY_TOKEN = text(
+    "SELECT id, role, prescriber_id, pharmacy_id, training_completed_at FROM users "
+    "WHERE token_hash = :token_hash AND disabled_at IS NULL "
+    "AND (token_expires_at IS NULL OR token_expires_at > :now)"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def actor_by_token_hash(session: Session, token_hash: str, now: datetime) -> dict[str, Any] | None:
+    """The ``Actor`` fields of the user holding the token hashed ``token_hash``, or None
+    (no such user, disabled, or its token expired by ``now``)."""
+    row = _one(session, _ACTOR_BY_TOKEN, {"token_hash": token_hash, "now": now})
+    if row is None:
+        return None
+    return {
+        "user_id": row.id,
+        "role": row.role,
+        "prescriber_id": row.prescriber_id,
+        "pharmacy_id": row.pharmacy_id,
+        "training_completed_at": _utc(row.training_completed_at),
+    }
 
 
 # -- the facts ----------------------------------------------------------------------------------

@@ -202,3 +202,22 @@ def test_a_driver_error_on_the_short_path_is_sqlalchemy_s_and_a_dropped_connecti
             _one(session, text("SELECT 1 AS x"), {})
         assert raised.value.connection_invalidated
         assert session.connection().invalidated
+
+
+def test_the_token_read_equals_the_orm_read(world):
+    """Every request's first statement runs on the driver's cursor on PostgreSQL: the same
+    actor as the ORM path's, and none for an unknown token or one expired by ``now``."""
+    from datetime import UTC, datetime
+
+    from rems_service.services.users import hash_token
+
+    now = datetime.now(UTC)
+    with world.runtime.uow() as uow:
+        for token in (world.pharmacist_token, world.prescriber_token, world.admin, "rems_unknown"):
+            short = uow.repo.actor_by_token_hash(hash_token(token), now)
+            orm = _orm(Repository(uow.session)).actor_by_token_hash(hash_token(token), now)
+            assert short == orm
+            assert (short is None) == (token == "rems_unknown")
+        uow.session.execute(text("UPDATE users SET token_expires_at = :t"), {"t": now})
+        assert uow.repo.actor_by_token_hash(hash_token(world.admin), now) is None
+        assert _orm(Repository(uow.session)).actor_by_token_hash(hash_token(world.admin), now) is None
