@@ -193,35 +193,12 @@ def prepare(
     )
 
 
-def append(
-    session: Session,
-    *,
-    actor: Actor,
-    action: str,
-    outcome: str,
-    effective_at: datetime,
-    subject: Mapping[str, Any],
-    reasons: Sequence[Mapping[str, Any]] = (),
-    program_version: str | None = None,
-    inputs: Any = None,
-    details: Mapping[str, Any] | None = None,
-) -> AuditEntry:
-    """Append one entry to the chain in the caller's transaction and return it.
-
-    ``inputs`` is the snapshot a decision read; only its digest is stored
-    here. Raises ``ValueError`` if the subject or details carry PHI keys.
+def append(session: Session, **entry: Any) -> AuditEntry:
+    """Append one entry to the chain in the caller's transaction and return it; ``entry``
+    holds ``prepare``'s arguments (``inputs`` is the snapshot a decision read: only its
+    digest is stored). Raises ``ValueError`` if the subject or details carry PHI keys.
     """
-    prepared = prepare(
-        actor=actor,
-        action=action,
-        outcome=outcome,
-        effective_at=effective_at,
-        subject=subject,
-        reasons=reasons,
-        program_version=program_version,
-        inputs=inputs,
-        details=details,
-    )
+    prepared = prepare(**entry)
     head_seq, head_hash, recorded_at = _lock_head(session)
     values = prepared.sealed(head_seq, head_hash, recorded_at)
     # Core statements: the entry is never loaded back or changed, so the ORM adds nothing.
