@@ -11,7 +11,9 @@ import pytest
 from tests.integration.server import ROOT
 
 
-@pytest.mark.parametrize("module", ["bench.run", "bench.load", "bench.profile", "bench.interop", "bench.compare"])
+@pytest.mark.parametrize(
+    "module", ["bench.run", "bench.load", "bench.profile", "bench.interop", "bench.compare", "bench.phases"]
+)
 def test_bench_entry_points_import(module):
     result = subprocess.run(
         [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
