@@ -74,6 +74,8 @@ class _Compiled:
 
     sql: str
     processors: dict[str, Callable[[Any], Any]]
+    #: Held so that its ``id`` (the cache's key) is never reused by another statement.
+    statement: TextClause
 
 
 _COMPILED: dict[tuple[int, str], _Compiled] = {}
@@ -89,7 +91,7 @@ def _compiled(statement: TextClause, dialect: Dialect) -> _Compiled:
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 processors[name] = process
-        found = _COMPILED[key] = _Compiled(compiled.string, processors)
+        found = _COMPILED[key] = _Compiled(compiled.string, processors, statement)
     return found
 
 
