@@ -36,7 +36,7 @@ from typing import Any, TypeVar, cast
 
 from flask import Blueprint as FlaskBlueprint
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 from flask_smorest import Blueprint
 
 from rems_service import metrics
@@ -200,23 +200,38 @@ def refused(exc: RateLimitExceeded) -> str:
     return name
 
 
+def _refusing_window() -> tuple[RequestLimit | None, float]:
+    """The limit that refused this request and when its window ends (read from the storage);
+    ``(None, now + 60)`` when no limit refused it or the storage cannot say."""
+    try:
+        current = limiter.current_limit
+        if current is not None:
+            return current, current.reset_at
+    except Exception as exc:  # the window is read from the storage: if it fails, still a 429
+        log.warning("rate limit window unreadable", extra={"error": type(exc).__name__})
+    return None, time.time() + 60
+
+
+def retry_after_seconds() -> int:
+    """Seconds until the refusing limit's window ends (at least 1): a 429's ``Retry-After``."""
+    return max(1, int(_refusing_window()[1] - time.time()))
+
+
 def _refusal_headers(response: Response) -> Response:
     """On a 429: ``Retry-After`` (seconds until the limit's window ends) and the
     ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` of the limit that refused, unless the
     responder set its own ``Retry-After`` (the portal's sign-in page)."""
     if response.status_code != 429 or "Retry-After" in response.headers:
         return response
-    try:
-        current = limiter.current_limit
-        reset_at = current.reset_at if current is not None else time.time() + 60
-        headers = {"Retry-After": str(max(1, int(reset_at - time.time())))}
-        if current is not None:
+    current, reset_at = _refusing_window()
+    headers = {"Retry-After": str(max(1, int(reset_at - time.time())))}
+    if current is not None:
+        try:
             headers["X-RateLimit-Limit"] = str(current.limit.amount)
             headers["X-RateLimit-Remaining"] = str(current.remaining)
             headers["X-RateLimit-Reset"] = str(int(reset_at))
-    except Exception as exc:  # the window is read from the storage: if it fails, still a 429
-        log.warning("rate limit window unreadable", extra={"error": type(exc).__name__})
-        headers = {"Retry-After": "60"}
+        except Exception as exc:  # ``remaining`` is read from the storage too
+            log.warning("rate limit window unreadable", extra={"error": type(exc).__name__})
     response.headers.update(headers)
     return response
 

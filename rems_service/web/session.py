@@ -18,7 +18,6 @@ with ``Retry-After``.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -146,8 +145,7 @@ def _throttled(exc: Exception) -> Response:
     (the shared limiter's; a blueprint handler, so the API's JSON 429 is not used here)."""
     if isinstance(exc, RateLimitExceeded):
         ratelimit.refused(exc)  # logged and counted like the API's
-    current = ratelimit.limiter.current_limit
-    seconds = max(1, int(current.reset_at - time.time())) if current is not None else 60
+    seconds = ratelimit.retry_after_seconds()
     minutes = max(1, (seconds + 59) // 60)
     body, status = error_page(
         429,
