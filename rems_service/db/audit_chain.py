@@ -27,7 +27,14 @@ from sqlmodel import Session, col, select
 
 from rems_service.db.audit_mac import AuditKey, current_key
 from rems_service.db.engine import database_now, remember_clock
-from rems_service.db.models import AuditChainHead, AuditEntry, AuditReasonCode, AuditSubjectRef, table_of
+from rems_service.db.models import (
+    CHAIN_HEAD_ID,
+    AuditChainHead,
+    AuditEntry,
+    AuditReasonCode,
+    AuditSubjectRef,
+    table_of,
+)
 from rems_service.db.types import UTCDateTime
 from workflows.actors import Actor
 from workflows.audit import (
@@ -41,9 +48,6 @@ from workflows.audit import (
 )
 from workflows.identifiers import normalize_reference_number
 from workflows.rules import Rule
-
-#: Primary key of the one chain-head row (created by the first migration).
-CHAIN_HEAD_ID = 1
 
 #: Subject and detail keys that would carry PHI; refused outright (R-AUD-3).
 PHI_KEYS = frozenset({"first_name", "last_name", "name", "patient_name", "date_of_birth", "dob", "guardian_name"})

@@ -46,13 +46,26 @@ from workflows.patients import RiskCategory
 from workflows.surveys import is_complete as survey_is_complete
 from workflows.testing import PregnancyResult, PregnancyTest
 
-from .models import AuditEntry, Authorization, DecisionRecord, Dispense, OutboxEvent, Patient, table_of
+from .models import (
+    CHAIN_HEAD_ID,
+    AuditEntry,
+    Authorization,
+    DecisionRecord,
+    Dispense,
+    OutboxEvent,
+    Patient,
+    table_of,
+)
 from .types import UTCDateTime
 
 RowT = TypeVar("RowT")
 
-#: The chain head's one row (``audit_chain.CHAIN_HEAD_ID``).
-_HEAD_ID = 1
+_PATIENTS = table_of(Patient)
+_AUTHORIZATIONS = table_of(Authorization)
+_ENTRIES = table_of(AuditEntry)
+_DECISIONS = table_of(DecisionRecord)
+_EVENTS = table_of(OutboxEvent)
+_DISPENSES = table_of(Dispense)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -348,18 +361,16 @@ def _course_row(data: Mapping[str, Any]) -> Any:
 
 # -- the locking statement -----------------------------------------------------------------------
 
-_PATIENTS = table_of(Patient)
-_AUTHORIZATION_ROWS = table_of(Authorization)
 #: ``Repository.lock_by_number``'s statement: lock order patient, then authorization (PostgreSQL
 #: locks each joined row in the order ``FOR UPDATE OF`` names the tables).
 _LOCK_BY_NUMBER = text(
     f"SELECT {', '.join(f'p.{c.name} AS p_{c.name}' for c in _PATIENTS.c)}, "
-    f"{', '.join(f'a.{c.name} AS a_{c.name}' for c in _AUTHORIZATION_ROWS.c)} "
+    f"{', '.join(f'a.{c.name} AS a_{c.name}' for c in _AUTHORIZATIONS.c)} "
     "FROM patients p JOIN authorizations a ON a.patient_id = p.id WHERE a.number = :number "
     "FOR UPDATE OF p, a"
 )
 _PATIENT_TYPES = [(c.name, c.type) for c in _PATIENTS.c]
-_AUTHORIZATION_TYPES = [(c.name, c.type) for c in _AUTHORIZATION_ROWS.c]
+_AUTHORIZATION_TYPES = [(c.name, c.type) for c in _AUTHORIZATIONS.c]
 
 
 def _loaded(
@@ -457,11 +468,6 @@ def _into(table: Table) -> str:
     return f"INSERT INTO {table.name} ({', '.join(c.name for c in table.columns)})"
 
 
-_AUTHORIZATIONS = table_of(Authorization)
-_ENTRIES = table_of(AuditEntry)
-_DECISIONS = table_of(DecisionRecord)
-_EVENTS = table_of(OutboxEvent)
-_DISPENSES = table_of(Dispense)
 _STATUS = _AUTHORIZATIONS.c.status.type
 _CHANGED_AT = _AUTHORIZATIONS.c.status_changed_at.type
 _ISSUED_TABLES = {"dispense": _DISPENSES, "authorization": _AUTHORIZATIONS}
@@ -487,7 +493,7 @@ def _lock_head_statement(changes_authorization: bool) -> TextClause:
 def lock_head(session: Session, change: AuthorizationChange | None) -> tuple[int, str, datetime]:
     """Lock the chain head and read it with the database's clock, in one statement that
     also stores ``change`` (before the entry, as the ORM path orders them)."""
-    params: dict[str, Any] = {"head_id": _HEAD_ID}
+    params: dict[str, Any] = {"head_id": CHAIN_HEAD_ID}
     if change is not None:
         params.update(a_id=change.authorization_id, a_status=change.status, a_at=change.at)
     row = _one(session, _lock_head_statement(change is not None), params)
@@ -516,7 +522,7 @@ def _write_statement(issued: str | None, completes_claim: bool) -> TextClause:
         f"codes AS (INSERT INTO audit_reason_codes (code, seq) SELECT c, {seq} FROM unnest(CAST(:codes AS text[])) c)",
         "refs AS (INSERT INTO audit_subject_refs (kind, value, seq) SELECT r.k, r.v, "
         f"{seq} FROM unnest(CAST(:ref_kinds AS text[]), CAST(:ref_values AS text[])) r(k, v))",
-        f"head AS (UPDATE audit_chain_head SET seq = {seq}, hash = {entry_hash} WHERE id = {_HEAD_ID})",
+        f"head AS (UPDATE audit_chain_head SET seq = {seq}, hash = {entry_hash} WHERE id = {CHAIN_HEAD_ID})",
         f"decision AS ({_into(_DECISIONS)} VALUES ({_values(_DECISIONS, _DECISION_BINDS, from_entry)}))",
         f"event AS ({_into(_EVENTS)} VALUES ({_values(_EVENTS, _EVENT_BINDS, event_given)}))",
     ]

@@ -232,6 +232,10 @@ class AuditEntry(SQLModel, table=True):
     )
 
 
+#: Primary key of the one chain-head row (created by the first migration).
+CHAIN_HEAD_ID = 1
+
+
 class AuditChainHead(SQLModel, table=True):
     """The single row naming the chain's last entry; locking it serializes appends."""
 
